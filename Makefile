@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` (set up, then run the main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SOURCES ?= examples/sources
+
+.PHONY: demo test setup debian-packages lint clean
+
+demo: setup
+	$(BIN)/minimirror sources check --sources $(SOURCES)
+
+test: setup
+	$(BIN)/pytest
+
+setup: debian-packages $(VENV)/.installed
+
+debian-packages:
+	@scripts/install-debian-packages
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check minimirror tests benchmarks
+	$(BIN)/ruff format --check minimirror tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,97 @@
+"""The ``minimirror`` command: parse arguments, call one library function, format its result.
+
+One handler maps :class:`~minimirror.errors.MinimirrorError` to a message and an exit code; a traceback is
+shown only with ``-v``. ``main(argv)`` returns the exit code, so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.logging import RichHandler
+
+from minimirror import __version__
+from minimirror.cli._common import Invocation, err_console
+from minimirror.errors import MinimirrorError
+
+__all__ = ["cli", "entry", "main"]
+
+
+def _report(exc: MinimirrorError, *, verbose: int) -> None:
+    if verbose:
+        err_console.print(
+            "".join(traceback.format_exception(exc)), markup=False, highlight=False, end=""
+        )
+    err_console.print("[bold red]error:[/] ", end="")
+    err_console.print(exc.render(), markup=False)
+
+
+class _Group(click.Group):
+    """A group that turns minimirror's own errors into one clean message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MinimirrorError as exc:
+            obj = ctx.find_root().obj
+            _report(exc, verbose=obj.verbose if isinstance(obj, Invocation) else 0)
+            ctx.exit(exc.exit_code)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = RichHandler(console=err_console, show_time=False, show_path=verbose >= 2, markup=False)
+    root = logging.getLogger("minimirror")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="minimirror")
+@click.option("-v", "--verbose", count=True, help="More detail; -v shows tracebacks, -vv debug logs.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """minimirror: lock, review and build offline APT mirrors that people can trust."""
+    ctx.obj = Invocation(verbose=verbose, quiet=quiet)
+    _configure_logging(verbose, quiet)
+
+
+def _register() -> None:
+    # Each command group lives in its own module; importing registers nothing by side effect.
+    from minimirror.cli import commands
+
+    for command in commands.ALL:
+        cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    try:
+        # Without standalone mode click returns ctx.exit()'s code instead of calling sys.exit.
+        result = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="minimirror", standalone_mode=False
+        )
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    """The console script."""
+    sys.exit(main())
+
+
+_register()

@@ -1,0 +1,179 @@
+"""The exception tree of minimirror, and the diagnostic value that locates a user mistake.
+
+Every error a user can cause derives from :class:`MinimirrorError`; the CLI maps it to a one-line
+message and an exit code, and shows a traceback only with ``-v``. Third-party exceptions are converted
+into these at the edge where they are raised (``raise ... from exc``), never passed through.
+
+    MinimirrorError                 exit 2 unless a subclass says otherwise
+    ├── UsageError                  a command line or environment that cannot work
+    ├── DiagnosticsError            one or more located mistakes in input files (file:line:col)
+    │   └── QueryError              a package query that does not parse
+    ├── ArchiveError                an upstream archive that cannot be read or trusted
+    │   ├── FetchError              a URL that could not be downloaded (carries the URL)
+    │   ├── IntegrityError          a size or sha256 that does not match what was verified
+    │   └── SignatureError          a signature that does not verify with the configured key
+    ├── ResolveError                a query or dependency that cannot be satisfied (carries the chain)
+    └── LockError                   a lockfile that is missing, stale or malformed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "ArchiveError",
+    "Diagnostic",
+    "DiagnosticsError",
+    "FetchError",
+    "IntegrityError",
+    "LockError",
+    "MinimirrorError",
+    "QueryError",
+    "ResolveError",
+    "SignatureError",
+    "UsageError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One located mistake: ``path:line:column: message``, with the offending line and a caret.
+
+    ``line`` and ``column`` are 1-based; ``column`` counts characters of ``text`` (the whole line as read,
+    without its line ending). ``path`` is ``None`` for text that did not come from a file.
+    """
+
+    message: str
+    path: Path | str | None = None
+    line: int = 1
+    column: int = 1
+    text: str | None = None
+
+    @property
+    def location(self) -> str:
+        where = str(self.path) if self.path is not None else "<input>"
+        return f"{where}:{self.line}:{self.column}"
+
+    def headline(self) -> str:
+        return f"{self.location}: {self.message}"
+
+    def render(self) -> str:
+        """The headline, then the offending line and a caret under the column (tabs kept aligned)."""
+        if self.text is None:
+            return self.headline()
+        shown = self.text.rstrip("\r\n")
+        prefix = "".join(ch if ch == "\t" else " " for ch in shown[: max(self.column - 1, 0)])
+        return f"{self.headline()}\n    {shown}\n    {prefix}^"
+
+
+class MinimirrorError(Exception):
+    """The root of every error minimirror raises on purpose. ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 2
+
+    def render(self) -> str:
+        """The full message for a person: what went wrong, where, and what to do."""
+        return str(self)
+
+
+class UsageError(MinimirrorError):
+    """A command line, option or environment variable that cannot work as given."""
+
+
+class DiagnosticsError(MinimirrorError):
+    """One or more located mistakes in input files, all reported together."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        count = len(self.diagnostics)
+        first = self.diagnostics[0].headline() if self.diagnostics else "no diagnostics"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(first + more)
+
+    def render(self) -> str:
+        return "\n".join(d.render() for d in self.diagnostics)
+
+
+class QueryError(DiagnosticsError):
+    """A package query that does not parse. ``column`` is 1-based in ``query``."""
+
+    def __init__(
+        self,
+        message: str,
+        query: str,
+        column: int,
+        *,
+        path: Path | str | None = None,
+        line: int = 1,
+        line_text: str | None = None,
+        column_offset: int = 0,
+    ) -> None:
+        self.message = message
+        self.query = query
+        self.column = column
+        diagnostic = Diagnostic(
+            message=message,
+            path=path,
+            line=line,
+            column=column + column_offset,
+            text=line_text if line_text is not None else query,
+        )
+        super().__init__([diagnostic])
+
+    def located(
+        self, path: Path | str, line: int, line_text: str, column_offset: int = 0
+    ) -> QueryError:
+        """The same error placed in a file: ``column_offset`` is where the query starts in ``line_text``."""
+        return QueryError(
+            self.message,
+            self.query,
+            self.column,
+            path=path,
+            line=line,
+            line_text=line_text,
+            column_offset=column_offset,
+        )
+
+
+class ArchiveError(MinimirrorError):
+    """An upstream archive that cannot be read or trusted."""
+
+
+class FetchError(ArchiveError):
+    """A download that failed after retries. Names the URL and what to try."""
+
+    def __init__(self, url: str, reason: str, hint: str = "") -> None:
+        self.url = url
+        self.reason = reason
+        self.hint = hint
+        text = f"cannot download {url}: {reason}"
+        super().__init__(f"{text}. {hint}" if hint else text)
+
+
+class IntegrityError(ArchiveError):
+    """A file whose size or sha256 differs from the value a verified signature vouches for."""
+
+
+class SignatureError(ArchiveError):
+    """A signature that does not verify with the key configured for the source."""
+
+
+class ResolveError(MinimirrorError):
+    """A query or dependency that cannot be satisfied. ``chain`` leads from the query line to the problem."""
+
+    def __init__(self, message: str, chain: Sequence[str] = ()) -> None:
+        self.message = message
+        self.chain = tuple(chain)
+        super().__init__(message)
+
+    def render(self) -> str:
+        if not self.chain:
+            return self.message
+        steps = "\n".join(f"  {'  ' * depth}-> {step}" for depth, step in enumerate(self.chain))
+        return f"{self.message}\n{steps}"
+
+
+class LockError(MinimirrorError):
+    """A lockfile that is missing, stale or malformed."""
