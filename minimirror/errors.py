@@ -122,9 +122,7 @@ class QueryError(DiagnosticsError):
         )
         super().__init__([diagnostic])
 
-    def located(
-        self, path: Path | str, line: int, line_text: str, column_offset: int = 0
-    ) -> QueryError:
+    def located(self, path: Path | str, line: int, line_text: str, column_offset: int = 0) -> QueryError:
         """The same error placed in a file: ``column_offset`` is where the query starts in ``line_text``."""
         return QueryError(
             self.message,

@@ -24,9 +24,7 @@ __all__ = ["cli", "entry", "main"]
 
 def _report(exc: MinimirrorError, *, verbose: int) -> None:
     if verbose:
-        err_console.print(
-            "".join(traceback.format_exception(exc)), markup=False, highlight=False, end=""
-        )
+        err_console.print("".join(traceback.format_exception(exc)), markup=False, highlight=False, end="")
     err_console.print("[bold red]error:[/] ", end="")
     err_console.print(exc.render(), markup=False)
 

@@ -1,0 +1,293 @@
+"""Reading an upstream APT archive the way apt does, trusting nothing that was not verified.
+
+The chain of trust (Debian RepositoryFormat; apt's acquire logic): the source's key verifies ``InRelease``
+(else ``Release`` + ``Release.gpg``); the verified Release gives the size and sha256 of every index; an index
+is accepted only when both match. Indices are fetched by hash (``by-hash/SHA256/<hash>``) when the Release
+says ``Acquire-By-Hash: yes``, falling back to the plain name, and the smallest listed compression is
+preferred (``.xz``, then ``.gz``, then none).
+
+Everything fetched is kept in the :class:`~minimirror.cache.Cache`: a second run whose InRelease is unchanged
+downloads only the InRelease, and ``offline=True`` works from the cache alone, re-verifying the stored
+InRelease, and says what is missing when it cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from minimirror.cache import Cache, atomic_write
+from minimirror.download import Downloader
+from minimirror.errors import ArchiveError, FetchError, SignatureError
+from minimirror.release import IndexEntry, ReleaseFile, parse_release
+from minimirror.signature import Verified, dearmor, verify_clearsigned, verify_detached
+
+__all__ = ["IndexFile", "Snapshot", "Upstream", "fetch_index", "open_snapshot"]
+
+log = logging.getLogger(__name__)
+
+_COMPRESSIONS = (".xz", ".gz", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where an archive is and how far to trust it: what ``source.txt`` and the settings say."""
+
+    url: str
+    key_url: str
+    dist: str
+    components: tuple[str, ...]
+    architectures: tuple[str, ...]
+    verify: bool = True
+    allow_expired: bool = False
+
+    @property
+    def base(self) -> str:
+        return self.url.rstrip("/") + "/"
+
+    @property
+    def dist_url(self) -> str:
+        return f"{self.base}dists/{self.dist}/"
+
+    @property
+    def cache_key(self) -> str:
+        """A stable name for this upstream's Release in the cache."""
+        return hashlib.sha256(f"{self.base}\0{self.dist}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFile:
+    """One ``Packages`` index of a component and architecture, as the verified Release describes it."""
+
+    component: str
+    architecture: str
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A verified view of an upstream at one moment: what a lock pins as its chain of trust."""
+
+    upstream: Upstream
+    release: ReleaseFile
+    release_name: str
+    release_sha256: str
+    fingerprints: tuple[str, ...]
+    indices: tuple[IndexFile, ...]
+
+
+def open_snapshot(
+    upstream: Upstream,
+    *,
+    downloader: Downloader | None,
+    cache: Cache,
+    now: datetime | None = None,
+) -> Snapshot:
+    """Fetch (or, with ``downloader=None``, read from the cache) and verify an upstream's Release,
+    then make sure every index it needs is in the cache. Returns the verified snapshot."""
+    name, raw, content, fingerprints = _verified_release(upstream, downloader, cache)
+    release = parse_release(content, name=upstream.dist_url + name)
+    _check_validity(release, upstream, now or datetime.now(UTC))
+    indices = tuple(_select_indices(release, upstream))
+    for index in indices:
+        fetch_index(upstream, release, index, downloader=downloader, cache=cache)
+    return Snapshot(
+        upstream=upstream,
+        release=release,
+        release_name=name,
+        release_sha256=hashlib.sha256(raw).hexdigest(),
+        fingerprints=fingerprints,
+        indices=indices,
+    )
+
+
+def fetch_index(
+    upstream: Upstream, release: ReleaseFile, index: IndexFile, *, downloader: Downloader | None, cache: Cache
+) -> Path:
+    """Make sure the index is in the cache (verified by size and sha256) and return its blob path."""
+    if cache.has_blob(index.sha256, index.size):
+        return cache.blob_path(index.sha256)
+    plain_url = upstream.dist_url + index.path
+    if downloader is None:
+        raise ArchiveError(
+            f"offline: {plain_url} (sha256 {index.sha256[:12]}...) is not in the cache. "
+            "Run once without --offline to fill the cache."
+        )
+    destination = cache.blob_path(index.sha256)
+    urls = [plain_url]
+    if release.acquire_by_hash:
+        directory = index.path.rsplit("/", 1)[0]
+        urls.insert(0, f"{upstream.dist_url}{directory}/by-hash/SHA256/{index.sha256}")
+    for url in urls:
+        try:
+            downloader.download(url, destination, size=index.size, sha256=index.sha256)
+            return destination
+        except FetchError as exc:
+            if url == urls[-1] or "HTTP 404" not in exc.reason:
+                raise
+            log.debug("no by-hash copy at %s, falling back to the plain name", url)
+    raise AssertionError("unreachable: the last URL either returned or raised")
+
+
+def _verified_release(
+    upstream: Upstream, downloader: Downloader | None, cache: Cache
+) -> tuple[str, bytes, bytes, tuple[str, ...]]:
+    """(file name, raw bytes, verified content, fingerprints) of the InRelease, else Release."""
+    stored = cache.release_dir(upstream.cache_key)
+    if downloader is None:
+        name, raw, signature = _stored_release(stored, upstream)
+    else:
+        name, raw, signature = _download_release(upstream, downloader)
+    if upstream.verify:
+        try:
+            verified = _verify(upstream, name, raw, signature, _keyring(upstream, downloader, cache))
+        except SignatureError:
+            if downloader is None or not upstream.key_url.startswith(("http://", "https://")):
+                raise
+            # The cached key may predate a key rotation: fetch it again once before giving up.
+            keyring = _keyring(upstream, downloader, cache, refresh=True)
+            verified = _verify(upstream, name, raw, signature, keyring)
+        content, fingerprints = verified.content, verified.fingerprints
+    else:
+        log.warning(
+            "SIGNATURE CHECKING IS DISABLED for %s (gpgDisableVerify): anyone on the path to the archive "
+            "can change what this mirror serves.",
+            upstream.dist_url,
+        )
+        content, fingerprints = _unsigned_content(raw, name), ()
+    if downloader is not None:
+        # Kept only once verified, so that --offline can verify it again later.
+        atomic_write(stored / name, raw)
+        if signature is not None:
+            atomic_write(stored / "Release.gpg", signature)
+    return name, raw, content, fingerprints
+
+
+def _verify(upstream: Upstream, name: str, raw: bytes, signature: bytes | None, keyring: bytes) -> Verified:
+    if signature is None:
+        return verify_clearsigned(raw, keyring, name=upstream.dist_url + name)
+    return verify_detached(raw, signature, keyring, name=upstream.dist_url + name)
+
+
+def _download_release(upstream: Upstream, downloader: Downloader) -> tuple[str, bytes, bytes | None]:
+    inrelease = downloader.get_bytes(upstream.dist_url + "InRelease", missing_ok=True)
+    if inrelease is not None:
+        return "InRelease", inrelease, None
+    release = downloader.get_bytes(upstream.dist_url + "Release", missing_ok=True)
+    if release is None:
+        raise ArchiveError(
+            f"{upstream.dist_url}: neither InRelease nor Release exists. "
+            f"Check the URL and the dist {upstream.dist!r} in source.txt."
+        )
+    if not upstream.verify:
+        return "Release", release, None
+    signature = downloader.get_bytes(upstream.dist_url + "Release.gpg", missing_ok=True)
+    if signature is None:
+        raise SignatureError(
+            f"{upstream.dist_url}: the archive is not signed (no InRelease, no Release.gpg). "
+            "minimirror only mirrors signed archives; gpgDisableVerify in aptly.conf overrides this."
+        )
+    return "Release", release, signature
+
+
+def _stored_release(stored: Path, upstream: Upstream) -> tuple[str, bytes, bytes | None]:
+    for name in ("InRelease", "Release"):
+        path = stored / name
+        if path.is_file():
+            signature = stored / "Release.gpg"
+            detached = signature.read_bytes() if name == "Release" and upstream.verify else None
+            if name == "Release" and upstream.verify and detached is None:
+                break
+            return name, path.read_bytes(), detached
+    raise ArchiveError(
+        f"offline: no Release of {upstream.dist_url} in the cache. Run once without --offline to fill it."
+    )
+
+
+def _keyring(upstream: Upstream, downloader: Downloader | None, cache: Cache, *, refresh: bool = False) -> bytes:
+    key_url = upstream.key_url
+    parts = urlsplit(key_url)
+    if parts.scheme == "file":
+        path = Path(unquote(parts.path))
+        try:
+            key = path.read_bytes()
+        except OSError as exc:
+            raise SignatureError(f"cannot read the key {key_url}: {exc.strerror}") from exc
+    elif parts.scheme in ("http", "https"):
+        key = _remote_key(key_url, downloader, cache, refresh=refresh)
+    else:
+        raise SignatureError(f"key URL {key_url!r}: only file://, http:// and https:// are supported")
+    return dearmor(key, name=key_url)
+
+
+def _remote_key(key_url: str, downloader: Downloader | None, cache: Cache, *, refresh: bool) -> bytes:
+    stored = cache.key_path(key_url)
+    if stored.is_file() and not refresh:
+        return stored.read_bytes()
+    if downloader is None:
+        if not stored.is_file():
+            raise ArchiveError(f"offline: the key {key_url} is not in the cache. Run once without --offline.")
+        return stored.read_bytes()
+    key = downloader.get_bytes(key_url)
+    assert key is not None
+    atomic_write(stored, key)
+    return key
+
+
+def _unsigned_content(raw: bytes, name: str) -> bytes:
+    """The text of a Release taken without verification (gpgDisableVerify): strip clear-sign armor."""
+    if name != "InRelease":
+        return raw
+    lines = raw.split(b"\n")
+    try:
+        start = lines.index(b"") + 1
+        end = next(i for i, line in enumerate(lines) if line.startswith(b"-----BEGIN PGP SIGNATURE"))
+    except (ValueError, StopIteration) as exc:
+        raise ArchiveError(f"{name}: not a clear-signed file") from exc
+    return b"\n".join(line[2:] if line.startswith(b"- ") else line for line in lines[start:end]) + b"\n"
+
+
+def _check_validity(release: ReleaseFile, upstream: Upstream, now: datetime) -> None:
+    if release.is_expired(now) and not upstream.allow_expired:
+        raise ArchiveError(
+            f"{upstream.dist_url}: the Release expired on {release.valid_until:%Y-%m-%d %H:%M UTC} "
+            "(Valid-Until); a replayed old Release looks like this. For a frozen snapshot archive, set "
+            "allow-expired = true in the source's minimirror.toml."
+        )
+
+
+def _select_indices(release: ReleaseFile, upstream: Upstream) -> Iterable[IndexFile]:
+    for component in upstream.components:
+        if release.components and component not in release.components:
+            raise ArchiveError(
+                f"{upstream.dist_url}: component {component!r} is not in the Release "
+                f"(it has: {' '.join(release.components)})"
+            )
+        architectures = list(upstream.architectures)
+        if not release.no_support_for_architecture_all:
+            architectures.append("all")
+        for architecture in architectures:
+            entry = _best_entry(release, f"{component}/binary-{architecture}/Packages")
+            if entry is None:
+                if architecture == "all":
+                    continue
+                raise ArchiveError(
+                    f"{upstream.dist_url}: no Packages index for {component}/binary-{architecture} "
+                    f"in the Release (architectures: {' '.join(release.architectures) or 'not listed'})"
+                )
+            yield IndexFile(component, architecture, entry.path, entry.size, entry.sha256)
+
+
+def _best_entry(release: ReleaseFile, stem: str) -> IndexEntry | None:
+    for suffix in _COMPRESSIONS:
+        entry = release.files.get(stem + suffix)
+        if entry is not None:
+            return entry
+    return None

@@ -1,0 +1,92 @@
+"""The local cache: content-addressed blobs, the last verified Release of each upstream, and fetched keys.
+
+Layout below the cache directory (default ``$XDG_CACHE_HOME/minimirror``, else ``~/.cache/minimirror``)::
+
+    blobs/sha256/<2 hex>/<sha256>     any file we verified by hash: indices, pool files
+    releases/<upstream key>/<name>    the last InRelease (or Release + Release.gpg) fetched for an upstream
+    keys/<sha256 of the key URL>      the last key fetched from an http(s) key URL
+    parsed/                           parsed indices (see minimirror.index), keyed by the index's sha256
+
+Blobs are trusted only by name: a blob is written under its sha256 only after the bytes were hashed, through a
+temporary file and a rename, so an interrupted write never leaves a file under a valid-looking name.
+Reading a blob re-checks its size, and its hash whenever the caller reads the bytes anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from minimirror.errors import IntegrityError
+
+__all__ = ["Cache", "default_cache_dir"]
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def default_cache_dir(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
+    return Path(base) / "minimirror"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Cache:
+    root: Path
+
+    def blob_path(self, sha256: str) -> Path:
+        if not _HEX64.match(sha256):
+            raise IntegrityError(f"not a sha256 hex digest: {sha256!r}")
+        return self.root / "blobs" / "sha256" / sha256[:2] / sha256
+
+    def has_blob(self, sha256: str, size: int | None = None) -> bool:
+        path = self.blob_path(sha256)
+        try:
+            return size is None or path.stat().st_size == size
+        except FileNotFoundError:
+            return False
+
+    def read_blob(self, sha256: str) -> bytes | None:
+        """The bytes stored under ``sha256``, or ``None``; a corrupted blob is removed and reported missing."""
+        path = self.blob_path(sha256)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            path.unlink(missing_ok=True)
+            return None
+        return data
+
+    def put_blob(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has_blob(digest, len(data)):
+            atomic_write(self.blob_path(digest), data)
+        return digest
+
+    def release_dir(self, upstream_key: str) -> Path:
+        return self.root / "releases" / upstream_key
+
+    def key_path(self, key_url: str) -> Path:
+        return self.root / "keys" / hashlib.sha256(key_url.encode()).hexdigest()
+
+    @property
+    def parsed_dir(self) -> Path:
+        return self.root / "parsed"
