@@ -1,0 +1,431 @@
+"""Dependency resolution: the set of packages apt would install for the queries onto an empty system.
+
+The goal is apt's answer (``apt-get install --no-install-recommends`` with an empty dpkg status), so the
+walk follows apt's own marking order (``pkgDepCache::MarkInstall`` in apt-pkg/depcache.cc):
+
+* every package the queries select is marked first, then each one's dependencies are installed depth-first,
+  in the order of its ``Pre-Depends`` then ``Depends`` fields;
+* an or-group ``a | b`` that an already marked package satisfies needs nothing more; otherwise its first
+  alternative that has an installable candidate is taken;
+* within one alternative the candidates are ordered as apt's ``CompareProviders`` does: the real package
+  first, then providers that are Essential, then ``Priority: important``, then by Priority (required first),
+  then the provider that comes later in the index (apt prefers the higher cache ID, which follows index order);
+* versioned Provides satisfy versioned relations; an unversioned Provides never does (policy 7.5);
+* ``Architecture: all`` packages count as native; ``:any`` and ``:native`` qualifiers are honoured; each
+  architecture of the source is resolved as the native one in its own pass, and the passes are merged.
+
+Where minimirror differs from apt on purpose: one version per (name, architecture), the newest that meets every
+constraint met so far (apt would only try its single candidate); a version kept from the previous lock is
+preferred while it still satisfies everything (conservative locking); and an unsatisfiable dependency is an
+error that prints the chain from the query line, never a silent drop.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from debian.deb822 import PkgRelation
+
+from minimirror.errors import ResolveError
+from minimirror.package import Package
+from minimirror.query import Query, compare_versions, names_hint, selects_all_versions
+
+__all__ = ["Resolution", "ResolveOptions", "Resolved", "Root", "resolve"]
+
+_MAX_RESTARTS = 200
+# apt's pkgCache::State::VerPriority; a package without Priority stays 0 in apt's cache, so it sorts first.
+_PRIORITY = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra": 5}
+
+
+class Index(Protocol):
+    """What the resolver needs of a package index (see :class:`minimirror.index.PackageIndex`)."""
+
+    def by_name(self, name: str) -> Sequence[Package]: ...
+
+    def providers(self, name: str) -> Sequence[tuple[Package, str | None]]: ...
+
+    def position(self, package: Package) -> int: ...
+
+    def __iter__(self) -> Iterator[Package]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """One query line: its canonical text (what the lock records) and where it was written (for errors)."""
+
+    text: str
+    query: Query
+    origin: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveOptions:
+    architectures: tuple[str, ...]
+    recommends: bool = False
+    suggests: bool = False
+    all_variants: bool = False
+    prefer: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    """Versions to keep per (name, architecture) while they still satisfy everything: the previous lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    package: Package
+    queries: tuple[str, ...]
+    required_by: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    packages: tuple[Resolved, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Alternative:
+    name: str
+    op: str | None
+    version: str | None
+    archqual: str | None
+
+    def __str__(self) -> str:
+        qual = f":{self.archqual}" if self.archqual else ""
+        return f"{self.name}{qual} ({self.op} {self.version})" if self.op else f"{self.name}{qual}"
+
+
+_Group = tuple[_Alternative, ...]
+
+
+def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Resolution:
+    """Resolve ``roots`` against ``index`` for every architecture in ``options``; deterministic."""
+    queries: dict[Package, set[str]] = defaultdict(set)
+    required_by: dict[Package, set[str]] = defaultdict(set)
+    for architecture in options.architectures:
+        forced: dict[tuple[str, str], str] = {}
+        for _ in range(_MAX_RESTARTS):
+            walk = _Walk(index, architecture, options, forced)
+            try:
+                walk.run(roots)
+                break
+            except _Restart as restart:
+                forced[restart.key] = restart.version
+        else:
+            raise ResolveError(f"no stable set of versions for {architecture} after {_MAX_RESTARTS} tries")
+        for package, texts in walk.queries.items():
+            queries[package] |= texts
+        for package, parents in walk.required_by.items():
+            required_by[package] |= parents
+    ordered = sorted(set(queries) | set(required_by), key=_sort_key)
+    return Resolution(
+        tuple(
+            Resolved(package, tuple(sorted(queries.get(package, ()))), tuple(sorted(required_by.get(package, ()))))
+            for package in ordered
+        )
+    )
+
+
+_VERSION_KEY = functools.cmp_to_key(compare_versions)
+
+
+def _sort_key(package: Package) -> tuple[str, str, Any]:
+    return (package.name, package.architecture, _VERSION_KEY(package.version))
+
+
+class _Restart(Exception):
+    """A version chosen earlier cannot meet a later constraint, but another version meets them all."""
+
+    def __init__(self, key: tuple[str, str], version: str) -> None:
+        super().__init__(f"{key}: {version}")
+        self.key = key
+        self.version = version
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_relations(text: str) -> tuple[_Group, ...]:
+    groups = []
+    for group in PkgRelation.parse_relations(text):
+        alternatives = []
+        for item in group:
+            version = item.get("version")
+            op, number = (_canonical_op(version[0]), version[1]) if version else (None, None)
+            alternatives.append(_Alternative(item["name"], op, number, item.get("archqual")))
+        groups.append(tuple(alternatives))
+    return tuple(groups)
+
+
+def _canonical_op(op: str) -> str:
+    return {"<": "<=", ">": ">="}.get(op, op)
+
+
+def _satisfies(version: str | None, op: str | None, wanted: str | None) -> bool:
+    if op is None or wanted is None:
+        return True
+    if version is None:
+        return False
+    order = compare_versions(version, wanted)
+    return {
+        "<<": order < 0,
+        "<=": order <= 0,
+        "=": order == 0,
+        ">=": order >= 0,
+        ">>": order > 0,
+    }[op]
+
+
+class _Walk:
+    """One resolution pass for one native architecture, marking packages as apt's MarkInstall would."""
+
+    def __init__(
+        self, index: Index, architecture: str, options: ResolveOptions, forced: Mapping[tuple[str, str], str]
+    ) -> None:
+        self.index = index
+        self.native = architecture
+        self.options = options
+        self.forced = forced
+        self.marked: dict[tuple[str, str], Package] = {}
+        self.extra: set[Package] = set()
+        self.provided: dict[str, list[tuple[Package, str | None]]] = defaultdict(list)
+        self.constraints: dict[tuple[str, str], list[tuple[_Alternative, str]]] = defaultdict(list)
+        self.queries: dict[Package, set[str]] = defaultdict(set)
+        self.required_by: dict[Package, set[str]] = defaultdict(set)
+        self.expanded: set[Package] = set()
+
+    # --- roots ---------------------------------------------------------------------------------------------
+
+    def run(self, roots: Sequence[Root]) -> None:
+        selected: list[tuple[Package, Root]] = []
+        for root in roots:
+            picks = self._select(root)
+            if not picks:
+                raise ResolveError(
+                    f"{root.origin + ': ' if root.origin else ''}the query {root.text!r} matches no package "
+                    f"for {self.native}",
+                    [f"query: {root.text}"],
+                )
+            selected.extend((package, root) for package in picks)
+        for package, root in selected:
+            self.queries[package].add(root.text)
+            self._mark(package)
+        order = sorted({p for p, _ in selected}, key=self.index.position)
+        for package in order:
+            root = next(r for p, r in selected if p == package)
+            self._install_dependencies(package, [f"query: {root.text}", str(package)])
+
+    def _select(self, root: Root) -> list[Package]:
+        matching = [p for p in self._root_candidates(root.query) if root.query.matches(p)]
+        if selects_all_versions(root.query):
+            return sorted(matching, key=self.index.position)
+        newest: dict[tuple[str, str], Package] = {}
+        for package in matching:  # by_name order is newest first, so the first seen per key wins
+            key = (package.name, package.architecture)
+            preferred = self._preferred_version(key)
+            if key not in newest or (preferred is not None and package.version == preferred):
+                newest[key] = package
+        hint = names_hint(root.query)
+        real = [p for p in newest.values() if hint is None or p.name in hint]
+        if real or hint is None:
+            return sorted(real, key=self.index.position)
+        providers = self._order_providers([(p, None) for p in newest.values()], target=None)
+        return providers[:1]
+
+    def _root_candidates(self, query: Query) -> Iterable[Package]:
+        hint = names_hint(query)
+        names = sorted(hint) if hint is not None else None
+        pool: Iterable[Package]
+        if names is None:
+            pool = iter(self.index)
+        else:
+            pool = [p for name in names for p in self.index.by_name(name)]
+            pool += [p for name in names for p, _ in self.index.providers(name)]
+        return (p for p in pool if p.architecture in (self.native, "all"))
+
+    # --- marking ---------------------------------------------------------------------------------------------
+
+    def _mark(self, package: Package) -> None:
+        key = (package.name, package.architecture)
+        current = self.marked.get(key)
+        if current is not None and current != package:
+            self.extra.add(package)  # a field query asked for several versions
+            return
+        self.marked[key] = package
+        provides = package.field("Provides")
+        if provides:
+            for group in _parse_relations(provides):
+                for alternative in group:
+                    self.provided[alternative.name].append((package, alternative.version))
+
+    def _install_dependencies(self, package: Package, chain: list[str]) -> None:
+        if package in self.expanded:
+            return
+        self.expanded.add(package)
+        for group, critical in self._relations(package):
+            origin = f"{package}"
+            for alternative in group:
+                self.constraints[self._key_for(alternative)].append((alternative, origin))
+            satisfier = self._satisfier(group)
+            if satisfier is not None and not self.options.all_variants:
+                self.required_by[satisfier].add(f"{package.name}/{package.architecture}")
+                continue
+            chosen = self._choose(group, every=self.options.all_variants)
+            if not chosen:
+                if satisfier is not None:
+                    continue
+                if critical:
+                    self._fail(group, chain)
+                continue
+            for candidate in chosen:
+                self.required_by[candidate].add(f"{package.name}/{package.architecture}")
+                if candidate in self.expanded or (self._is_marked(candidate) and candidate in self.expanded):
+                    continue
+                self._mark(candidate)
+                self._install_dependencies(candidate, [*chain, str(candidate)])
+
+    def _relations(self, package: Package) -> Iterable[tuple[_Group, bool]]:
+        fields = [("Pre-Depends", True), ("Depends", True)]
+        if self.options.recommends:
+            fields.append(("Recommends", False))
+        if self.options.suggests:
+            fields.append(("Suggests", False))
+        for name, critical in fields:
+            text = package.field(name)
+            if text:
+                for group in _parse_relations(text):
+                    yield group, critical
+
+    def _is_marked(self, package: Package) -> bool:
+        return self.marked.get((package.name, package.architecture)) == package or package in self.extra
+
+    # --- satisfaction ------------------------------------------------------------------------------------------
+
+    def _arches(self, alternative: _Alternative) -> tuple[str, ...]:
+        qualifier = alternative.archqual
+        if qualifier in (None, "any", "native"):
+            return (self.native, "all")
+        return (qualifier,)
+
+    def _key_for(self, alternative: _Alternative) -> tuple[str, str]:
+        return (alternative.name, self._arches(alternative)[0])
+
+    def _satisfier(self, group: _Group) -> Package | None:
+        for alternative in group:
+            arches = self._arches(alternative)
+            for arch in arches:
+                marked = self.marked.get((alternative.name, arch))
+                if marked is not None and _satisfies(marked.version, alternative.op, alternative.version):
+                    return marked
+            for provider, provided_version in self.provided.get(alternative.name, ()):
+                if provider.architecture in arches and _satisfies(
+                    provided_version, alternative.op, alternative.version
+                ):
+                    return provider
+        return None
+
+    def _choose(self, group: _Group, *, every: bool) -> list[Package]:
+        chosen: list[Package] = []
+        for alternative in group:
+            candidates = self._candidates(alternative)
+            if candidates:
+                chosen.append(candidates[0])
+                if not every:
+                    break
+        return chosen
+
+    def _candidates(self, alternative: _Alternative) -> list[Package]:
+        arches = self._arches(alternative)
+        real = self._real_candidate(alternative, arches)
+        providers: list[tuple[Package, str | None]] = []
+        seen: set[tuple[str, str]] = set()
+        for provider, provided_version in self.index.providers(alternative.name):
+            key = (provider.name, provider.architecture)
+            if provider.architecture not in arches or key in seen or provider.name == alternative.name:
+                continue
+            if not _satisfies(provided_version, alternative.op, alternative.version):
+                continue
+            if not self._acceptable_version(provider):
+                continue
+            seen.add(key)
+            providers.append((provider, provided_version))
+        ordered = self._order_providers(providers, target=alternative.name)
+        return ([real] if real is not None else []) + ordered
+
+    def _acceptable_version(self, package: Package) -> bool:
+        """Whether ``package`` is the version this walk would use for its (name, arch)."""
+        key = (package.name, package.architecture)
+        marked = self.marked.get(key)
+        if marked is not None:
+            return marked == package
+        versions = [p for p in self.index.by_name(package.name) if p.architecture == package.architecture]
+        wanted = self.forced.get(key) or self._preferred_version(key)
+        if wanted is not None and any(p.version == wanted for p in versions):
+            return package.version == wanted
+        return bool(versions) and versions[0] == package
+
+    def _real_candidate(self, alternative: _Alternative, arches: tuple[str, ...]) -> Package | None:
+        for arch in arches:
+            key = (alternative.name, arch)
+            versions = [p for p in self.index.by_name(alternative.name) if p.architecture == arch]
+            if not versions:
+                continue
+            marked = self.marked.get(key)
+            if marked is not None:
+                if _satisfies(marked.version, alternative.op, alternative.version):
+                    return marked
+                self._maybe_restart(key, versions, alternative)
+                return None
+            forced = self.forced.get(key)
+            ordered = self._preference_order(key, versions, forced)
+            for package in ordered:
+                if _satisfies(package.version, alternative.op, alternative.version):
+                    return package
+        return None
+
+    def _preference_order(self, key: tuple[str, str], versions: list[Package], forced: str | None) -> list[Package]:
+        wanted = forced or self._preferred_version(key)
+        if wanted is None:
+            return versions
+        return sorted(versions, key=lambda p: p.version != wanted)  # stable: newest-first otherwise
+
+    def _preferred_version(self, key: tuple[str, str]) -> str | None:
+        return self.forced.get(key) or self.options.prefer.get(key)
+
+    def _maybe_restart(self, key: tuple[str, str], versions: list[Package], alternative: _Alternative) -> None:
+        """A marked version misses this constraint: restart with the newest version that meets all of them."""
+        constraints = [c for c, _ in self.constraints[key]] + [alternative]
+        for package in versions:
+            if all(_satisfies(package.version, c.op, c.version) for c in constraints):
+                if self.forced.get(key) != package.version:
+                    raise _Restart(key, package.version)
+                return
+
+    def _order_providers(self, providers: Sequence[tuple[Package, str | None]], target: str | None) -> list[Package]:
+        def rank(item: tuple[Package, str | None]) -> tuple[int, int, int, int]:
+            package = item[0]
+            essential = (package.field("Essential") or "").strip().lower() == "yes"
+            priority = _PRIORITY.get((package.field("Priority") or "").strip().lower(), 0)
+            important = priority == _PRIORITY["important"]
+            return (not essential, not important, priority, -self.index.position(package))
+
+        return [package for package, _ in sorted(providers, key=rank)]
+
+    def _fail(self, group: _Group, chain: list[str]) -> None:
+        wanted = " | ".join(str(a) for a in group)
+        details = []
+        for alternative in group:
+            key = self._key_for(alternative)
+            marked = self.marked.get(key)
+            if marked is not None:
+                others = [f"{c} (from {origin})" for c, origin in self.constraints[key] if c != alternative]
+                details.append(
+                    f"{marked} is already chosen" + (f"; also required: {', '.join(others)}" if others else "")
+                )
+            elif not self.index.by_name(alternative.name) and not self.index.providers(alternative.name):
+                details.append(f"no package {alternative.name} in the index")
+            else:
+                details.append(f"no version of {alternative.name} for {self.native} satisfies {alternative}")
+        raise ResolveError(
+            f"cannot satisfy {wanted}: {'; '.join(details)}",
+            [*chain, f"needs {wanted}"],
+        )
