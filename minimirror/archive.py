@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from minimirror.cache import Cache, atomic_write
 from minimirror.download import Downloader
-from minimirror.errors import ArchiveError, FetchError, SignatureError
+from minimirror.errors import ArchiveError, FetchError, IntegrityError, SignatureError
 from minimirror.release import IndexEntry, ReleaseFile, parse_release
 from minimirror.signature import Verified, dearmor, verify_clearsigned, verify_detached
 
@@ -129,6 +129,11 @@ def fetch_index(
         try:
             downloader.download(url, destination, size=index.size, sha256=index.sha256)
             return destination
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"{plain_url}: refused, it does not match the signed Release ({exc}). The archive may be "
+                "changing under a sync (try again later) or something altered it on the way."
+            ) from exc
         except FetchError as exc:
             if url == urls[-1] or "HTTP 404" not in exc.reason:
                 raise

@@ -71,7 +71,7 @@ def make_client(*, timeout: float = 30.0, trust_env: bool = True) -> httpx.Clien
         follow_redirects=True,
         trust_env=trust_env,
         headers={"User-Agent": f"minimirror/{__version__}"},
-        transport=httpx.HTTPTransport(retries=1, trust_env=trust_env),
+        # No explicit transport: httpx mounts the environment's proxies only on its default transports.
     )
 
 

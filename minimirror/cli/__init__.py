@@ -73,9 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of calling sys.exit.
-        result = cli.main(
-            args=list(argv) if argv is not None else None, prog_name="minimirror", standalone_mode=False
-        )
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="minimirror", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

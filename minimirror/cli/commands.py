@@ -4,4 +4,7 @@ from __future__ import annotations
 
 import click
 
+from minimirror.cli.sources import sources
+
 ALL: list[click.Command] = []
+ALL.append(sources)
