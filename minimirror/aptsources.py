@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from debian.deb822 import Deb822
 
-from minimirror.errors import Diagnostic, DiagnosticsError
+from minimirror.errors import Diagnostic, DiagnosticsError, UsageError
 
-__all__ = ["AptSource", "PlannedSource", "plan_sources", "read_apt_sources"]
+__all__ = ["AptSource", "InitResult", "PlannedSource", "init_from_apt", "plan_sources", "read_apt_sources"]
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
 
@@ -175,3 +175,80 @@ def suites_for_packages(planned: Sequence[PlannedSource]) -> frozenset[tuple[str
     companions, since each source is resolved on its own and a companion alone cannot satisfy dependencies."""
     companions = ("-updates", "-security", "-backports", "-proposed-updates", "/updates")
     return frozenset((p.prefix, p.name) for p in planned if not p.dist.endswith(companions))
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    written: tuple[PlannedSource, ...]
+    skipped: tuple[tuple[PlannedSource, str], ...]
+
+
+def init_from_apt(
+    sources_dir: Path, *, packages: Sequence[str], apt_root: Path = Path("/"), force: bool = False
+) -> InitResult:
+    """Write a sources tree for the host's enabled ``deb`` entries (``minimirror init --from-apt``).
+
+    ``packages`` go into the release suites (see :func:`suites_for_packages`); companion suites (-updates,
+    -security, -backports) are reported as skipped. A Signed-By keyring becomes a ``file://`` key URL; an
+    inline key is written next to source.txt; an entry without Signed-By trusts what apt trusts globally
+    (``trusted.gpg`` and ``trusted.gpg.d``), gathered into one keyring beside it.
+    Existing sources are kept unless ``force``.
+    """
+    from minimirror.sources import existing_files, source_directory, write_source
+
+    planned = plan_sources(read_apt_sources(apt_root))
+    if not planned:
+        raise UsageError(f"no enabled 'deb' entries in {apt_root / 'etc/apt'}: nothing to mirror")
+    with_packages = suites_for_packages(planned)
+    written: list[PlannedSource] = []
+    skipped: list[tuple[PlannedSource, str]] = []
+    for plan in planned:
+        directory = source_directory(sources_dir, plan.prefix, plan.name)
+        if (plan.prefix, plan.name) not in with_packages:
+            # Each source resolves on its own, and an -updates/-security suite alone cannot satisfy
+            # dependencies; until sources can be resolved together, such suites are left to the user.
+            skipped.append((plan, "a companion suite: add it by hand with the packages it should update"))
+            continue
+        wanted = list(packages)
+        key_url = plan.key_url or f"file://{(directory / _KEY_FILE).resolve()}"
+        if existing_files(directory) and not force:
+            skipped.append((plan, "exists (use --force to replace it)"))
+            continue
+        write_source(
+            sources_dir,
+            plan.prefix,
+            plan.name,
+            url=plan.url,
+            key_url=key_url,
+            dist=plan.dist,
+            components=plan.components or ("main",),
+            packages=wanted,
+        )
+        if not plan.key_url:
+            _write_key_file(directory / _KEY_FILE, plan.inline_key, apt_root)
+        written.append(plan)
+    return InitResult(tuple(written), tuple(skipped))
+
+
+_KEY_FILE = "signing-key.gpg"
+
+
+def _write_key_file(path: Path, inline_key: str | None, apt_root: Path) -> None:
+    from minimirror.cache import atomic_write
+    from minimirror.signature import dearmor
+
+    if inline_key is not None:
+        atomic_write(path, dearmor(inline_key.encode(), name=str(path)))
+        return
+    trusted = apt_root / "etc" / "apt"
+    keyrings = [trusted / "trusted.gpg"] if (trusted / "trusted.gpg").is_file() else []
+    parts = trusted / "trusted.gpg.d"
+    if parts.is_dir():
+        keyrings += sorted(p for p in parts.iterdir() if p.suffix in (".gpg", ".asc") and p.is_file())
+    if not keyrings:
+        raise UsageError(
+            f"{path.parent}: the APT entry has no Signed-By and apt trusts no global keyring here; "
+            "add the archive key's file:// or https:// URL to source.txt by hand"
+        )
+    # Binary OpenPGP keyrings concatenate into one keyring that gpgv reads whole.
+    atomic_write(path, b"".join(dearmor(p.read_bytes(), name=str(p)) for p in keyrings))

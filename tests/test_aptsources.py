@@ -113,3 +113,48 @@ def test_a_malformed_line_names_file_and_line(tmp_path: Path) -> None:
         .headline()
         .endswith("bad.list:2:1: expected: deb [options] URI suite [component...]")
     )
+
+
+def test_init_from_apt_writes_a_tree_that_passes_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from minimirror.cli import main
+
+    root = _etc(
+        tmp_path / "host",
+        {
+            "sources.list.d/debian.sources": (
+                "Types: deb\nURIs: http://archive.example/debian\nSuites: bookworm bookworm-updates\n"
+                f"Components: main contrib\nSigned-By: {KEY}\n"
+            )
+        },
+    )
+    sources = tmp_path / "sources"
+    args = ["init", "--from-apt", "--apt-root", str(root), "--sources", str(sources), "--packages", "curl git"]
+    assert main(args) == 0
+    assert (sources / "debian/bookworm/source.txt").read_text().splitlines()[-1] == (
+        f"http://archive.example/debian file://{KEY} bookworm main contrib"
+    )
+    assert (sources / "debian/bookworm/packages.txt").read_text() == "curl\ngit\n"
+    assert not (sources / "debian/bookworm-updates").exists()
+    assert "skipped" in capsys.readouterr().err
+    assert main(["sources", "check", "--sources", str(sources)]) == 0
+    # a second run keeps what is there
+    (sources / "debian/bookworm/packages.txt").write_text("vim\n")
+    assert main(args) == 0
+    assert (sources / "debian/bookworm/packages.txt").read_text() == "vim\n"
+
+
+def test_init_without_signed_by_gathers_the_globally_trusted_keys(tmp_path: Path, signing_key: object) -> None:
+    from minimirror.aptsources import init_from_apt
+    from minimirror.signature import dearmor
+
+    armored = signing_key.public_key_armored  # type: ignore[attr-defined]
+    root = _etc(
+        tmp_path / "host",
+        {"sources.list": "deb http://archive.example/debian stable main\n", "trusted.gpg.d/archive.asc": armored},
+    )
+    result = init_from_apt(tmp_path / "sources", packages=["hello"], apt_root=root)
+    (plan,) = result.written
+    key_file = tmp_path / "sources" / "debian" / "stable" / "signing-key.gpg"
+    assert key_file.read_bytes() == dearmor(armored.encode(), name="test")
+    assert f"file://{key_file.resolve()}" in (key_file.parent / "source.txt").read_text()
+    assert plan.dist == "stable"

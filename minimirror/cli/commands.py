@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from minimirror.cli.init import init
 from minimirror.cli.sources import sources
 
 ALL: list[click.Command] = []
+ALL.append(init)
 ALL.append(sources)
