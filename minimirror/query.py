@@ -331,8 +331,10 @@ def _render_operand(operand: Query, needs_parentheses: tuple[type, ...]) -> str:
 
 
 def _render_word(word: str) -> str:
-    """The word bare when it lexes back as itself, else double-quoted with ``\\`` and ``"`` escaped."""
-    if word and word[0] not in "<>=%~" and not any(ch.isspace() or ch in _WORD_END for ch in word):
+    """The word bare when it lexes back as itself, else double-quoted with ``\\`` and ``"`` escaped.
+
+    ``#`` is quoted too: packages.txt treats an unquoted ``#`` as the start of a comment."""
+    if word and word[0] not in "<>=%~" and not any(ch.isspace() or ch in _WORD_END or ch == "#" for ch in word):
         return word
     escaped = word.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'

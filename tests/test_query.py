@@ -194,6 +194,7 @@ def test_terms_are_classified_as_aptly_does() -> None:
     ("text", "canonical"),
     [
         ("nginx(>1)", "nginx (>= 1)"),
+        ('Name (% "*#*")', 'Name (% "*#*")'),  # an unquoted # would start a comment in packages.txt
         ("  a|b  ,c ", "a | b, c"),
         ("(a | b) | (c)", "a | b | c"),
         ("!(a, b) | !(c | d)", "!(a, b) | !(c | d)"),
