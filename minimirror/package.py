@@ -22,6 +22,10 @@ class Package:
 
     def field(self, name: str) -> str | None:
         """The value of a field, looked up case-insensitively as deb822 requires; ``None`` when absent."""
+        lookup = getattr(self.fields, "lookup", None)
+        if lookup is not None:  # the index's lazy stanza answers any case without parsing everything
+            found: str | None = lookup(name)
+            return found
         value = self.fields.get(name)
         if value is not None:
             return value

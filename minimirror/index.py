@@ -1,0 +1,452 @@
+"""Binary package indices: stream a ``Packages`` file into :class:`~minimirror.package.Package` values,
+cache the parsed form by the index's sha256, and look packages up by name and by what they provide.
+
+Formats: the Debian archive's binary index, ``dists/<dist>/<component>/binary-<arch>/Packages{,.gz,.xz}``
+(https://wiki.debian.org/DebianRepository/Format), whose stanzas are deb822 (``man 5 deb822``; Debian
+Policy §5.1). The hand-written hot loop lives in :mod:`minimirror._stanzas`; its docstring says why.
+
+    iter_packages(source, name=...)            stream: decompress (xz, gzip or plain, by magic) and yield
+    load_index_cached(source, sha256, cache)   the whole index, verified, from the parsed-form cache if warm
+    PackageIndex.build([(component, packages)])  immutable lookup: by_name, providers, component_of
+
+Every problem with an index's content raises :class:`~minimirror.errors.ArchiveError` (a stanza-level one
+is an :class:`IndexFormatError` with ``index``, ``line`` and ``problem``); a sha256 that does not match
+raises :class:`~minimirror.errors.IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import lzma
+import marshal
+import os
+import queue
+import struct
+import tempfile
+import threading
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from debian.debian_support import version_compare
+
+from minimirror._stanzas import (
+    MAX_FIELD_BYTES,
+    MAX_STANZA_BYTES,
+    IndexFormatError,
+    StanzaFields,
+    iter_stanza_packages,
+)
+from minimirror.errors import ArchiveError, IntegrityError
+from minimirror.package import Package
+
+__all__ = [
+    "CACHE_FORMAT",
+    "MAX_FIELD_BYTES",
+    "MAX_STANZA_BYTES",
+    "IndexFormatError",
+    "IndexSource",
+    "PackageIndex",
+    "Provider",
+    "StanzaFields",
+    "field_of",
+    "iter_packages",
+    "load_index_cached",
+    "parse_provides",
+]
+
+IndexSource = str | os.PathLike[str] | bytes
+"""A Packages index: a path to a file, or its bytes (compressed or not)."""
+
+Provider = tuple[Package, str | None]
+"""A package providing a name, and the version it provides (``None`` for an unversioned Provides)."""
+
+CACHE_FORMAT = 1
+"""Bumped whenever the cache layout or what the parser extracts changes; other versions are rebuilt."""
+
+_BLOCK_BYTES = 16 << 20  # decompressed bytes handed to the parser at a time
+_INPUT_BYTES = 1 << 20  # compressed bytes fed to the decompressor at a time
+_READ_AHEAD = 3  # decompressed blocks the decompressing thread may run ahead (bounds memory)
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+_GZIP_MAGIC = b"\x1f\x8b"
+_DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+
+# --- streaming -------------------------------------------------------------------------------------------
+
+
+def iter_packages(source: IndexSource, *, name: str | None = None) -> Iterator[Package]:
+    """The packages of one ``Packages`` index, in file order, decompressed and parsed as they are read.
+
+    ``name`` (the index's URL or path) is what errors name; it defaults to the path. Memory stays bounded
+    by what the caller keeps plus a few blocks of a few MiB. xz and gzip decompression run in a helper
+    thread (both release the GIL), overlapping the parse.
+    """
+    index = name if name is not None else _default_name(source)
+    with _open(source) as stream:
+        yield from iter_stanza_packages(_decompressed_blocks(stream, index), index)
+
+
+def _default_name(source: IndexSource) -> str:
+    return "<bytes>" if isinstance(source, bytes) else os.fspath(source)
+
+
+def _open(source: IndexSource) -> BinaryIO:
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    return Path(source).open("rb")
+
+
+def _decompressed_blocks(stream: BinaryIO, index: str) -> Iterator[bytes]:
+    """Blocks of decompressed bytes; the format is told by the magic bytes, not by the file name."""
+    head = stream.read(len(_XZ_MAGIC))
+    stream.seek(0)
+    if head.startswith(_XZ_MAGIC):
+        yield from _read_ahead(_xz_blocks(stream), index, "xz")
+    elif head.startswith(_GZIP_MAGIC):
+        yield from _read_ahead(_gzip_blocks(stream), index, "gzip")
+    else:
+        yield from iter(functools.partial(stream.read, _BLOCK_BYTES), b"")
+
+
+# The decompressors are driven directly, with big input and output pieces, rather than through LZMAFile or
+# GzipFile: those feed 8 KiB at a time, and a thread that gives up the GIL for each small piece waits up to
+# the 5 ms switch interval to get it back, which serialises it behind the parser. Both formats may hold
+# several concatenated streams (members); ``max_length`` bounds each output piece.
+
+
+def _xz_blocks(stream: BinaryIO) -> Iterator[bytes]:
+    decompressor = lzma.LZMADecompressor()
+    while True:
+        data = b""
+        if decompressor.eof:
+            data = decompressor.unused_data or stream.read(_INPUT_BYTES)
+            if not data:
+                return
+            decompressor = lzma.LZMADecompressor()
+        elif decompressor.needs_input:
+            data = stream.read(_INPUT_BYTES)
+            if not data:
+                raise EOFError("the xz stream ends before its end marker")
+        if out := decompressor.decompress(data, _BLOCK_BYTES):
+            yield out
+
+
+def _gzip_blocks(stream: BinaryIO) -> Iterator[bytes]:
+    decompressor = zlib.decompressobj(wbits=31)
+    while True:
+        data = decompressor.unconsumed_tail
+        if decompressor.eof:
+            data = decompressor.unused_data or stream.read(_INPUT_BYTES)
+            if not data:
+                return
+            decompressor = zlib.decompressobj(wbits=31)
+        elif not data:
+            data = stream.read(_INPUT_BYTES)
+            if not data:
+                raise EOFError("the gzip stream ends before its end marker")
+        if out := decompressor.decompress(data, _BLOCK_BYTES):
+            yield out
+
+
+def _read_ahead(source: Iterator[bytes], index: str, kind: str) -> Iterator[bytes]:
+    """Decompress in a daemon thread into a small bounded queue; stop it when the consumer stops."""
+    blocks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_READ_AHEAD)
+    stop = threading.Event()
+    worker = threading.Thread(target=_decompress_into, args=(source, blocks, stop), daemon=True)
+    worker.start()
+    try:
+        while (item := blocks.get()) != b"":
+            if isinstance(item, _DECOMPRESSION_ERRORS):
+                raise ArchiveError(
+                    f"{index}: corrupt or truncated {kind} data ({item}); download the index again"
+                ) from item
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            _drain(blocks)
+            worker.join(0.05)
+
+
+def _decompress_into(
+    source: Iterator[bytes], blocks: queue.Queue[bytes | BaseException], stop: threading.Event
+) -> None:
+    """The decompressing thread: puts blocks, then b"" at the end, or the exception that stopped it."""
+    item: bytes | BaseException = b""
+    try:
+        for block in source:
+            if not _put(blocks, block, stop):
+                return
+    except BaseException as exc:  # handed to the consumer, which converts or re-raises it
+        item = exc
+    _put(blocks, item, stop)
+
+
+def _put(blocks: queue.Queue[bytes | BaseException], item: bytes | BaseException, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            blocks.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _drain(blocks: queue.Queue[bytes | BaseException]) -> None:
+    try:
+        while True:
+            blocks.get_nowait()
+    except queue.Empty:
+        return
+
+
+# --- the parsed-form cache -------------------------------------------------------------------------------
+
+# Header: magic, format version, sha256 of the index (raw 32 bytes), payload length, CRC-32 of the payload.
+# The payload is marshal (the fastest stdlib serializer for tuples of str/bytes/int) of a tuple of
+# (name, version, architecture, line, raw stanza) records. marshal is not safe against crafted input, so
+# the CRC is checked before it is loaded: a truncated or damaged file is rebuilt, never loaded.
+_MAGIC = b"MMPKGIX\x00"
+_HEADER = struct.Struct("<8sH32sQI")
+_Record = tuple[str, str, str, int, bytes]
+
+
+def load_index_cached(
+    source: IndexSource, sha256: str, cache_dir: str | os.PathLike[str], *, name: str | None = None
+) -> list[Package]:
+    """All packages of an index whose sha256 is ``sha256`` (of the file as given, compressed or not).
+
+    Warm: read from ``cache_dir/<sha256>.v<CACHE_FORMAT>.packages`` without parsing the text again.
+    Cold (no cache, or a cache file that fails validation): hash ``source``, refuse it with
+    :class:`IntegrityError` unless it matches, parse it, and write the cache atomically.
+    """
+    index = name if name is not None else _default_name(source)
+    path = Path(cache_dir) / f"{sha256}.v{CACHE_FORMAT}.packages"
+    records = _read_cache(path, sha256)
+    if records is not None:
+        try:
+            return _packages_from_records(records, index)
+        except (TypeError, ValueError):
+            pass  # a record of the wrong shape: the file is not what we wrote; rebuild it
+    packages = _parse_verified(source, sha256, index)
+    _write_cache(path, sha256, packages)
+    return packages
+
+
+def _parse_verified(source: IndexSource, sha256: str, index: str) -> list[Package]:
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256.lower():
+        raise IntegrityError(f"{index}: sha256 is {actual}, expected {sha256}; download the index again")
+    return list(iter_packages(data, name=index))
+
+
+def _packages_from_records(records: Sequence[_Record], index: str) -> list[Package]:
+    return [Package(name, version, arch, StanzaFields(raw, index, line)) for name, version, arch, line, raw in records]
+
+
+def _records(packages: Iterable[Package]) -> tuple[_Record, ...]:
+    out = []
+    for package in packages:
+        fields = package.fields
+        if not isinstance(fields, StanzaFields):
+            raise TypeError("only packages parsed by minimirror.index can be cached")
+        out.append((package.name, package.version, package.architecture, fields.line, fields.raw))
+    return tuple(out)
+
+
+def _write_cache(path: Path, sha256: str, packages: Iterable[Package]) -> None:
+    payload = marshal.dumps(_records(packages))
+    header = _HEADER.pack(_MAGIC, CACHE_FORMAT, bytes.fromhex(sha256), len(payload), zlib.crc32(payload))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as out:
+        try:
+            out.write(header)
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        except BaseException:
+            Path(out.name).unlink(missing_ok=True)
+            raise
+    Path(out.name).replace(path)
+
+
+def _read_cache(path: Path, sha256: str) -> Sequence[_Record] | None:
+    """The records of a valid cache file for ``sha256``; ``None`` when absent, stale or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) < _HEADER.size:
+        return None
+    magic, version, digest, length, crc = _HEADER.unpack_from(data)
+    payload = memoryview(data)[_HEADER.size :]
+    if (magic, version, digest.hex(), length) != (_MAGIC, CACHE_FORMAT, sha256.lower(), len(payload)):
+        return None
+    if zlib.crc32(payload) != crc:
+        return None
+    try:
+        records = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    return records if _well_formed(records) else None
+
+
+def _well_formed(records: object) -> bool:
+    if not isinstance(records, tuple):
+        return False
+    return all(
+        isinstance(r, tuple) and len(r) == 5 and isinstance(r[4], bytes) and isinstance(r[3], int) for r in records[:1]
+    )
+
+
+# --- lookup ----------------------------------------------------------------------------------------------
+
+
+def field_of(package: Package, name: str) -> str | None:
+    """A field in any letter case, cheaply: from the raw stanza when ``package`` came from this module."""
+    fields = package.fields
+    if isinstance(fields, StanzaFields):
+        return fields.lookup(name)
+    return package.field(name)
+
+
+def parse_provides(value: str) -> list[tuple[str, str | None]]:
+    """``Provides: a, b (= 1.0)`` as ``[("a", None), ("b", "1.0")]``; only ``=`` is allowed by Policy §7.5."""
+    provided: list[tuple[str, str | None]] = []
+    for item in value.replace("\n", " ").split(","):
+        text = item.strip()
+        if not text:
+            continue
+        name, _, rest = text.partition("(")
+        version = rest.rstrip(") ").removeprefix("=").strip() if rest else None
+        provided.append((name.strip().split(":", 1)[0], version or None))
+    return provided
+
+
+def _version_order(left: Package, right: Package) -> int:
+    """Newest version first (Debian order), then architecture, then the version text: a total order."""
+    try:
+        by_version = version_compare(right.version, left.version)
+    except ValueError as exc:
+        where = ", ".join(_place(p, "") for p in (left, right))
+        raise ArchiveError(f"invalid version in {left} or {right} ({where}): {exc}") from exc
+    if by_version:
+        return int(by_version)
+    return (left.architecture > right.architecture) - (left.architecture < right.architecture) or (
+        left.version > right.version
+    ) - (left.version < right.version)
+
+
+_ORDER_KEY = functools.cmp_to_key(_version_order)
+
+
+@dataclass(frozen=True, slots=True)
+class PackageIndex:
+    """An immutable set of packages from one or more indices, with the component each came from.
+
+    Iteration is in (name, newest version first, architecture) order; :meth:`by_name` and
+    :meth:`providers` answer in that order too. Build it with :meth:`build`.
+    """
+
+    _by_name: Mapping[str, tuple[Package, ...]]
+    _providers: Mapping[str, tuple[Provider, ...]]
+    _components: Mapping[tuple[str, str, str], str]
+    _positions: Mapping[tuple[str, str, str], int]
+
+    @classmethod
+    def build(cls, parts: Iterable[tuple[str, Iterable[Package]]]) -> PackageIndex:
+        """From ``(component, packages)`` pairs, e.g. one per ``<component>/binary-<arch>/Packages``.
+
+        The same (name, version, architecture) met twice (an ``all`` package in each ``binary-<arch>``)
+        is kept once, with the first component; met twice with different SHA256 it is an ArchiveError
+        naming both places.
+        """
+        kept: dict[tuple[str, str, str], Package] = {}
+        components: dict[tuple[str, str, str], str] = {}
+        for component, packages in parts:
+            for package in packages:
+                first = kept.setdefault(package.key, package)
+                if first is package:
+                    components[package.key] = component
+                else:
+                    _check_same(first, components[package.key], package, component)
+        by_name = _group_by_name(kept.values())
+        positions = {key: number for number, key in enumerate(components)}
+        return cls(by_name, _group_providers(by_name), components, positions)
+
+    def by_name(self, name: str) -> tuple[Package, ...]:
+        """Every package called ``name``, newest version first."""
+        return self._by_name.get(name, ())
+
+    def providers(self, name: str) -> tuple[Provider, ...]:
+        """Every package whose Provides names ``name``, with the provided version (None if unversioned)."""
+        return self._providers.get(name, ())
+
+    def component_of(self, package: Package) -> str:
+        """The component (``main``, ...) the package was read from; KeyError if it is not in the index."""
+        return self._components[package.key]
+
+    def position(self, package: Package) -> int:
+        """Where the package first appeared in the indices, in the order they were given: apt's cache assigns
+        IDs in that order, and the resolver breaks ties between providers the way apt's IDs do."""
+        return self._positions[package.key]
+
+    def get(self, name: str, version: str, architecture: str) -> Package | None:
+        return next((p for p in self.by_name(name) if p.key == (name, version, architecture)), None)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def __iter__(self) -> Iterator[Package]:
+        for group in self._by_name.values():
+            yield from group
+
+    def __len__(self) -> int:
+        return len(self._components)
+
+    def __contains__(self, package: object) -> bool:
+        return isinstance(package, Package) and package.key in self._components
+
+
+def _check_same(first: Package, first_component: str, second: Package, second_component: str) -> None:
+    sums = field_of(first, "SHA256"), field_of(second, "SHA256")
+    if sums[0] != sums[1]:
+        raise ArchiveError(
+            f"{second} appears twice with different SHA256: {sums[0]} in {_place(first, first_component)} "
+            f"and {sums[1]} in {_place(second, second_component)}; the archive is inconsistent"
+        )
+
+
+def _place(package: Package, component: str) -> str:
+    fields = package.fields
+    if isinstance(fields, StanzaFields):
+        return f"{fields.index}:{fields.line} ({component})"
+    return component
+
+
+def _group_by_name(packages: Iterable[Package]) -> dict[str, tuple[Package, ...]]:
+    groups: dict[str, list[Package]] = {}
+    for package in packages:
+        groups.setdefault(package.name, []).append(package)
+    return {
+        name: tuple(group) if len(group) == 1 else tuple(sorted(group, key=_ORDER_KEY))
+        for name, group in sorted(groups.items())
+    }
+
+
+def _group_providers(by_name: Mapping[str, tuple[Package, ...]]) -> dict[str, tuple[Provider, ...]]:
+    providers: dict[str, list[Provider]] = {}
+    for group in by_name.values():
+        for package in group:
+            value = field_of(package, "Provides")
+            for provided, version in parse_provides(value) if value else ():
+                providers.setdefault(provided, []).append((package, version))
+    return {name: tuple(found) for name, found in providers.items()}
