@@ -70,7 +70,21 @@ def _register() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    The logging set up for this run is undone afterwards, so that callers (tests, notebooks) keep theirs.
+    """
+    logger = logging.getLogger("minimirror")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    try:
+        return _run(argv)
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])  # setLevel, not assignment: it clears the loggers' level caches
+        logger.propagate = saved[2]
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         # Without standalone mode click returns ctx.exit()'s code instead of calling sys.exit.
         result = cli.main(args=list(argv) if argv is not None else None, prog_name="minimirror", standalone_mode=False)

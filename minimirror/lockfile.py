@@ -1,0 +1,760 @@
+"""The lockfile: what a source resolved to, pinned down to the byte, in a TOML file a reviewer can read.
+
+One file per source, ``locks/<prefix>/<name>.lock``, schema 1 (the format is documented field by field in
+``docs/lockfile.md``; TOML 1.0 is the syntax). This module holds the values (:class:`Lock` and its parts,
+frozen and normalized on construction), a deterministic writer (:func:`dumps_lock`, :func:`write_lock`) and a
+strict reader (:func:`loads_lock`, :func:`read_lock`, :func:`read_locks`).
+
+Values normalize themselves: arrays are sorted and de-duplicated, packages are sorted by (name, architecture,
+Debian version order, sha256), datetimes are converted to UTC. So two locks that mean the same are equal and
+dump to the same bytes whatever order they were built in.
+
+The writer is a small emitter of its own rather than tomli-w: the file has one fixed shape, the bytes of a lock
+must never change because a dependency's formatting did (``minimirror lock --check`` compares them), and the
+layout wanted here (a header comment, ``Z`` datetimes, arrays on one line when short and one item a line when
+long) is not what tomli-w writes. Reading uses the standard library's ``tomllib``.
+
+The reader treats a lock as hostile input (locks arrive in pull requests): every problem is a
+:class:`~minimirror.errors.LockError` that names ``file:line:column`` and what is wrong, and anything the
+fetcher or publisher would use as a path is checked so it cannot leave the directory it belongs to.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal, NoReturn
+
+from debian.debian_support import Version, version_compare
+
+from minimirror.archive import Snapshot
+from minimirror.errors import LockError
+
+__all__ = [
+    "SCHEMA",
+    "IndexPin",
+    "Lock",
+    "LockedPackage",
+    "SourcePin",
+    "UpstreamPin",
+    "dumps_lock",
+    "loads_lock",
+    "lock_path",
+    "read_lock",
+    "read_locks",
+    "upstream_pin",
+    "write_lock",
+]
+
+SCHEMA = 1
+"""The lockfile schema this minimirror writes and reads."""
+
+_WIDTH = 100  # an array longer than this on one line is written one item a line
+
+# --- the values -----------------------------------------------------------------------------------------
+
+
+def _sorted_unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(items)))
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"a lock's datetimes must be timezone-aware, got {moment!r}")
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedPackage:
+    """One binary package the lock pins, and why it is there (query lines, packages that depend on it)."""
+
+    name: str
+    version: str
+    architecture: str
+    component: str
+    filename: str
+    size: int
+    sha256: str
+    source: str
+    source_version: str
+    queries: tuple[str, ...] = ()
+    required_by: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queries", _sorted_unique(self.queries))
+        object.__setattr__(self, "required_by", _sorted_unique(self.required_by))
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.name, self.version, self.architecture)
+
+    @property
+    def node(self) -> str:
+        """``name/architecture``: how ``required-by`` names this package."""
+        return f"{self.name}/{self.architecture}"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexPin:
+    """One ``Packages`` index the resolution read, as the verified Release described it."""
+
+    path: str
+    component: str
+    architecture: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamPin:
+    """The upstream chain of trust: the verified Release (by its sha256), who signed it, and its indices."""
+
+    release: str
+    release_sha256: str
+    date: datetime
+    valid_until: datetime | None
+    origin: str
+    label: str
+    suite: str
+    codename: str
+    version: str
+    signed_by: tuple[str, ...]
+    indices: tuple[IndexPin, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "date", _utc(self.date))
+        if self.valid_until is not None:
+            object.__setattr__(self, "valid_until", _utc(self.valid_until))
+        object.__setattr__(self, "signed_by", _sorted_unique(self.signed_by))
+        ordered = sorted(set(self.indices), key=lambda i: (i.component, i.architecture, i.path, i.size, i.sha256))
+        object.__setattr__(self, "indices", tuple(ordered))
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePin:
+    """Where the source is and what was asked of it: the inputs the lock was computed from."""
+
+    id: str
+    url: str
+    key_url: str
+    dist: str
+    components: tuple[str, ...]
+    architectures: tuple[str, ...]
+    inputs_sha256: str
+    queries: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("components", "architectures", "queries"):
+            object.__setattr__(self, name, _sorted_unique(getattr(self, name)))
+
+
+def _compare_packages(a: LockedPackage, b: LockedPackage) -> int:
+    """Name, architecture, Debian version order, sha256; then every other field, so ties never depend on input
+    order (``1.0`` and ``1.00`` compare equal as Debian versions)."""
+    for left, right in ((a.name, b.name), (a.architecture, b.architecture)):
+        if left != right:
+            return -1 if left < right else 1
+    by_version = version_compare(a.version, b.version)
+    if by_version:
+        return -1 if by_version < 0 else 1
+    rest_a, rest_b = _tail(a), _tail(b)
+    return (rest_a > rest_b) - (rest_a < rest_b)
+
+
+def _tail(p: LockedPackage) -> tuple[Any, ...]:
+    return (p.sha256, p.version, p.filename, p.size, p.component, p.source, p.source_version, p.queries, p.required_by)
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """Everything a source resolved to. ``packages`` is kept sorted (see :func:`_compare_packages`)."""
+
+    schema: ClassVar[int] = SCHEMA
+
+    source: SourcePin
+    upstream: UpstreamPin
+    packages: tuple[LockedPackage, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        ordered = sorted(self.packages, key=functools.cmp_to_key(_compare_packages))
+        object.__setattr__(self, "packages", tuple(ordered))
+
+    def by_key(self) -> dict[tuple[str, str, str], LockedPackage]:
+        """The packages by (name, version, architecture)."""
+        return {package.key: package for package in self.packages}
+
+    def find(self, name: str, architecture: str | None = None) -> tuple[LockedPackage, ...]:
+        """Every locked version of ``name`` (of one architecture when given), oldest first."""
+        return tuple(
+            p for p in self.packages if p.name == name and (architecture is None or p.architecture == architecture)
+        )
+
+
+def upstream_pin(snapshot: Snapshot) -> UpstreamPin:
+    """The pin of a verified snapshot: its Release by name and sha256, who signed it, and each index."""
+    release = snapshot.release
+    return UpstreamPin(
+        release=snapshot.release_name,
+        release_sha256=snapshot.release_sha256,
+        date=release.date,
+        valid_until=release.valid_until,
+        origin=release.origin,
+        label=release.label,
+        suite=release.suite,
+        codename=release.codename,
+        version=release.version,
+        signed_by=snapshot.fingerprints,
+        indices=tuple(IndexPin(i.path, i.component, i.architecture, i.size, i.sha256) for i in snapshot.indices),
+    )
+
+
+# --- the fields, shared by the writer and the reader ----------------------------------------------------
+
+_Kind = Literal["str", "int", "strs", "time", "time?"]
+_Check = Callable[[str], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    key: str  # as written in the file
+    attr: str  # as named on the value
+    kind: _Kind
+    check: _Check | None = None  # returns the problem with one string (or array item), None when fine
+
+
+def _matching(pattern: str, what: str) -> _Check:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str | None:
+        return None if compiled.fullmatch(value) else f"{value!r} is not {what}"
+
+    return check
+
+
+_SHA256 = _matching(r"[0-9a-f]{64}", "a sha256 (64 lowercase hex digits)")
+_FINGERPRINT = _matching(r"[0-9A-F]{40}", "a key fingerprint (40 uppercase hex digits)")
+_SAFE = r"[A-Za-z0-9_][A-Za-z0-9._+~-]*"
+_SOURCE_ID = _matching(rf"{_SAFE}/{_SAFE}", "a source id '<prefix>/<name>' (letters, digits and . _ + ~ -)")
+_NAME = _matching(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*", "a package name")
+_ARCH = _matching(r"[a-z0-9][a-z0-9-]*", "an architecture name")
+_NODE = _matching(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*/[a-z0-9][a-z0-9-]*", "'<name>/<architecture>'")
+_TOKEN = _matching(r"[^\s\\\x00-\x1f\x7f]+", "a name without spaces or control characters")
+_RELEASE = _matching(r"InRelease|Release", "'InRelease' or 'Release'")
+_URL = _matching(r"(?:https?|file)://[^\s\x00-\x1f\x7f]+", "an http://, https:// or file:// URL")
+
+
+def _text(value: str) -> str | None:
+    """Free text (a query, an origin): one line, no control characters."""
+    return f"{value!r} contains a control character" if re.search(r"[\x00-\x1f\x7f]", value) else None
+
+
+def _query(value: str) -> str | None:
+    return "a query is never empty" if not value.strip() else _text(value)
+
+
+def _version(value: str) -> str | None:
+    problem = _matching(r"[0-9A-Za-z][0-9A-Za-z.+~:-]*", "a Debian version")(value)
+    if problem is None:
+        try:
+            Version(value)
+        except ValueError:
+            problem = f"{value!r} is not a Debian version"
+    return problem
+
+
+def _relative_path(value: str, *, prefix: str = "") -> str | None:
+    """A path the fetcher or publisher will write under: relative, inside its directory, plain characters.
+
+    ``..`` is refused as a path part (that is what climbs out); inside a name (``a..b.deb``) it is harmless."""
+    if value.startswith("/"):
+        return f"{value!r} is an absolute path"
+    segments = value.split("/")
+    if ".." in segments:
+        return f"{value!r} contains '..'"
+    if "\\" in value or re.search(r"[\x00-\x1f\x7f]", value):
+        return f"{value!r} contains a backslash or a control character"
+    if "" in segments or "." in segments:
+        return f"{value!r} is not a plain relative file path (empty or '.' part)"
+    if prefix and not value.startswith(prefix):
+        return f"{value!r} does not start with {prefix!r}"
+    return None
+
+
+def _filename(value: str) -> str | None:
+    return _relative_path(value, prefix="pool/")
+
+
+_SOURCE_FIELDS = (
+    _Field("id", "id", "str", _SOURCE_ID),
+    _Field("url", "url", "str", _URL),
+    _Field("key-url", "key_url", "str", _URL),
+    _Field("dist", "dist", "str", _TOKEN),
+    _Field("components", "components", "strs", _TOKEN),
+    _Field("architectures", "architectures", "strs", _ARCH),
+    _Field("inputs-sha256", "inputs_sha256", "str", _SHA256),
+    _Field("queries", "queries", "strs", _query),
+)
+_UPSTREAM_FIELDS = (
+    _Field("release", "release", "str", _RELEASE),
+    _Field("release-sha256", "release_sha256", "str", _SHA256),
+    _Field("date", "date", "time"),
+    _Field("valid-until", "valid_until", "time?"),
+    _Field("origin", "origin", "str", _text),
+    _Field("label", "label", "str", _text),
+    _Field("suite", "suite", "str", _text),
+    _Field("codename", "codename", "str", _text),
+    _Field("version", "version", "str", _text),
+    _Field("signed-by", "signed_by", "strs", _FINGERPRINT),
+)
+_INDEX_FIELDS = (
+    _Field("path", "path", "str", _relative_path),
+    _Field("component", "component", "str", _TOKEN),
+    _Field("architecture", "architecture", "str", _ARCH),
+    _Field("size", "size", "int"),
+    _Field("sha256", "sha256", "str", _SHA256),
+)
+_PACKAGE_FIELDS = (
+    _Field("name", "name", "str", _NAME),
+    _Field("version", "version", "str", _version),
+    _Field("architecture", "architecture", "str", _ARCH),
+    _Field("component", "component", "str", _TOKEN),
+    _Field("filename", "filename", "str", _filename),
+    _Field("size", "size", "int"),
+    _Field("sha256", "sha256", "str", _SHA256),
+    _Field("source", "source", "str", _NAME),
+    _Field("source-version", "source_version", "str", _version),
+    _Field("queries", "queries", "strs", _query),
+    _Field("required-by", "required_by", "strs", _NODE),
+)
+
+# --- the writer -----------------------------------------------------------------------------------------
+
+_ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\", 8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
+_ESCAPES.update({code: f"\\u{code:04X}" for code in [*range(0x20), 0x7F] if code not in _ESCAPES})
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, the rest kept as UTF-8."""
+    return '"' + value.translate(_ESCAPES) + '"'
+
+
+def _toml_datetime(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if utc.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _assignment(key: str, value: object) -> str:
+    if isinstance(value, str):
+        return f"{key} = {_toml_string(value)}"
+    if isinstance(value, bool) or not isinstance(value, int | datetime | tuple):
+        raise TypeError(f"cannot write {key} = {value!r}")
+    if isinstance(value, datetime):
+        return f"{key} = {_toml_datetime(value)}"
+    if isinstance(value, int):
+        return f"{key} = {value}"
+    items = [_toml_string(item) for item in value]
+    one_line = f"{key} = [{', '.join(items)}]"
+    if len(one_line) <= _WIDTH:
+        return one_line
+    return "\n".join([f"{key} = [", *(f"    {item}," for item in items), "]"])
+
+
+def _table(header: str, value: object, fields: Sequence[_Field]) -> list[str]:
+    lines = ["", header]
+    for spec in fields:
+        item = getattr(value, spec.attr)
+        if item is not None:
+            lines.append(_assignment(spec.key, item))
+    return lines
+
+
+def dumps_lock(lock: Lock) -> str:
+    """The text of the lock: the same value always gives the same text (sorted tables and arrays, ``\\n``)."""
+    lines = [
+        f"# minimirror lock for {lock.source.id}. Generated by `minimirror lock`; review changes, do not edit by hand.",
+        f"schema = {lock.schema}",
+    ]
+    lines += _table("[source]", lock.source, _SOURCE_FIELDS)
+    lines += _table("[upstream]", lock.upstream, _UPSTREAM_FIELDS)
+    for index in lock.upstream.indices:
+        lines += _table("[[upstream.index]]", index, _INDEX_FIELDS)
+    for package in lock.packages:
+        lines += _table("[[package]]", package, _PACKAGE_FIELDS)
+    return "\n".join(lines) + "\n"
+
+
+# --- the reader: where things are in the text -----------------------------------------------------------
+
+_Where = tuple[int, int, int]  # line, column of the key (or header), column of the value
+_HEADER_LINE = re.compile(r"\s*(\[\[|\[)\s*([A-Za-z0-9_.\- \t]+?)\s*\]")
+_KEY_LINE = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=\s*")
+_DECODE_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*\Z")
+
+
+def _scan_locations(text: str) -> dict[tuple[str, int, str], _Where]:
+    """Where each table header and ``key =`` is, by (table name, occurrence, key); key ``""`` is the header.
+
+    A cheap line scan, not a TOML parser: it is only used to point at a line, so text that fools it (a
+    multi-line string holding ``key = ...``, inline tables, dotted or quoted keys) only makes the location
+    less precise, never changes what is accepted.
+    """
+    found: dict[tuple[str, int, str], _Where] = {}
+    counts: Counter[str] = Counter()
+    section, occurrence = "", 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        if header := _HEADER_LINE.match(line):
+            section = re.sub(r"\s+", "", header.group(2))
+            occurrence = counts[section] if header.group(1) == "[[" else 0
+            counts[section] += 1
+            column = header.start(1) + 1
+            found.setdefault((section, occurrence, ""), (number, column, column))
+        elif key := _KEY_LINE.match(line):
+            found.setdefault((section, occurrence, key.group(1)), (number, key.start(1) + 1, key.end() + 1))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    path: str
+    locations: Mapping[tuple[str, int, str], _Where]
+
+    def fail(self, line: int, column: int, message: str) -> NoReturn:
+        raise LockError(f"{self.path}:{line}:{column}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """A table of the file: how to find its lines, and how a message names it."""
+
+    context: _Context
+    section: str  # "" for the top level, "source", "upstream", "upstream.index", "package"
+    occurrence: int
+    label: str  # "[source]", "[[package]] #3"
+
+    def where(self, key: str = "") -> _Where:
+        locations = self.context.locations
+        for candidate in ((self.section, self.occurrence, key), (self.section, self.occurrence, "")):
+            if candidate in locations:
+                return locations[candidate]
+        parent, _, name = self.section.rpartition(".")
+        return locations.get((parent, 0, name), (1, 1, 1))
+
+    def fail(self, message: str, key: str = "", *, at_key: bool = False) -> NoReturn:
+        line, key_column, value_column = self.where(key)
+        label = f"{self.label} " if self.label else ""
+        self.context.fail(line, key_column if at_key or not key else value_column, f"{label}{message}")
+
+
+# --- the reader: values -----------------------------------------------------------------------------
+
+
+def _require(table: Mapping[str, Any], key: str, place: _Place) -> Any:
+    if key not in table:
+        place.fail(f"is missing the field {key!r}")
+    return table[key]
+
+
+def _read_string(value: Any, spec: _Field, place: _Place) -> str:
+    if not isinstance(value, str):
+        place.fail(f"{spec.key} must be a string, not {_type_name(value)}", spec.key)
+    problem = spec.check(value) if spec.check else None
+    if problem:
+        place.fail(f"{spec.key}: {problem}", spec.key)
+    return value
+
+
+def _read_value(value: Any, spec: _Field, place: _Place) -> Any:
+    if spec.kind == "str":
+        return _read_string(value, spec, place)
+    if spec.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            place.fail(f"{spec.key} must be an integer, not {_type_name(value)}", spec.key)
+        if value < 0:
+            place.fail(f"{spec.key} must not be negative (got {value})", spec.key)
+        return value
+    if spec.kind == "strs":
+        if not isinstance(value, list):
+            place.fail(f"{spec.key} must be an array of strings, not {_type_name(value)}", spec.key)
+        return tuple(_read_string(item, spec, place) for item in value)
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset():
+        given = "a datetime in another zone, or none" if isinstance(value, datetime) else _type_name(value)
+        place.fail(f"{spec.key} must be a UTC datetime such as 2026-07-11T10:16:37Z, not {given}", spec.key)
+    return value
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a float", list: "an array"}
+    return names.get(type(value), "a table" if isinstance(value, dict) else f"a {type(value).__name__}")
+
+
+def _read_fields(table: Any, fields: Sequence[_Field], place: _Place) -> dict[str, Any]:
+    """The fields of one table, typed and checked; unknown keys are errors (a typo must not pass silently)."""
+    if not isinstance(table, dict):
+        place.fail(f"must be a table, not {_type_name(table)}")
+    known = {spec.key for spec in fields}
+    for key in sorted(set(table) - known):
+        place.fail(f"has an unknown field {key!r} (known: {', '.join(spec.key for spec in fields)})", key, at_key=True)
+    values: dict[str, Any] = {}
+    for spec in fields:
+        if spec.kind == "time?" and spec.key not in table:
+            values[spec.attr] = None
+            continue
+        values[spec.attr] = _read_value(_require(table, spec.key, place), spec, place)
+    return values
+
+
+def _array_of_tables(table: Mapping[str, Any], key: str, place: _Place) -> list[Any]:
+    value = table.get(key, [])
+    if not isinstance(value, list):
+        place.fail(f"{key} must be an array of tables ([[{key}]]), not {_type_name(value)}", key)
+    return value
+
+
+# --- the reader: the document ---------------------------------------------------------------------------
+
+
+def _parse_toml(text: str, context: _Context) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        position = _DECODE_POSITION.search(message)
+        if position:
+            line, column = int(position.group(1)), int(position.group(2))
+            message = message[: position.start()]
+        else:  # "(at end of document)"
+            lines = text.split("\n")
+            line, column = len(lines), len(lines[-1]) + 1
+            message = message.replace(" (at end of document)", " at the end of the file")
+        context.fail(line, column, f"not valid TOML: {message}")
+    except RecursionError:
+        context.fail(1, 1, "not valid TOML: nested too deeply")
+
+
+def _check_schema(document: Mapping[str, Any], top: _Place) -> None:
+    if "schema" not in document:
+        top.fail("no 'schema = 1' line: this is not a minimirror lock, or a damaged one")
+    schema = document["schema"]
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        top.fail(f"schema must be an integer, not {_type_name(schema)}", "schema")
+    if schema > SCHEMA:
+        top.fail(f"unknown schema {schema}: this minimirror reads schema {SCHEMA}; upgrade minimirror", "schema")
+    if schema != SCHEMA:
+        top.fail(f"unknown schema {schema}: this minimirror reads schema {SCHEMA} (no lock was ever older)", "schema")
+
+
+def _read_source(document: Mapping[str, Any], top: _Place) -> SourcePin:
+    place = _Place(top.context, "source", 0, "[source]")
+    return SourcePin(**_read_fields(_require(document, "source", top), _SOURCE_FIELDS, place))
+
+
+def _read_upstream(document: Mapping[str, Any], source: SourcePin, top: _Place) -> UpstreamPin:
+    place = _Place(top.context, "upstream", 0, "[upstream]")
+    table = _require(document, "upstream", top)
+    if not isinstance(table, dict):
+        top.fail(f"upstream must be a table ([upstream]), not {_type_name(table)}", "upstream")
+    fields = _read_fields({k: v for k, v in table.items() if k != "index"}, _UPSTREAM_FIELDS, place)
+    indices = []
+    for number, item in enumerate(_array_of_tables(table, "index", place)):
+        index_place = _Place(top.context, "upstream.index", number, f"[[upstream.index]] #{number + 1}")
+        index = IndexPin(**_read_fields(item, _INDEX_FIELDS, index_place))
+        _check_member(index.component, source.components, "component", index_place)
+        _check_member(index.architecture, {*source.architectures, "all"}, "architecture", index_place)
+        indices.append(index)
+    _check_unique([i.path for i in indices], "upstream.index", "path", top.context, "is listed twice")
+    return UpstreamPin(**fields, indices=tuple(indices))
+
+
+def _read_packages(document: Mapping[str, Any], top: _Place) -> list[LockedPackage]:
+    packages = []
+    for number, item in enumerate(_array_of_tables(document, "package", top)):
+        place = _Place(top.context, "package", number, f"[[package]] #{number + 1}")
+        package = LockedPackage(**_read_fields(item, _PACKAGE_FIELDS, place))
+        if not package.queries and not package.required_by:
+            place.fail(f"{package.node}: queries and required-by are both empty; nothing says why it is locked")
+        packages.append(package)
+    _check_unique([p.key for p in packages], "package", "name", top.context, "is locked twice")
+    return packages
+
+
+def _check_unique(keys: Sequence[object], section: str, key: str, context: _Context, problem: str) -> None:
+    first: dict[object, int] = {}
+    for number, item in enumerate(keys):
+        if item in first:
+            place = _Place(context, section, number, f"[[{section}]] #{number + 1}")
+            shown = " ".join(item) if isinstance(item, tuple) else str(item)
+            earlier = place.context.locations.get((section, first[item], ""), (0, 0, 0))[0]
+            place.fail(f"{shown} {problem} (first at line {earlier})", key)
+        first[item] = number
+
+
+def _check_consistency(source: SourcePin, packages: Sequence[LockedPackage], top: _Place) -> None:
+    """Cross-table rules, in file order: the source's components and architectures, ``required-by`` naming
+    locked packages, and every package reachable from some query (a ``required-by`` cycle alone is no reason)."""
+    architectures = {*source.architectures, "all"}
+    nodes = {p.node for p in packages}
+    for number, package in enumerate(packages):
+        place = _Place(top.context, "package", number, f"[[package]] #{number + 1}")
+        _check_member(package.component, source.components, "component", place)
+        _check_member(package.architecture, architectures, "architecture", place)
+        for parent in package.required_by:
+            if parent not in nodes:
+                place.fail(f"required-by names {parent!r}, which is not a package of this lock", "required-by")
+    reached = _reachable_from_queries(packages)
+    for number, package in enumerate(packages):
+        if package.node not in reached:
+            place = _Place(top.context, "package", number, f"[[package]] #{number + 1}")
+            place.fail(f"{package.node} is not reachable from any query (its required-by chain is a cycle)")
+
+
+def _check_member(value: str, allowed: Iterable[str], key: str, place: _Place) -> None:
+    if value not in allowed:
+        place.fail(f"{key} {value!r} is not one of the source's: {', '.join(sorted(allowed))}", key)
+
+
+def _reachable_from_queries(packages: Sequence[LockedPackage]) -> set[str]:
+    children: dict[str, set[str]] = {}
+    for package in packages:
+        for parent in package.required_by:
+            children.setdefault(parent, set()).add(package.node)
+    reached = {p.node for p in packages if p.queries}
+    todo = list(reached)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in reached:
+                reached.add(child)
+                todo.append(child)
+    return reached
+
+
+def loads_lock(text: str, *, path: Path | str) -> Lock:
+    """Read a lock from its text, strictly. ``path`` is named in every error (``path:line:column: problem``)."""
+    context = _Context(str(path), _scan_locations(text))
+    document = _parse_toml(text, context)
+    top = _Place(context, "", 0, "")
+    _check_schema(document, top)
+    for key in sorted(set(document) - {"schema", "source", "upstream", "package"}):
+        top.fail(f"unknown top-level field {key!r} (known: schema, [source], [upstream], [[package]])", key)
+    source = _read_source(document, top)
+    upstream = _read_upstream(document, source, top)
+    packages = _read_packages(document, top)
+    _check_consistency(source, packages, top)
+    return Lock(source=source, upstream=upstream, packages=tuple(packages))
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise LockError(f"{path}: no such lock; run `minimirror lock` to create it") from exc
+    except OSError as exc:
+        raise LockError(f"{path}: cannot read the lock: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LockError(f"{path}:{line}:{column}: not UTF-8 (byte {exc.start})") from exc
+
+
+def read_lock(path: Path | str) -> Lock:
+    """Read and check one lock file."""
+    return loads_lock(_read_text(Path(path)), path=path)
+
+
+def lock_path(locks_dir: Path | str, source_id: str) -> Path:
+    """``<locks_dir>/<prefix>/<name>.lock`` for the source ``<prefix>/<name>``."""
+    problem = _SOURCE_ID(source_id)
+    if problem:
+        raise LockError(f"no lock path for source id {problem}")
+    prefix, name = source_id.split("/")
+    return Path(locks_dir) / prefix / f"{name}.lock"
+
+
+def read_locks(locks_dir: Path | str) -> tuple[Lock, ...]:
+    """Every ``<prefix>/<name>.lock`` below ``locks_dir``, sorted by source id. Each lock's ``[source] id``
+    must match its place, so a lock copied to another source's file is refused."""
+    root = Path(locks_dir)
+    if not root.is_dir():
+        raise LockError(f"{root}: no locks directory; run `minimirror lock` to create it")
+    locks = []
+    for path in sorted(root.glob("*/*.lock")):
+        if path.name.startswith(".") or path.parent.name.startswith("."):
+            continue
+        text = _read_text(path)
+        lock = loads_lock(text, path=path)
+        expected = f"{path.parent.name}/{path.stem}"
+        if lock.source.id != expected:
+            place = _Place(_Context(str(path), _scan_locations(text)), "source", 0, "[source]")
+            place.fail(f"id {lock.source.id!r} does not match the file's place (expected {expected!r})", "id")
+        locks.append(lock)
+    return tuple(sorted(locks, key=lambda lock: lock.source.id))
+
+
+def write_lock(path: Path | str, lock: Lock) -> bool:
+    """Write the lock atomically (a temporary file in the same directory, fsync, rename).
+
+    Returns ``False``, leaving the file untouched, when it already holds these exact bytes. A lock the reader
+    would refuse is never written.
+    """
+    target = Path(path)
+    text = dumps_lock(lock)
+    loads_lock(text, path=target)
+    data = text.encode("utf-8")
+    try:
+        if target.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise LockError(f"{target}: cannot read the lock: {exc.strerror}") from exc
+    try:
+        _replace_atomically(target, data)
+    except OSError as exc:
+        raise LockError(f"{target}: cannot write the lock: {exc.strerror or exc}") from exc
+    return True
+
+
+def _replace_atomically(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temporary).replace(target)  # os.replace: atomic on POSIX
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable; some filesystems cannot open a directory, which is then not an error."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
