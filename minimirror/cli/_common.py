@@ -14,7 +14,17 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-__all__ = ["Invocation", "err_console", "invocation", "out_console", "sources_option"]
+__all__ = [
+    "Invocation",
+    "cache_option",
+    "err_console",
+    "invocation",
+    "locks_option",
+    "offline_option",
+    "out_console",
+    "source_filter_option",
+    "sources_option",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,4 +59,50 @@ def sources_option(func: F) -> F:
         default=_default_sources,
         show_default="$MIRROR_SOURCE_DIR, else sources/",
         help="The sources tree: sources/<prefix>/<name>/{source.txt,packages.txt}.",
+    )(func)
+
+
+def locks_option(func: F) -> F:
+    """``--locks DIR``: where ``<prefix>/<name>.lock`` files live; default ``locks/``."""
+    return click.option(
+        "--locks",
+        "locks_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=Path("locks"),
+        show_default=True,
+        help="The lock tree: locks/<prefix>/<name>.lock.",
+    )(func)
+
+
+def _default_cache() -> Path:
+    from minimirror.cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+def cache_option(func: F) -> F:
+    """``--cache DIR``: verified indices and pool files; default ``$XDG_CACHE_HOME/minimirror``."""
+    return click.option(
+        "--cache",
+        "cache_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=_default_cache,
+        show_default="$XDG_CACHE_HOME/minimirror",
+        help="The download cache (content-addressed; safe to share between runs).",
+    )(func)
+
+
+def offline_option(func: F) -> F:
+    return click.option(
+        "--offline", is_flag=True, help="Use only the cache; fail naming what is missing instead of downloading."
+    )(func)
+
+
+def source_filter_option(func: F) -> F:
+    return click.option(
+        "--source",
+        "only",
+        multiple=True,
+        metavar="PREFIX/NAME",
+        help="Only this source (repeatable); default: every source of the tree.",
     )(func)

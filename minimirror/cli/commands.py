@@ -5,8 +5,12 @@ from __future__ import annotations
 import click
 
 from minimirror.cli.init import init
+from minimirror.cli.lock import lock, search, why
 from minimirror.cli.sources import sources
 
 ALL: list[click.Command] = []
 ALL.append(init)
 ALL.append(sources)
+ALL.append(search)
+ALL.append(lock)
+ALL.append(why)

@@ -1,0 +1,311 @@
+"""The lock stage: sources tree -> verified upstream indices -> resolution -> ``locks/<prefix>/<name>.lock``.
+
+This is the one place that wires the stages together for ``minimirror lock``, ``lock --check``, ``search`` and
+``why``; the CLI and the notebooks call these functions and nothing else. Each function takes a frozen config
+and returns a frozen report; the network is behind the ``httpx.Client`` it is given (or makes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from minimirror.archive import Snapshot, Upstream, open_snapshot
+from minimirror.cache import Cache
+from minimirror.download import Downloader, make_client
+from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
+from minimirror.index import PackageIndex, load_index_cached
+from minimirror.lockfile import (
+    Lock,
+    LockedPackage,
+    SourcePin,
+    lock_path,
+    read_lock,
+    upstream_pin,
+    write_lock,
+)
+from minimirror.package import Package
+from minimirror.query import names_hint, parse_query
+from minimirror.resolve import Resolution, ResolveOptions, Root, resolve
+from minimirror.sources import Source, load_sources, normalized_inputs
+
+__all__ = [
+    "LockConfig",
+    "LockOutcome",
+    "LockReport",
+    "SearchHit",
+    "StaleLock",
+    "check_locks",
+    "inputs_sha256",
+    "lock",
+    "open_source",
+    "search",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LockConfig:
+    sources_dir: Path
+    locks_dir: Path
+    cache_dir: Path
+    offline: bool = False
+    upgrade: bool = False
+    upgrade_packages: tuple[str, ...] = ()
+    only: tuple[str, ...] = ()
+    """Source ids (``prefix/name``) to work on; empty means every source."""
+    environ: Mapping[str, str] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LockOutcome:
+    source_id: str
+    path: Path
+    changed: bool
+    packages: int
+    total_size: int
+    upstream_date: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LockReport:
+    outcomes: tuple[LockOutcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StaleLock:
+    source_id: str
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    source_id: str
+    package: Package
+    component: str
+
+
+def inputs_sha256(source: Source) -> str:
+    """The hash a lock records of its inputs: CRLF, comments, blank lines and line order do not change it."""
+    return hashlib.sha256(normalized_inputs(source).encode("utf-8")).hexdigest()
+
+
+def upstream_of(source: Source) -> Upstream:
+    return Upstream(
+        url=source.url,
+        key_url=source.key_url,
+        dist=source.dist,
+        components=source.components,
+        architectures=source.settings.architectures,
+        verify=not source.settings.gpg_disable_verify,
+        allow_expired=source.settings.allow_expired,
+    )
+
+
+def open_source(source: Source, *, downloader: Downloader | None, cache: Cache) -> tuple[Snapshot, PackageIndex]:
+    """Verify the source's upstream and load its indices (parsed once per index sha256, then cached)."""
+    snapshot = open_snapshot(upstream_of(source), downloader=downloader, cache=cache)
+    parts = []
+    for index in snapshot.indices:
+        name = f"{snapshot.upstream.dist_url}{index.path}"
+        packages = load_index_cached(cache.blob_path(index.sha256), index.sha256, cache.parsed_dir, name=name)
+        parts.append((index.component, packages))
+    return snapshot, PackageIndex.build(parts)
+
+
+@contextmanager
+def _downloader(offline: bool) -> Iterator[Downloader | None]:
+    if offline:
+        yield None
+        return
+    with make_client() as client:
+        yield Downloader(client)
+
+
+def _selected_sources(config: LockConfig) -> tuple[Source, ...]:
+    sources = load_sources(config.sources_dir, environ=config.environ)
+    if not config.only:
+        return sources
+    known = {source.source_id for source in sources}
+    unknown = sorted(set(config.only) - known)
+    if unknown:
+        raise LockError(f"no source {', '.join(unknown)} in {config.sources_dir} (it has: {', '.join(sorted(known))})")
+    return tuple(source for source in sources if source.source_id in config.only)
+
+
+def lock(config: LockConfig, *, client: httpx.Client | None = None) -> LockReport:
+    """Lock every selected source; each lock is written atomically, and only when its bytes change."""
+    sources = _selected_sources(config)
+    cache = Cache(config.cache_dir)
+    outcomes = []
+    with _client_downloader(client, config.offline) as downloader:
+        for source in sources:
+            outcomes.append(_lock_source(source, config, downloader, cache))
+    return LockReport(tuple(outcomes))
+
+
+@contextmanager
+def _client_downloader(client: httpx.Client | None, offline: bool) -> Iterator[Downloader | None]:
+    if client is not None and not offline:
+        yield Downloader(client)
+        return
+    with _downloader(offline) as downloader:
+        yield downloader
+
+
+def _lock_source(source: Source, config: LockConfig, downloader: Downloader | None, cache: Cache) -> LockOutcome:
+    path = lock_path(config.locks_dir, source.source_id)
+    previous = _previous_lock(path) if not config.upgrade else None
+    snapshot, index = open_source(source, downloader=downloader, cache=cache)
+    try:
+        resolution = resolve(index, _roots(source), _options(source, previous, config.upgrade_packages))
+    except ResolveError as exc:
+        raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
+    new = _build_lock(source, snapshot, index, resolution)
+    changed = write_lock(path, new)
+    log.info("%s: %d packages, %s", source.source_id, len(new.packages), "written" if changed else "unchanged")
+    return LockOutcome(
+        source_id=source.source_id,
+        path=path,
+        changed=changed,
+        packages=len(new.packages),
+        total_size=sum(p.size for p in new.packages),
+        upstream_date=new.upstream.date,
+    )
+
+
+def _previous_lock(path: Path) -> Lock | None:
+    if not path.is_file():
+        return None
+    try:
+        return read_lock(path)
+    except LockError as exc:
+        log.warning("ignoring the unreadable previous lock (%s); resolving afresh", exc)
+        return None
+
+
+def _roots(source: Source) -> list[Root]:
+    seen: dict[str, Root] = {}
+    for line in source.queries:
+        seen.setdefault(line.canonical, Root(line.canonical, line.query, origin=f"{line.path}:{line.line}"))
+    return [seen[text] for text in sorted(seen)]
+
+
+def _options(source: Source, previous: Lock | None, upgrade_packages: Sequence[str]) -> ResolveOptions:
+    settings = source.settings
+    prefer: dict[tuple[str, str], str] = {}
+    if previous is not None:
+        upgrading = set(upgrade_packages)
+        for package in previous.packages:
+            if package.name not in upgrading and package.source not in upgrading:
+                prefer.setdefault((package.name, package.architecture), package.version)
+    return ResolveOptions(
+        architectures=settings.architectures,
+        recommends=settings.follow_recommends,
+        suggests=settings.follow_suggests,
+        all_variants=settings.follow_all_variants,
+        prefer=prefer,
+    )
+
+
+def _build_lock(source: Source, snapshot: Snapshot, index: PackageIndex, resolution: Resolution) -> Lock:
+    pin = SourcePin(
+        id=source.source_id,
+        url=snapshot.upstream.base,
+        key_url=source.key_url,
+        dist=source.dist,
+        components=source.components,
+        architectures=source.settings.architectures,
+        inputs_sha256=inputs_sha256(source),
+        queries=tuple(line.canonical for line in source.queries),
+    )
+    packages = tuple(
+        _locked(resolved.package, index, resolved.queries, resolved.required_by) for resolved in resolution.packages
+    )
+    return Lock(source=pin, upstream=upstream_pin(snapshot), packages=packages)
+
+
+def _locked(
+    package: Package, index: PackageIndex, queries: tuple[str, ...], required_by: tuple[str, ...]
+) -> LockedPackage:
+    def need(name: str) -> str:
+        value = package.field(name)
+        if not value:
+            raise ArchiveError(f"{package}: the index gives no {name}; a package without it cannot be locked")
+        return value.strip()
+
+    size = need("Size")
+    if not size.isdigit():
+        raise ArchiveError(f"{package}: Size {size!r} is not a number")
+    return LockedPackage(
+        name=package.name,
+        version=package.version,
+        architecture=package.architecture,
+        component=index.component_of(package),
+        filename=need("Filename"),
+        size=int(size),
+        sha256=need("SHA256").lower(),
+        source=package.source_name,
+        source_version=package.source_version,
+        queries=queries,
+        required_by=required_by,
+    )
+
+
+def check_locks(config: LockConfig) -> tuple[StaleLock, ...]:
+    """Every lock that is missing or whose inputs changed since it was written; no network needed."""
+    stale = []
+    sources = _selected_sources(config)
+    for source in sources:
+        path = lock_path(config.locks_dir, source.source_id)
+        if not path.is_file():
+            stale.append(StaleLock(source.source_id, path, "no lock; run `minimirror lock`"))
+            continue
+        try:
+            recorded = read_lock(path).source.inputs_sha256
+        except MinimirrorError as exc:
+            stale.append(StaleLock(source.source_id, path, f"unreadable: {exc}"))
+            continue
+        if recorded != inputs_sha256(source):
+            stale.append(StaleLock(source.source_id, path, "packages.txt, source.txt or settings changed since"))
+    if not config.only:
+        wanted = {lock_path(config.locks_dir, s.source_id) for s in sources}
+        for orphan in sorted(config.locks_dir.glob("*/*.lock")) if config.locks_dir.is_dir() else ():
+            if orphan not in wanted:
+                stale.append(StaleLock(orphan.parent.name + "/" + orphan.stem, orphan, "no such source any more"))
+    return tuple(stale)
+
+
+def search(config: LockConfig, query_text: str) -> tuple[SearchHit, ...]:
+    """Packages of the selected sources that match a query, sorted by (name, version, architecture)."""
+    query = parse_query(query_text)
+    cache = Cache(config.cache_dir)
+    hits: list[SearchHit] = []
+    with _downloader(config.offline) as downloader:
+        for source in _selected_sources(config):
+            _, index = open_source(source, downloader=downloader, cache=cache)
+            hits.extend(
+                SearchHit(source.source_id, package, index.component_of(package))
+                for package in _search_pool(index, names_hint(query))
+                if query.matches(package)
+            )
+    return tuple(hits)
+
+
+def _search_pool(index: PackageIndex, names: frozenset[str] | None) -> Iterator[Package]:
+    """Only the packages a query can match when it names them; otherwise all, in the index's order."""
+    if names is None:
+        yield from index
+        return
+    found = {p for name in names for p in index.by_name(name)}
+    found |= {p for name in names for p, _ in index.providers(name)}
+    yield from (p for p in index if p in found)
