@@ -23,6 +23,7 @@ import lzma
 import marshal
 import os
 import queue
+import re
 import struct
 import tempfile
 import threading
@@ -65,7 +66,7 @@ IndexSource = str | os.PathLike[str] | bytes
 Provider = tuple[Package, str | None]
 """A package providing a name, and the version it provides (``None`` for an unversioned Provides)."""
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bumped whenever the cache layout or what the parser extracts changes; other versions are rebuilt."""
 
 _BLOCK_BYTES = 16 << 20  # decompressed bytes handed to the parser at a time
@@ -227,17 +228,30 @@ def load_index_cached(
     Cold (no cache, or a cache file that fails validation): hash ``source``, refuse it with
     :class:`IntegrityError` unless it matches, parse it, and write the cache atomically.
     """
+    part = load_index_part(source, sha256, cache_dir, component="", name=name)
+    return [_materialize(entry, part.name) for entry in part.entries]
+
+
+def load_index_part(
+    source: IndexSource,
+    sha256: str,
+    cache_dir: str | os.PathLike[str],
+    *,
+    component: str,
+    name: str | None = None,
+) -> IndexPart:
+    """One index as a :class:`PackageIndex` part, from the parsed-form cache when warm (see
+    :func:`load_index_cached`). Warm, no :class:`Package` is made here: the index makes them on demand."""
     index = name if name is not None else _default_name(source)
     path = Path(cache_dir) / f"{sha256}.v{CACHE_FORMAT}.packages"
-    records = _read_cache(path, sha256)
-    if records is not None:
-        try:
-            return _packages_from_records(records, index)
-        except (TypeError, ValueError):
-            pass  # a record of the wrong shape: the file is not what we wrote; rebuild it
+    cached = _read_cache(path, sha256)
+    if cached is not None:
+        records, provides = cached
+        return IndexPart(component, index, records, provides)
     packages = _parse_verified(source, sha256, index)
-    _write_cache(path, sha256, packages)
-    return packages
+    provides = provides_table(packages)
+    _write_cache(path, sha256, packages, provides)
+    return IndexPart(component, index, packages, provides)
 
 
 def _parse_verified(source: IndexSource, sha256: str, index: str) -> list[Package]:
@@ -246,10 +260,6 @@ def _parse_verified(source: IndexSource, sha256: str, index: str) -> list[Packag
     if actual != sha256.lower():
         raise IntegrityError(f"{index}: sha256 is {actual}, expected {sha256}; download the index again")
     return list(iter_packages(data, name=index))
-
-
-def _packages_from_records(records: Sequence[_Record], index: str) -> list[Package]:
-    return [Package(name, version, arch, StanzaFields(raw, index, line)) for name, version, arch, line, raw in records]
 
 
 def _records(packages: Iterable[Package]) -> tuple[_Record, ...]:
@@ -262,8 +272,10 @@ def _records(packages: Iterable[Package]) -> tuple[_Record, ...]:
     return tuple(out)
 
 
-def _write_cache(path: Path, sha256: str, packages: Iterable[Package]) -> None:
-    payload = marshal.dumps(_records(packages))
+def _write_cache(
+    path: Path, sha256: str, packages: Iterable[Package], provides: Mapping[int, Sequence[tuple[str, str | None]]]
+) -> None:
+    payload = marshal.dumps((_records(packages), dict(sorted(provides.items()))))
     header = _HEADER.pack(_MAGIC, CACHE_FORMAT, bytes.fromhex(sha256), len(payload), zlib.crc32(payload))
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as out:
@@ -278,8 +290,11 @@ def _write_cache(path: Path, sha256: str, packages: Iterable[Package]) -> None:
     Path(out.name).replace(path)
 
 
-def _read_cache(path: Path, sha256: str) -> Sequence[_Record] | None:
-    """The records of a valid cache file for ``sha256``; ``None`` when absent, stale or damaged."""
+def _read_cache(
+    path: Path, sha256: str
+) -> tuple[Sequence[_Record], dict[int, tuple[tuple[str, str | None], ...]]] | None:
+    """The records and Provides table of a valid cache file for ``sha256``; ``None`` when absent, stale or
+    damaged."""
     try:
         data = path.read_bytes()
     except OSError:
@@ -293,17 +308,29 @@ def _read_cache(path: Path, sha256: str) -> Sequence[_Record] | None:
     if zlib.crc32(payload) != crc:
         return None
     try:
-        records = marshal.loads(payload)
+        loaded = marshal.loads(payload)
     except (EOFError, ValueError, TypeError):
         return None
-    return records if _well_formed(records) else None
+    return loaded if _well_formed(loaded) else None
 
 
-def _well_formed(records: object) -> bool:
-    if not isinstance(records, tuple):
+def _well_formed(loaded: object) -> bool:
+    """The shape we write. The CRC already vouches that the bytes are the ones we wrote, so one record and
+    one Provides entry stand for the rest; checking all 63,000 would cost a fifth of a warm load."""
+    if not (isinstance(loaded, tuple) and len(loaded) == 2):
         return False
-    return all(
-        isinstance(r, tuple) and len(r) == 5 and isinstance(r[4], bytes) and isinstance(r[3], int) for r in records[:1]
+    records, provides = loaded
+    if not (isinstance(records, tuple) and isinstance(provides, dict)):
+        return False
+    sample = records[:1]
+    shaped = all(
+        type(r) is tuple and len(r) == 5 and type(r[0]) is str and type(r[1]) is str and type(r[2]) is str
+        and type(r[3]) is int and type(r[4]) is bytes
+        for r in sample
+    )  # fmt: skip
+    first = next(iter(provides.items()), None)
+    return shaped and (
+        first is None or (type(first[0]) is int and 0 <= first[0] < len(records) and type(first[1]) is tuple)
     )
 
 
@@ -348,18 +375,62 @@ def _version_order(left: Package, right: Package) -> int:
 _ORDER_KEY = functools.cmp_to_key(_version_order)
 
 
+_Entry = Package | tuple[str, str, str, int, bytes]
+"""A package, or the cached record it is made from on demand: (name, version, architecture, line, raw)."""
+_Key = tuple[str, str, str]
+
+
 @dataclass(frozen=True, slots=True)
+class IndexPart:
+    """One index's entries in file order, and the Provides values of those that have one."""
+
+    component: str
+    name: str
+    entries: Sequence[_Entry]
+    provides: Mapping[int, Sequence[tuple[str, str | None]]] | None = None
+    """Entry number -> what it provides (name, version or None); None to read it from the entries."""
+
+
 class PackageIndex:
     """An immutable set of packages from one or more indices, with the component each came from.
 
-    Iteration is in (name, newest version first, architecture) order; :meth:`by_name` and
-    :meth:`providers` answer in that order too. Build it with :meth:`build`.
+    Lazy: construction only groups keys by name and reads the Provides table; a :class:`Package` is made
+    the first time its name is looked up, so a resolution that touches a few hundred names of a 63,000-package
+    index never builds the rest. Iteration is in (name, newest version first, architecture) order;
+    :meth:`by_name` and :meth:`providers` answer in that order too.
     """
 
-    _by_name: Mapping[str, tuple[Package, ...]]
-    _providers: Mapping[str, tuple[Provider, ...]]
-    _components: Mapping[tuple[str, str, str], str]
-    _positions: Mapping[tuple[str, str, str], int]
+    __slots__ = ("_first", "_names", "_parts", "_provided", "_sorted")
+
+    def __init__(self, parts: Sequence[IndexPart]) -> None:
+        self._parts = tuple(parts)
+        # key -> part number << 32 | entry number, of the first time the key is met: ordered like the
+        # indices, so it doubles as the package's position.
+        self._first: dict[_Key, int] = {}
+        self._names: dict[str, list[_Key]] = {}
+        self._provided: dict[str, list[tuple[_Key, str | None]]] = {}
+        self._sorted: dict[str, tuple[Package, ...]] = {}
+        for part_number, part in enumerate(self._parts):
+            self._add_part(part_number, part)
+
+    def _add_part(self, part_number: int, part: IndexPart) -> None:
+        first, names = self._first, self._names
+        base = part_number << 32
+        # the comprehension is the hot loop of a warm run: records are sliced, not materialized
+        keys: list[_Key] = [e[:3] if type(e) is tuple else e.key for e in part.entries]  # type: ignore[union-attr]
+        for entry_number, key in enumerate(keys):
+            code = first.setdefault(key, base | entry_number)
+            if code != base | entry_number:
+                self._check_same(code, part_number, entry_number)
+                continue
+            names.setdefault(key[0], []).append(key)
+        table = part.provides if part.provides is not None else provides_table(part.entries)
+        for entry_number, provided_items in table.items():
+            key = keys[entry_number]
+            if first[key] != base | entry_number:
+                continue  # a duplicate of a package kept from an earlier index
+            for provided, version in provided_items:
+                self._provided.setdefault(provided, []).append((key, version))
 
     @classmethod
     def build(cls, parts: Iterable[tuple[str, Iterable[Package]]]) -> PackageIndex:
@@ -369,51 +440,98 @@ class PackageIndex:
         is kept once, with the first component; met twice with different SHA256 it is an ArchiveError
         naming both places.
         """
-        kept: dict[tuple[str, str, str], Package] = {}
-        components: dict[tuple[str, str, str], str] = {}
-        for component, packages in parts:
-            for package in packages:
-                first = kept.setdefault(package.key, package)
-                if first is package:
-                    components[package.key] = component
-                else:
-                    _check_same(first, components[package.key], package, component)
-        by_name = _group_by_name(kept.values())
-        positions = {key: number for number, key in enumerate(components)}
-        return cls(by_name, _group_providers(by_name), components, positions)
+        return cls([IndexPart(component, "", tuple(packages)) for component, packages in parts])
 
     def by_name(self, name: str) -> tuple[Package, ...]:
         """Every package called ``name``, newest version first."""
-        return self._by_name.get(name, ())
+        found = self._sorted.get(name)
+        if found is None:
+            packages = [self._package(key) for key in self._names.get(name, ())]
+            found = tuple(packages) if len(packages) < 2 else tuple(sorted(packages, key=_ORDER_KEY))
+            self._sorted[name] = found
+        return found
 
     def providers(self, name: str) -> tuple[Provider, ...]:
-        """Every package whose Provides names ``name``, with the provided version (None if unversioned)."""
-        return self._providers.get(name, ())
+        """Every package whose Provides names ``name``, with the provided version (None if unversioned),
+        in the order of :meth:`by_name` of the providing packages' names."""
+        provided = self._provided.get(name, ())
+        order = {key: number for number, key in enumerate(sorted({k for k, _ in provided}, key=self._order))}
+        return tuple((self._package(key), version) for key, version in sorted(provided, key=lambda kv: order[kv[0]]))
 
     def component_of(self, package: Package) -> str:
         """The component (``main``, ...) the package was read from; KeyError if it is not in the index."""
-        return self._components[package.key]
+        return self._parts[self._first[package.key] >> 32].component
 
     def position(self, package: Package) -> int:
         """Where the package first appeared in the indices, in the order they were given: apt's cache assigns
         IDs in that order, and the resolver breaks ties between providers the way apt's IDs do."""
-        return self._positions[package.key]
+        return self._first[package.key]
 
     def get(self, name: str, version: str, architecture: str) -> Package | None:
         return next((p for p in self.by_name(name) if p.key == (name, version, architecture)), None)
 
     def names(self) -> tuple[str, ...]:
-        return tuple(self._by_name)
+        return tuple(sorted(self._names))
 
     def __iter__(self) -> Iterator[Package]:
-        for group in self._by_name.values():
-            yield from group
+        for name in self.names():
+            yield from self.by_name(name)
 
     def __len__(self) -> int:
-        return len(self._components)
+        return len(self._first)
 
     def __contains__(self, package: object) -> bool:
-        return isinstance(package, Package) and package.key in self._components
+        return isinstance(package, Package) and package.key in self._first
+
+    def __repr__(self) -> str:
+        return f"PackageIndex({len(self)} packages from {len(self._parts)} indices)"
+
+    def _package(self, key: _Key) -> Package:
+        code = self._first[key]
+        part = self._parts[code >> 32]
+        return _materialize(part.entries[code & 0xFFFFFFFF], part.name)
+
+    def _order(self, key: _Key) -> tuple[str, int]:
+        group = self.by_name(key[0])
+        return key[0], next(n for n, p in enumerate(group) if p.key == key)
+
+    def _check_same(self, first: int, part_number: int, entry_number: int) -> None:
+        one, two = self._parts[first >> 32], self._parts[part_number]
+        _check_same(
+            _materialize(one.entries[first & 0xFFFFFFFF], one.name), one.component,
+            _materialize(two.entries[entry_number], two.name), two.component,
+        )  # fmt: skip
+
+
+def _entry_key(entry: _Entry) -> _Key:
+    if isinstance(entry, Package):
+        return entry.key
+    return (entry[0], entry[1], entry[2])
+
+
+def _materialize(entry: _Entry, index: str) -> Package:
+    if isinstance(entry, Package):
+        return entry
+    name, version, arch, line, raw = entry
+    return Package(name, version, arch, StanzaFields(raw, index, line))
+
+
+_PROVIDES_LINE = re.compile(rb"(?im)^provides:")
+
+
+def provides_table(entries: Sequence[_Entry]) -> dict[int, tuple[tuple[str, str | None], ...]]:
+    """Entry number -> what it provides, for the entries with a Provides field (a quick byte search first)."""
+    table: dict[int, tuple[tuple[str, str | None], ...]] = {}
+    for number, entry in enumerate(entries):
+        if isinstance(entry, Package):
+            value = field_of(entry, "Provides")
+        elif _PROVIDES_LINE.search(entry[4]):
+            value = _materialize(entry, "").field("Provides")
+        else:
+            continue
+        if value:
+            table[number] = tuple(parse_provides(value))
+    return table
 
 
 def _check_same(first: Package, first_component: str, second: Package, second_component: str) -> None:
@@ -430,23 +548,3 @@ def _place(package: Package, component: str) -> str:
     if isinstance(fields, StanzaFields):
         return f"{fields.index}:{fields.line} ({component})"
     return component
-
-
-def _group_by_name(packages: Iterable[Package]) -> dict[str, tuple[Package, ...]]:
-    groups: dict[str, list[Package]] = {}
-    for package in packages:
-        groups.setdefault(package.name, []).append(package)
-    return {
-        name: tuple(group) if len(group) == 1 else tuple(sorted(group, key=_ORDER_KEY))
-        for name, group in sorted(groups.items())
-    }
-
-
-def _group_providers(by_name: Mapping[str, tuple[Package, ...]]) -> dict[str, tuple[Provider, ...]]:
-    providers: dict[str, list[Provider]] = {}
-    for group in by_name.values():
-        for package in group:
-            value = field_of(package, "Provides")
-            for provided, version in parse_provides(value) if value else ():
-                providers.setdefault(provided, []).append((package, version))
-    return {name: tuple(found) for name, found in providers.items()}

@@ -21,7 +21,7 @@ from minimirror.archive import Snapshot, Upstream, open_snapshot
 from minimirror.cache import Cache
 from minimirror.download import Downloader, make_client
 from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
-from minimirror.index import PackageIndex, load_index_cached
+from minimirror.index import PackageIndex, load_index_part
 from minimirror.lockfile import (
     Lock,
     LockedPackage,
@@ -114,12 +114,17 @@ def upstream_of(source: Source) -> Upstream:
 def open_source(source: Source, *, downloader: Downloader | None, cache: Cache) -> tuple[Snapshot, PackageIndex]:
     """Verify the source's upstream and load its indices (parsed once per index sha256, then cached)."""
     snapshot = open_snapshot(upstream_of(source), downloader=downloader, cache=cache)
-    parts = []
-    for index in snapshot.indices:
-        name = f"{snapshot.upstream.dist_url}{index.path}"
-        packages = load_index_cached(cache.blob_path(index.sha256), index.sha256, cache.parsed_dir, name=name)
-        parts.append((index.component, packages))
-    return snapshot, PackageIndex.build(parts)
+    parts = [
+        load_index_part(
+            cache.blob_path(index.sha256),
+            index.sha256,
+            cache.parsed_dir,
+            component=index.component,
+            name=f"{snapshot.upstream.dist_url}{index.path}",
+        )
+        for index in snapshot.indices
+    ]
+    return snapshot, PackageIndex(parts)
 
 
 @contextmanager
