@@ -523,9 +523,10 @@ def provides_table(entries: Sequence[_Entry]) -> dict[int, tuple[tuple[str, str 
     """Entry number -> what it provides, for the entries with a Provides field (a quick byte search first)."""
     table: dict[int, tuple[tuple[str, str | None], ...]] = {}
     for number, entry in enumerate(entries):
-        if isinstance(entry, Package):
-            value = field_of(entry, "Provides")
-        elif _PROVIDES_LINE.search(entry[4]):
+        raw = entry.fields.raw if isinstance(entry, Package) and isinstance(entry.fields, StanzaFields) else None
+        if isinstance(entry, Package) and raw is None:
+            value = entry.field("Provides")
+        elif _PROVIDES_LINE.search(raw if raw is not None else entry[4]):  # type: ignore[index]
             value = _materialize(entry, "").field("Provides")
         else:
             continue
