@@ -11,6 +11,7 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest
+	$(BIN)/pytest --nbval-lax notebooks/
 
 setup: debian-packages $(VENV)/.installed
 

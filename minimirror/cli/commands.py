@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from minimirror.cli.diff import diff
 from minimirror.cli.init import init
 from minimirror.cli.lock import lock, search, why
 from minimirror.cli.sources import sources
+from minimirror.cli.verify import serve, verify
 
 ALL: list[click.Command] = []
 ALL.append(init)
@@ -14,3 +16,5 @@ ALL.append(sources)
 ALL.append(search)
 ALL.append(lock)
 ALL.append(why)
+ALL.append(diff)
+ALL.extend([verify, serve])

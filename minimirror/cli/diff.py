@@ -1,0 +1,54 @@
+"""``minimirror diff OLD NEW``: what changed between two sets of locks, for a reviewer or a CI job.
+
+OLD and NEW are a lock file, a lock directory or ``git:REF[:PATH]`` (see :mod:`minimirror.lockrefs`); the
+classification is :func:`minimirror.diff.diff_locks`, the formats :mod:`minimirror.diffrender`
+(documented in ``docs/audit.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from minimirror.cli._common import out_console
+
+__all__ = ["diff"]
+
+
+@click.command("diff")
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "json"]),
+    default="table",
+    show_default=True,
+    help="table for a terminal, markdown for a pull-request comment, json for machines.",
+)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when something differs, 0 when nothing does.")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="The git repository git:REF is read from; default: the current directory's.",
+)
+def diff(old: str, new: str, fmt: str, exit_code: bool, repo: Path | None) -> None:
+    """Show what changed from the locks OLD to the locks NEW.
+
+    OLD and NEW are each a .lock file, a locks directory, or git:REF[:PATH] (the locks committed at REF,
+    PATH defaulting to locks/), e.g. `minimirror diff git:origin/main locks --format markdown`.
+    Trust changes (keys, URLs, Release fields) and rebuilt packages (same version, new hash) come first.
+    """
+    from minimirror.diff import diff_locks
+    from minimirror.diffrender import render_json, render_markdown, render_table
+    from minimirror.lockrefs import read_lock_ref
+
+    result = diff_locks(read_lock_ref(old, repo=repo), read_lock_ref(new, repo=repo))
+    if fmt == "table":
+        out_console.print(render_table(result))
+    else:
+        click.echo(render_markdown(result) if fmt == "markdown" else render_json(result), nl=False)
+    if exit_code and not result.is_empty:
+        click.get_current_context().exit(1)
