@@ -7,6 +7,11 @@ backoff: 5xx and 429 answers, connection errors and resets, timeouts, and bodies
 a body shorter than its Content-Length as a protocol error; a known length or hash catches the rest).
 A file is written to a temporary name beside its destination and renamed only once its size and sha256
 match, so a destination never holds an unverified or partial file.
+
+:meth:`Downloader.download_resumable` keeps what arrived in a named partial file instead and continues it with a
+single byte range (``Range: bytes=N-``, RFC 9110 §14.2): a ``206`` whose ``Content-Range`` starts at ``N`` is
+appended, a ``200`` (a server or proxy without ranges) starts over, a ``416`` drops the partial file; the whole
+file's sha256 is checked at the end either way, so a resumed file is as trustworthy as one read in one go.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,13 +33,17 @@ import httpx
 from minimirror import __version__
 from minimirror.errors import FetchError, IntegrityError
 
-__all__ = ["DownloadResult", "Downloader", "RetryPolicy", "make_client"]
+__all__ = ["ByteProgress", "DownloadResult", "Downloader", "RetryPolicy", "make_client"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _T = TypeVar("_T")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+ByteProgress = Callable[[int], None]
+"""Told how many bytes a download added to (or, when it starts over, took from) what is on disk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +74,23 @@ class _Transient(Exception):
         self.final = final
 
 
-def make_client(*, timeout: float = 30.0, trust_env: bool = True) -> httpx.Client:
-    """The client minimirror uses: proxies from the environment, pooled connections, bounded timeouts."""
+class _RangeRefused(_Transient):
+    """A 416 to a resume request: the partial file is dropped and the next try starts from zero."""
+
+
+def make_client(*, timeout: float = 30.0, trust_env: bool = True, max_connections: int | None = None) -> httpx.Client:
+    """The client minimirror uses: proxies from the environment, pooled connections, bounded timeouts.
+
+    ``max_connections`` bounds the pool (and keeps that many alive); give it when more threads than httpx's
+    default 20 kept-alive connections share the client."""
+    limits = (
+        httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's defaults
+        if max_connections is None
+        else httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    )
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+        limits=limits,
         follow_redirects=True,
         trust_env=trust_env,
         headers={"User-Agent": f"minimirror/{__version__}"},
@@ -126,13 +149,62 @@ class Downloader:
         assert result is not None
         return result
 
+    def download_resumable(
+        self,
+        url: str,
+        dest: Path,
+        partial: Path,
+        *,
+        size: int,
+        sha256: str,
+        missing_ok: bool = False,
+        progress: ByteProgress | None = None,
+    ) -> DownloadResult | None:
+        """Download ``url`` to ``dest`` through ``partial``, continuing whatever ``partial`` already holds.
+
+        Bytes are appended to ``partial`` as they arrive, so a cut connection (or an interrupted run) loses
+        nothing: the next try asks for the rest with ``Range: bytes=N-``. ``dest`` appears (by a rename) only
+        once the whole file has ``size`` bytes and ``sha256``; a mismatch drops ``partial`` and is retried, then
+        refused with an IntegrityError. ``None`` for a 404/410 when ``missing_ok``; ``partial`` is then kept, so
+        another URL of the same file continues it. ``progress`` follows the bytes on disk (see ByteProgress).
+        """
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shown = _Shown(progress)
+
+        def attempt() -> DownloadResult | None:
+            have = _usable_partial(partial, size)
+            shown.to(have)
+            digest = _hash_file(partial) if have else hashlib.sha256()
+            if have < size:
+                try:
+                    with self._open(url, missing_ok=missing_ok, headers=_range_from(have)) as response:
+                        if response is None:
+                            shown.to(0)  # the partial file stays for another URL, which counts it again
+                            return None
+                        have, digest = _receive(
+                            response, url, partial, have=have, size=size, digest=digest, shown=shown
+                        )
+                except _RangeRefused:
+                    partial.unlink(missing_ok=True)
+                    shown.to(0)
+                    raise
+            _accept(url, partial, dest, have, digest.hexdigest(), size=size, sha256=sha256, shown=shown)
+            return DownloadResult(url=url, path=dest, size=size, sha256=sha256)
+
+        return self._with_retries(url, attempt)
+
     @contextmanager
-    def _open(self, url: str, *, missing_ok: bool = False) -> Iterator[httpx.Response | None]:
+    def _open(
+        self, url: str, *, missing_ok: bool = False, headers: dict[str, str] | None = None
+    ) -> Iterator[httpx.Response | None]:
         try:
-            with self._client.stream("GET", url) as response:
+            with self._client.stream("GET", url, headers=headers) as response:
                 if missing_ok and response.status_code in (404, 410):
                     yield None
                     return
+                if response.status_code == 416 and headers and "Range" in headers:
+                    raise _RangeRefused(f"HTTP 416 to {headers['Range']}")
                 if response.status_code in _RETRY_STATUS:
                     raise _Transient(f"HTTP {response.status_code} {response.reason_phrase}")
                 if response.status_code >= 400:
@@ -169,9 +241,13 @@ class Downloader:
         )
 
 
-def _iter_body(response: httpx.Response, url: str, size: int | None) -> Iterator[bytes]:
+def _iter_body(
+    response: httpx.Response, url: str, size: int | None, *, chunk_size: int | None = _CHUNK
+) -> Iterator[bytes]:
+    """The body in chunks; ``chunk_size=None`` passes on each read as it arrives (httpx would otherwise hold
+    back a last partial chunk when the connection is cut, and a resumable download would lose it)."""
     received = 0
-    for chunk in response.iter_bytes(_CHUNK):
+    for chunk in response.iter_bytes(chunk_size):
         received += len(chunk)
         if size is not None and received > size:
             # A body longer than a verified size is wrong whatever it holds; stop reading (an endless
@@ -190,6 +266,96 @@ def _check(url: str, body_size: int, body_sha256: str, *, size: int | None, sha2
     if sha256 is not None and body_sha256 != sha256:
         message = f"{url}: sha256 {body_sha256} differs from the verified {sha256}"
         raise _Transient("sha256 mismatch", IntegrityError(message))
+
+
+class _Shown:
+    """Tells a ByteProgress callback how the bytes on disk changed, given their new absolute count."""
+
+    def __init__(self, progress: ByteProgress | None) -> None:
+        self._progress = progress
+        self._count = 0
+
+    def to(self, count: int) -> None:
+        if self._progress is not None and count != self._count:
+            self._progress(count - self._count)
+        self._count = count
+
+
+def _usable_partial(partial: Path, size: int) -> int:
+    """The length of ``partial`` (0 when absent); a partial file longer than the file it is part of is dropped."""
+    try:
+        have = partial.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if have > size:
+        partial.unlink(missing_ok=True)
+        return 0
+    return have
+
+
+def _hash_file(path: Path) -> hashlib._Hash:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest
+
+
+def _range_from(offset: int) -> dict[str, str] | None:
+    return {"Range": f"bytes={offset}-"} if offset else None
+
+
+def _resume_offset(response: httpx.Response, url: str, have: int) -> int:
+    """Where the body starts in the file: ``have`` for a 206 continuing it, 0 for a full answer."""
+    if response.status_code != 206:
+        return 0
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+    if match is None or int(match.group(1)) != have:
+        raise _Transient(f"{url}: 206 with Content-Range {response.headers.get('Content-Range')!r}, not from {have}")
+    return have
+
+
+def _receive(
+    response: httpx.Response,
+    url: str,
+    partial: Path,
+    *,
+    have: int,
+    size: int,
+    digest: hashlib._Hash,
+    shown: _Shown,
+) -> tuple[int, hashlib._Hash]:
+    """Append the body to ``partial`` (or rewrite it, for a full answer), keeping ``digest`` and ``shown`` in
+    step with what is on disk; returns the new length and digest."""
+    start = _resume_offset(response, url, have)
+    if start != have:
+        log.info("%s: the server sent the whole file instead of bytes %d-; starting over", url, have)
+        digest = hashlib.sha256()
+        shown.to(0)
+    written = start
+    with partial.open("ab" if start else "wb") as handle:
+        try:
+            for chunk in _iter_body(response, url, size - start, chunk_size=None):
+                handle.write(chunk)
+                digest.update(chunk)
+                written += len(chunk)
+                shown.to(written)
+        finally:
+            handle.flush()
+    return written, digest
+
+
+def _accept(
+    url: str, partial: Path, dest: Path, have: int, have_sha256: str, *, size: int, sha256: str, shown: _Shown
+) -> None:
+    """Rename a complete, matching ``partial`` to ``dest``; drop it (and retry) when it does not match."""
+    try:
+        _check(url, have, have_sha256, size=size, sha256=sha256)
+    except _Transient:
+        partial.unlink(missing_ok=True)
+        shown.to(0)
+        raise
+    partial.replace(dest)
 
 
 def _hint_for_status(status: int) -> str:

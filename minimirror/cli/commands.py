@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from minimirror.cli.diff import diff
+from minimirror.cli.fetch import fetch
 from minimirror.cli.init import init
 from minimirror.cli.lock import lock, search, why
+from minimirror.cli.publish import key, publish
 from minimirror.cli.sources import sources
 from minimirror.cli.verify import serve, verify
 
@@ -17,4 +19,6 @@ ALL.append(search)
 ALL.append(lock)
 ALL.append(why)
 ALL.append(diff)
+ALL.append(fetch)
+ALL.extend([publish, key])
 ALL.extend([verify, serve])

@@ -1,0 +1,161 @@
+"""``minimirror publish`` and ``minimirror key generate``: the publish+sign stage (see docs/publish.md).
+
+Secrets come from the environment only: ``$RELEASE_SIGN_KEY_PATH`` (the default for ``--sign-key``) and
+``$RELEASE_SIGN_KEY_PASSPHRASE``. The passphrase is never an option, so it never lands in shell history,
+``ps`` output or an executed notebook.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from minimirror.cli._common import cache_option, invocation, locks_option, out_console
+from minimirror.errors import UsageError
+
+if TYPE_CHECKING:
+    from minimirror.publish import PublishOptions, PublishReport
+
+__all__ = ["key", "publish"]
+
+log = logging.getLogger("minimirror.publish")
+
+_KEY_ENV = "RELEASE_SIGN_KEY_PATH"
+_PASSPHRASE_ENV = "RELEASE_SIGN_KEY_PASSPHRASE"
+
+
+def _signing_key(sign_key: Path | None, no_sign: bool) -> Path | None:
+    """Exactly one of --sign-key / --no-sign, unless $RELEASE_SIGN_KEY_PATH stands in for --sign-key."""
+    if sign_key is not None and no_sign:
+        raise UsageError("give either --sign-key FILE or --no-sign, not both")
+    if no_sign:
+        return None
+    if sign_key is not None:
+        return sign_key
+    from_env = os.environ.get(_KEY_ENV)
+    if from_env:
+        return Path(from_env)
+    raise UsageError(
+        f"publish needs a signing key: give --sign-key FILE (or set ${_KEY_ENV}), "
+        "or --no-sign for an unsigned repository (never for production); "
+        "`minimirror key generate --out FILE` makes a key"
+    )
+
+
+def _epoch() -> int | None:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise UsageError(f"$SOURCE_DATE_EPOCH={value!r}: expected a non-negative integer (seconds since 1970)")
+    return int(value)
+
+
+def _options(sources_dir: Path | None) -> PublishOptions:
+    from minimirror.publish import PublishOptions, ReleaseOverrides
+
+    if sources_dir is None:
+        return PublishOptions(epoch=_epoch())
+    from minimirror.sources import load_sources
+
+    overrides = {
+        source.source_id: ReleaseOverrides(
+            origin=source.settings.origin,
+            label=source.settings.label,
+            suite=source.settings.suite,
+            codename=source.settings.codename,
+            description=source.settings.description,
+        )
+        for source in load_sources(sources_dir)
+    }
+    return PublishOptions(epoch=_epoch(), overrides=overrides)
+
+
+def _print_report(report: PublishReport) -> None:
+    for dist in report.dists:
+        out_console.print(f"{dist.source_id}: {dist.prefix}/dists/{dist.dist} ({dist.packages} packages)", markup=False)
+    signed = f"signed by {report.fingerprint}" if report.fingerprint else "UNSIGNED"
+    out_console.print(
+        f"published {report.files} files to {report.out_dir} ({signed}, SOURCE_DATE_EPOCH={report.epoch})"
+    )
+
+
+@click.command("publish")
+@locks_option
+@cache_option
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The published tree; replaced atomically (OUT/<prefix>/dists, pool, signing-key.gpg).",
+)
+@click.option(
+    "--sign-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"Armored secret key to sign with (default ${_KEY_ENV}); passphrase from ${_PASSPHRASE_ENV}.",
+)
+@click.option("--no-sign", is_flag=True, help="Publish without signatures (tests only; apt refuses it by default).")
+@click.option(
+    "--sources",
+    "sources_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Read Release overrides (origin, label, suite, codename, description) from this sources tree.",
+)
+def publish(
+    locks_dir: Path, cache_dir: Path, out_dir: Path, sign_key: Path | None, no_sign: bool, sources_dir: Path | None
+) -> None:
+    """Publish the locked packages from the cache as a signed APT repository in OUT.
+
+    Reproducible: the same locks, key and SOURCE_DATE_EPOCH (default: the newest upstream Date of the locks)
+    give the same bytes. Run `minimirror fetch` first to fill the cache.
+    """
+    from minimirror.publish import PublishConfig
+    from minimirror.publish import publish as run_publish
+
+    key_path = _signing_key(sign_key, no_sign)
+    passphrase = os.environ.get(_PASSPHRASE_ENV) or None
+    config = PublishConfig(
+        locks_dir=locks_dir,
+        out_dir=out_dir,
+        cache_dir=cache_dir,
+        sign_key=key_path,
+        passphrase=passphrase if key_path is not None else None,
+        options=_options(sources_dir),
+    )
+    report = run_publish(config)
+    if not invocation().quiet:
+        _print_report(report)
+
+
+@click.group("key")
+def key() -> None:
+    """Signing keys for published repositories."""
+
+
+@key.command("generate")
+@click.option(
+    "--out",
+    "out_file",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the armored secret key (mode 0600); the public key goes to OUT.pub.asc.",
+)
+@click.option("--uid", default=None, help="User id: 'Name' or 'Name <email>'.")
+def generate(out_file: Path, uid: str | None) -> None:
+    """Generate an Ed25519 signing key, protected with $RELEASE_SIGN_KEY_PASSPHRASE when it is set."""
+    from minimirror.sign import DEFAULT_UID, generate_key, write_generated_key
+
+    passphrase = os.environ.get(_PASSPHRASE_ENV) or None
+    generated = generate_key(uid or DEFAULT_UID, passphrase=passphrase)
+    secret, public = write_generated_key(out_file, generated)
+    if not passphrase:
+        log.warning("the secret key in %s is not protected by a passphrase; keep the file secret", secret)
+    if not invocation().quiet:
+        out_console.print(f"{generated.fingerprint}: secret key {secret}, public key {public}", markup=False)

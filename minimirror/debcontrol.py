@@ -1,0 +1,155 @@
+"""The control stanza of a binary package, read straight out of the ``.deb`` (deb(5), deb-control(5)).
+
+A ``.deb`` is an ``ar`` archive whose members are ``debian-binary`` (``2.0``), ``control.tar[.gz|.xz|.bz2|.zst]``
+and ``data.tar.*``; the control tarball holds ``./control``, one deb822 stanza (Debian Policy §5.3). This module
+reads only the ``ar`` headers and the control member (never the payload), checks it, and returns the fields in
+file order with their raw multi-line values, which is what a ``Packages`` index repeats (as
+``dpkg-scanpackages`` does). Only ``control.tar.zst`` needs an outside tool (``dpkg-deb``), since Python 3.11 has
+no zstd module.
+
+Everything wrong with a package is an :class:`~minimirror.errors.IntegrityError` naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from minimirror.errors import IntegrityError
+
+__all__ = ["ControlStanza", "parse_control", "read_control"]
+
+_AR_MAGIC = b"!<arch>\n"
+_AR_HEADER = 60
+_MAX_CONTROL = 4 << 20  # a control tarball larger than this is not a package we should trust
+_FIELD = re.compile(r"([!-9;-~][!-9;-~]*):[ \t]*(.*)\Z")  # field names: printable ASCII but ':' (deb822)
+_TIMEOUT = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ControlStanza:
+    """A control file's fields in file order; each value as written (continuation lines kept)."""
+
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, name: str) -> str | None:
+        """The value of ``name`` (case-insensitive), or ``None``."""
+        folded = name.lower()
+        return next((value for key, value in self.fields if key.lower() == folded), None)
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """``(Package, Version, Architecture)``; empty strings for missing fields."""
+        return (self.get("Package") or "", self.get("Version") or "", self.get("Architecture") or "")
+
+
+def read_control(path: Path, *, name: str | None = None) -> ControlStanza:
+    """Read and parse ``./control`` of the ``.deb`` at ``path`` (``name`` is used in errors)."""
+    label = name or str(path)
+    try:
+        with path.open("rb") as deb:
+            member, data = _control_member(deb, label)
+    except OSError as exc:
+        raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
+    text = _control_text(member, data, path, label)
+    return parse_control(text, name=label)
+
+
+def parse_control(text: bytes, *, name: str) -> ControlStanza:
+    """Parse one deb822 stanza (the control file): UTF-8, no duplicate fields, Package/Version/Architecture."""
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"{name}: the control file is not UTF-8 (byte {exc.start})") from exc
+    fields = tuple(_fields(decoded.replace("\r\n", "\n"), name))
+    seen: set[str] = set()
+    for key, _ in fields:
+        if key.lower() in seen:
+            raise IntegrityError(f"{name}: the control file has the field {key!r} twice")
+        seen.add(key.lower())
+    stanza = ControlStanza(fields)
+    for required in ("Package", "Version", "Architecture"):
+        value = stanza.get(required)
+        if not value or any(ch.isspace() for ch in value):
+            raise IntegrityError(f"{name}: the control file has no valid {required} field")
+    return stanza
+
+
+def _fields(text: str, name: str) -> Iterator[tuple[str, str]]:
+    key: str | None = None
+    value: list[str] = []
+    for number, line in enumerate(text.rstrip("\n").split("\n"), start=1):
+        if line.startswith((" ", "\t")):
+            if key is None:
+                raise IntegrityError(f"{name}: control line {number}: a continuation line opens the stanza")
+            value.append(line)
+            continue
+        if not line.strip():
+            raise IntegrityError(f"{name}: control line {number}: a blank line inside the control stanza")
+        match = _FIELD.match(line)
+        if match is None:
+            raise IntegrityError(f"{name}: control line {number}: not a 'Field: value' line: {line[:60]!r}")
+        if key is not None:
+            yield key, "\n".join(value)
+        key, value = match.group(1), [match.group(2).rstrip()]
+    if key is not None:
+        yield key, "\n".join(value)
+
+
+def _control_member(deb: BinaryIO, name: str) -> tuple[str, bytes]:
+    """Find ``control.tar*`` among the first members of the ``ar`` archive and return its name and bytes."""
+    if deb.read(len(_AR_MAGIC)) != _AR_MAGIC:
+        raise IntegrityError(f"{name}: not a Debian package (no ar archive header)")
+    for _ in range(3):  # debian-binary, then control.tar*; dpkg allows nothing else before it
+        header = deb.read(_AR_HEADER)
+        if len(header) < _AR_HEADER or header[58:60] != b"`\n":
+            break
+        member = header[:16].decode("ascii", errors="replace").strip().rstrip("/")
+        size = _ar_size(header, name)
+        if member.startswith("control.tar"):
+            if size > _MAX_CONTROL:
+                raise IntegrityError(f"{name}: the control member is implausibly large ({size} bytes)")
+            return member, deb.read(size)
+        deb.seek(size + (size & 1), io.SEEK_CUR)
+    raise IntegrityError(f"{name}: not a Debian package (no control.tar member)")
+
+
+def _ar_size(header: bytes, name: str) -> int:
+    try:
+        return int(header[48:58].decode("ascii").strip())
+    except ValueError as exc:
+        raise IntegrityError(f"{name}: corrupt ar member header") from exc
+
+
+def _control_text(member: str, data: bytes, path: Path, name: str) -> bytes:
+    if member == "control.tar.zst":
+        return _control_with_dpkg(path, name)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            for entry in tar:
+                if entry.isfile() and entry.name in ("./control", "control"):
+                    handle = tar.extractfile(entry)
+                    if handle is not None:
+                        return handle.read()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise IntegrityError(f"{name}: corrupt {member}: {exc}") from exc
+    raise IntegrityError(f"{name}: {member} holds no ./control file")
+
+
+def _control_with_dpkg(path: Path, name: str) -> bytes:
+    try:
+        done = subprocess.run(
+            ["dpkg-deb", "--info", str(path), "control"], capture_output=True, check=False, timeout=_TIMEOUT
+        )
+    except FileNotFoundError as exc:
+        raise IntegrityError(f"{name}: control.tar.zst needs dpkg-deb; install the 'dpkg' package") from exc
+    if done.returncode != 0:
+        detail = done.stderr.decode(errors="replace").strip()
+        raise IntegrityError(f"{name}: dpkg-deb cannot read the control file: {detail}")
+    return done.stdout

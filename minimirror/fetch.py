@@ -1,0 +1,389 @@
+"""The fetch stage: every pool file the locks name, downloaded into the content-addressed cache and verified.
+
+Implements the "Fetch" step of ``DESIGN.md`` ("Fetch, publish, sign"): each ``[[package]]`` of each lock
+(``docs/lockfile.md``, schema 1) names a pool file by ``filename``, ``size`` and ``sha256``; its URL is the
+source's ``url`` joined with ``filename`` (Debian RepositoryFormat: ``Filename`` is relative to the archive
+root). A file is stored as the blob ``blobs/sha256/<2 hex>/<sha256>`` of :class:`~minimirror.cache.Cache` and is
+accepted only when its size and sha256 match the lock, so a blob name is a promise about the bytes.
+
+Two steps, as everywhere in minimirror: :func:`plan_fetch` decides, reading nothing but the locks and the sizes
+of the blobs already present (no network, no writes); :func:`fetch` applies the plan.
+
+- Blobs already present with the right size are re-hashed (a tampered or rotted blob is removed, named in a
+  warning and downloaded again): that check is what makes the cache trustworthy, and costs a read of the cache.
+- Downloads run in a bounded thread pool over one shared ``httpx.Client`` (connections are reused; proxies come
+  from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``). Each file goes through ``cache/partial/<sha256>.part`` and is
+  resumed with ``Range: bytes=N-`` after a cut (:meth:`~minimirror.download.Downloader.download_resumable`),
+  with the Downloader's retries and backoff.
+- A file gone upstream (404/410) is tried at each ``fallback_urls`` base in order (a snapshot archive, say).
+- Every failure is collected; :func:`fetch` then raises one :class:`FetchFailures` naming each file, its
+  packages, the URLs tried and what to do. A complete cache makes no network request at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import httpx
+
+from minimirror.cache import Cache
+from minimirror.download import Downloader, RetryPolicy, make_client
+from minimirror.errors import FetchError, IntegrityError, LockError, UsageError
+from minimirror.lockfile import Lock, LockedPackage, read_locks
+
+__all__ = [
+    "FetchConfig",
+    "FetchFailure",
+    "FetchFailures",
+    "FetchIntegrityFailures",
+    "FetchItem",
+    "FetchPlan",
+    "FetchProgress",
+    "FetchReport",
+    "fetch",
+    "partial_path",
+    "plan_fetch",
+]
+
+log = logging.getLogger(__name__)
+
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FetchConfig:
+    """What ``minimirror fetch`` works on. ``fallback_urls`` are archive base URLs (``http://host/debian``)
+    tried in order for a file gone from its source; ``retry`` is the Downloader's policy."""
+
+    locks_dir: Path
+    cache_dir: Path
+    jobs: int = 8
+    fallback_urls: tuple[str, ...] = ()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {self.jobs}")
+
+
+@dataclass(frozen=True, slots=True)
+class FetchItem:
+    """One pool file: where it comes from, what it must be, where it goes, and which packages are in it."""
+
+    sha256: str
+    size: int
+    filename: str
+    urls: tuple[str, ...]
+    """The lock's URLs (one per source that has the file), tried first."""
+    fallbacks: tuple[str, ...]
+    """The same file under each fallback base, tried only when it is gone (404/410) from ``urls``."""
+    dest: Path
+    packages: tuple[str, ...]
+    """``name version architecture (prefix/name)``, for messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPlan:
+    """``download`` (missing, or present with the wrong size: ``wrong_size``) and ``reuse`` (present, right
+    size; still to be re-hashed), each sorted by filename."""
+
+    download: tuple[FetchItem, ...]
+    reuse: tuple[FetchItem, ...]
+    wrong_size: tuple[FetchItem, ...] = ()
+
+    @property
+    def download_bytes(self) -> int:
+        return sum(item.size for item in self.download)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFailure:
+    """One file that could not be fetched, every URL tried, why, and what to do."""
+
+    filename: str
+    sha256: str
+    packages: tuple[str, ...]
+    urls: tuple[str, ...]
+    reason: str
+    hint: str
+    integrity: bool = False
+
+    def render(self) -> str:
+        tried = "".join(f"\n      {url}" for url in self.urls)
+        return f"  {self.filename} ({', '.join(self.packages)}): {self.reason}\n    tried:{tried}\n    {self.hint}"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchReport:
+    """``downloaded``/``reused`` count files; ``bytes_downloaded`` is the size of the files downloaded;
+    ``corrupt`` names the blobs found damaged (and downloaded again)."""
+
+    downloaded: int
+    reused: int
+    bytes_downloaded: int
+    failures: tuple[FetchFailure, ...] = ()
+    corrupt: tuple[Path, ...] = ()
+
+
+class FetchFailures(FetchError):
+    """Some files could not be fetched: each is listed with its packages, the URLs tried and what to do.
+
+    ``report`` says what did succeed (those files are in the cache; a new run fetches only the rest)."""
+
+    def __init__(self, report: FetchReport) -> None:
+        self.report = report
+        self.failures = report.failures
+        first = self.failures[0]
+        more = f" (and {len(self.failures) - 1} more files)" if len(self.failures) > 1 else ""
+        super().__init__(first.urls[-1], first.reason + more, first.hint)
+
+    def render(self) -> str:
+        count = len(self.failures)
+        done = f"{self.report.downloaded} downloaded, {self.report.reused} reused"
+        lines = [f"cannot fetch {count} file{'s' if count > 1 else ''} ({done}):"]
+        lines += [failure.render() for failure in self.failures]
+        return "\n".join(lines)
+
+
+class FetchIntegrityFailures(FetchFailures, IntegrityError):
+    """Every failure is a file whose bytes do not match the lock: what a tampering mirror or proxy causes."""
+
+
+class FetchProgress(Protocol):
+    """Called after each change (from worker threads, one call at a time) with the downloads' totals."""
+
+    def __call__(self, files_done: int, bytes_done: int, files_total: int, bytes_total: int) -> None: ...
+
+
+# --- planning (pure: the locks and the sizes of the blobs present) -------------------------------------
+
+
+def _join(base: str, filename: str) -> str:
+    return f"{base.rstrip('/')}/{filename}"
+
+
+def _label(lock: Lock, package: LockedPackage) -> str:
+    return f"{package.name} {package.version} {package.architecture} ({lock.source.id})"
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _merge(entries: Sequence[tuple[Lock, LockedPackage]], cache: Cache, fallback_urls: Sequence[str]) -> FetchItem:
+    """One item for every (lock, package) naming the same sha256; they must agree on the size."""
+    first = entries[0][1]
+    sizes = {package.size for _, package in entries}
+    if len(sizes) > 1:
+        names = ", ".join(f"{_label(lock, p)}: {p.size}" for lock, p in entries)
+        raise LockError(f"the locks give sha256 {first.sha256} different sizes ({names}); re-run `minimirror lock`")
+    filenames = _unique(package.filename for _, package in entries)
+    return FetchItem(
+        sha256=first.sha256,
+        size=first.size,
+        filename=first.filename,
+        urls=_unique(_join(lock.source.url, package.filename) for lock, package in entries),
+        fallbacks=_unique(_join(base, name) for base in fallback_urls for name in filenames),
+        dest=cache.blob_path(first.sha256),
+        packages=_unique(_label(lock, package) for lock, package in entries),
+    )
+
+
+def plan_fetch(locks: Iterable[Lock], cache: Cache, *, fallback_urls: Sequence[str] = ()) -> FetchPlan:
+    """Every pool file of every lock, once per sha256, split into what to download and what is present.
+
+    Reads only the sizes of the blobs present (``stat``); nothing is written and the network is not touched.
+    """
+    by_sha: dict[str, list[tuple[Lock, LockedPackage]]] = {}
+    for lock in locks:
+        for package in lock.packages:
+            by_sha.setdefault(package.sha256, []).append((lock, package))
+    items = sorted((_merge(entries, cache, fallback_urls) for entries in by_sha.values()), key=_order)
+    sizes = {item.sha256: _size_of(item.dest) for item in items}
+    reuse = tuple(item for item in items if sizes[item.sha256] == item.size)
+    wrong = tuple(item for item in items if sizes[item.sha256] not in (None, item.size))
+    download = tuple(item for item in items if sizes[item.sha256] != item.size)
+    return FetchPlan(download=download, reuse=reuse, wrong_size=wrong)
+
+
+def _order(item: FetchItem) -> tuple[str, str]:
+    return (item.filename, item.sha256)
+
+
+def _size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def partial_path(cache: Cache, sha256: str) -> Path:
+    """Where the download of ``sha256`` accumulates until it is complete and verified."""
+    return cache.root / "partial" / f"{sha256}.part"
+
+
+# --- applying the plan --------------------------------------------------------------------------------
+
+
+def fetch(
+    config: FetchConfig, *, client: httpx.Client | None = None, progress: FetchProgress | None = None
+) -> FetchReport:
+    """Make the cache hold every pool file the locks under ``config.locks_dir`` name, verified.
+
+    Raises :class:`FetchFailures` (an :class:`IntegrityError` too when every failure is one) listing every file
+    that could not be fetched, after fetching all the others. ``client`` is used as given (and not closed);
+    without one, a client is made only if something must be downloaded.
+    """
+    cache = Cache(config.cache_dir)
+    plan = plan_fetch(read_locks(config.locks_dir), cache, fallback_urls=config.fallback_urls)
+    for item in plan.wrong_size:
+        log.warning("%s: wrong size for %s (%s); downloading it again", item.dest, item.filename, item.packages[0])
+    corrupt = _verify_present(plan.reuse, workers=min(config.jobs, os.cpu_count() or 1))
+    corrupt_sha = {item.sha256 for item in corrupt}
+    reused = tuple(item for item in plan.reuse if item.sha256 not in corrupt_sha)
+    todo = tuple(sorted((*plan.download, *corrupt), key=_order))
+    failures = _download_all(config, cache, todo, client, progress) if todo else ()
+    failed = {failure.sha256 for failure in failures}
+    done = [item for item in todo if item.sha256 not in failed]
+    report = FetchReport(
+        downloaded=len(done),
+        reused=len(reused),
+        bytes_downloaded=sum(item.size for item in done),
+        failures=failures,
+        corrupt=tuple(item.dest for item in (*plan.wrong_size, *corrupt)),
+    )
+    if failures:
+        raise (FetchIntegrityFailures if all(f.integrity for f in failures) else FetchFailures)(report)
+    return report
+
+
+def _verify_present(items: Sequence[FetchItem], *, workers: int) -> tuple[FetchItem, ...]:
+    """Re-hash the blobs present; remove (with a warning) and return those whose sha256 is wrong."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minimirror-verify") as pool:
+        intact = list(pool.map(_blob_intact, items))
+    corrupt = tuple(item for item, ok in zip(items, intact, strict=True) if not ok)
+    for item in corrupt:
+        log.warning(
+            "%s: the cached blob of %s (%s) does not match its sha256; removed, downloading it again",
+            item.dest,
+            item.filename,
+            item.packages[0],
+        )
+        item.dest.unlink(missing_ok=True)
+    return corrupt
+
+
+def _blob_intact(item: FetchItem) -> bool:
+    digest = hashlib.sha256()
+    try:
+        with item.dest.open("rb") as handle:
+            while block := handle.read(_HASH_BLOCK):
+                digest.update(block)
+    except FileNotFoundError:
+        return False
+    return digest.hexdigest() == item.sha256
+
+
+class _Tally:
+    """The downloads' progress, updated from worker threads and passed on one call at a time."""
+
+    def __init__(self, items: Sequence[FetchItem], progress: FetchProgress | None) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._files = 0
+        self._bytes = 0
+        self._totals = (len(items), sum(item.size for item in items))
+
+    def add(self, *, files: int = 0, count: int = 0) -> None:
+        if self._progress is None:
+            return
+        with self._lock:
+            self._files += files
+            self._bytes += count
+            self._progress(self._files, self._bytes, *self._totals)
+
+    def on_bytes(self, count: int) -> None:
+        self.add(count=count)
+
+
+def _download_all(
+    config: FetchConfig,
+    cache: Cache,
+    items: Sequence[FetchItem],
+    client: httpx.Client | None,
+    progress: FetchProgress | None,
+) -> tuple[FetchFailure, ...]:
+    tally = _Tally(items, progress)
+    tally.add()
+    own = client is None
+    http = client if client is not None else make_client(max_connections=config.jobs)
+    try:
+        downloader = Downloader(http, retry=config.retry)
+        with ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="minimirror-fetch") as pool:
+            outcomes = list(pool.map(lambda item: _download_one(downloader, cache, item, tally), items))
+    finally:
+        if own:
+            http.close()
+    return tuple(outcome for outcome in outcomes if outcome is not None)
+
+
+def _download_one(downloader: Downloader, cache: Cache, item: FetchItem, tally: _Tally) -> FetchFailure | None:
+    """Fetch one item from its URLs, then (only if gone from all of them) its fallbacks; None when done."""
+    tried: list[str] = []
+    try:
+        for url in (*item.urls, *item.fallbacks):
+            if tried:
+                log.info("%s is gone from %s; trying %s", item.filename, tried[-1], url)
+            tried.append(url)
+            result = downloader.download_resumable(
+                url,
+                item.dest,
+                partial_path(cache, item.sha256),
+                size=item.size,
+                sha256=item.sha256,
+                missing_ok=True,
+                progress=tally.on_bytes,
+            )
+            if result is not None:
+                tally.add(files=1)
+                return None
+    except IntegrityError as exc:
+        return _failure(item, tried, str(exc), _INTEGRITY_HINT, integrity=True)
+    except FetchError as exc:
+        return _failure(item, tried, exc.reason, exc.hint or _RETRY_HINT)
+    return _failure(item, tried, "gone upstream (HTTP 404/410 from every URL tried)", _gone_hint(item))
+
+
+_INTEGRITY_HINT = (
+    "The server sent bytes that do not match the lock (a broken mirror or proxy, or a changed archive): "
+    "nothing was stored. Check the source URL and any proxy, or re-lock with `minimirror lock`."
+)
+_RETRY_HINT = "Check the URL and your network or proxy settings (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), then run again."
+
+
+def _gone_hint(item: FetchItem) -> str:
+    name = item.packages[0].split(" ", 1)[0]
+    hint = f"Re-lock against the current archive (`minimirror lock --upgrade-package {name}`)"
+    if not item.fallbacks:
+        hint += ", or pass --fallback-url with an archive that still has it (a snapshot archive)"
+    return hint + "."
+
+
+def _failure(item: FetchItem, tried: Sequence[str], reason: str, hint: str, *, integrity: bool = False) -> FetchFailure:
+    return FetchFailure(
+        filename=item.filename,
+        sha256=item.sha256,
+        packages=item.packages,
+        urls=tuple(tried),
+        reason=reason,
+        hint=hint,
+        integrity=integrity,
+    )

@@ -1,0 +1,679 @@
+"""Publishing: the locks and the cached pool files become an APT repository, byte for byte reproducible.
+
+Layout per Debian's RepositoryFormat (wiki.debian.org/DebianRepository/Format), one tree per ``<prefix>``::
+
+    OUT/signing-key.asc, OUT/signing-key.gpg                       the public key (armored; binary for signed-by=)
+    OUT/<prefix>/pool/...                                           the locked pool paths, shared by the prefix
+    OUT/<prefix>/dists/<dist>/{Release,InRelease,Release.gpg}
+    OUT/<prefix>/dists/<dist>/<component>/binary-<arch>/{Packages,Packages.gz,Packages.xz,Release}
+    OUT/<prefix>/dists/<dist>/<component>/binary-<arch>/by-hash/SHA256/<sha256>
+
+Plan, then write: :func:`plan_publish` reads each ``.deb`` once (hashes and control stanza, via
+:func:`inspect_debs`) and computes every output file purely (:func:`plan_repository`); :func:`sign_plan` adds
+the signatures; :func:`write_tree` applies the plan beside ``OUT`` and swaps it in atomically. :func:`publish`
+is the one orchestration function the CLI and the notebooks call.
+
+Reproducibility: every byte is a function of the locks, the pool files, the key and ``SOURCE_DATE_EPOCH``
+(default: the newest upstream ``Date`` of the locks). Iteration is sorted, gzip has no name and mtime 0, xz
+a fixed preset and check, modes are 0644/0755 whatever the umask, and dates are formatted without the locale.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import gzip
+import hashlib
+import io
+import logging
+import lzma
+import os
+import shutil
+import stat
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from secrets import token_hex
+
+from debian.debian_support import version_compare
+
+from minimirror.cache import Cache
+from minimirror.debcontrol import ControlStanza, read_control
+from minimirror.errors import IntegrityError, MinimirrorError, UsageError
+from minimirror.lockfile import Lock, LockedPackage, read_locks
+from minimirror.sign import Signer
+
+__all__ = [
+    "DebInfo",
+    "PlannedFile",
+    "PublishConfig",
+    "PublishError",
+    "PublishOptions",
+    "PublishPlan",
+    "PublishReport",
+    "PublishedDist",
+    "ReleaseOverrides",
+    "inspect_debs",
+    "plan_publish",
+    "plan_repository",
+    "publish",
+    "sign_plan",
+    "source_date_epoch",
+    "write_tree",
+]
+
+log = logging.getLogger(__name__)
+
+# dak's field order for Packages (what Debian's own indices show); unknown fields follow in control-file order,
+# then Section and Priority, then the archive's fields (as dpkg-scanpackages appends them).
+_FIELD_ORDER = (
+    *("Package", "Source", "Version", "Installed-Size", "Maintainer", "Architecture", "Essential", "Protected"),
+    *("Replaces", "Provides", "Depends", "Pre-Depends", "Recommends", "Suggests", "Enhances", "Conflicts"),
+    *("Breaks", "Description", "Homepage", "Built-Using", "Static-Built-Using", "Multi-Arch"),
+)
+_LAST_FIELDS = ("Section", "Priority")
+_ARCHIVE_FIELDS = frozenset(f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"))
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_FILE_MODE, _DIR_MODE = 0o644, 0o755
+_CHUNK = 1 << 20
+
+
+class PublishError(MinimirrorError):
+    """The locks and cache cannot make a consistent repository (a missing or conflicting file)."""
+
+
+# --- values ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseOverrides:
+    """The Release fields a source may override (``minimirror.toml``: origin, label, suite, codename, description)."""
+
+    origin: str | None = None
+    label: str | None = None
+    suite: str | None = None
+    codename: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOptions:
+    """``epoch``: SOURCE_DATE_EPOCH (None: newest upstream Date); ``overrides`` by source id."""
+
+    epoch: int | None = None
+    overrides: Mapping[str, ReleaseOverrides] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DebInfo:
+    """What a Packages stanza needs from one verified ``.deb``."""
+
+    sha256: str
+    md5: str
+    size: int
+    control: ControlStanza
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    """One output file, relative to OUT: its bytes, or the cached blob it is linked or copied from."""
+
+    path: str
+    sha256: str
+    size: int
+    data: bytes | None = field(default=None, repr=False)
+    source: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedDist:
+    source_id: str
+    prefix: str
+    dist: str
+    packages: int
+    release: str  # path of dists/<dist>/Release, relative to OUT
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPlan:
+    """Every file of the tree, sorted by path, and what was published."""
+
+    epoch: int
+    files: tuple[PlannedFile, ...]
+    dists: tuple[PublishedDist, ...]
+    fingerprint: str | None = None
+
+    def file(self, path: str) -> PlannedFile:
+        return next(f for f in self.files if f.path == path)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """Everything :func:`publish` needs. ``sign_key`` None means unsigned (the CLI insists on ``--no-sign``)."""
+
+    locks_dir: Path
+    out_dir: Path
+    cache_dir: Path
+    sign_key: Path | None
+    passphrase: str | None = field(default=None, repr=False)
+    options: PublishOptions = field(default_factory=PublishOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishReport:
+    out_dir: Path
+    epoch: int
+    dists: tuple[PublishedDist, ...]
+    files: int
+    fingerprint: str | None
+
+
+# --- the orchestration ----------------------------------------------------------------------------------
+
+
+def publish(config: PublishConfig) -> PublishReport:
+    """Read the locks, plan the tree from the cache, sign it (unless unsigned), and swap it into ``out_dir``."""
+    from minimirror.sign import open_signer, read_secret_key
+
+    locks = read_locks(config.locks_dir)
+    if not locks:
+        raise UsageError(f"{config.locks_dir}: no <prefix>/<name>.lock files; run `minimirror lock` first")
+    plan = plan_publish(locks, Cache(config.cache_dir), config.options)
+    if config.sign_key is not None:
+        secret = read_secret_key(config.sign_key)
+        with open_signer(secret, epoch=plan.epoch, passphrase=config.passphrase, name=str(config.sign_key)) as signer:
+            plan = sign_plan(plan, signer)
+    else:
+        log.warning(
+            "publishing an UNSIGNED repository: apt will refuse it unless told to trust it; never in production"
+        )
+    write_tree(plan, config.out_dir)
+    return PublishReport(config.out_dir, plan.epoch, plan.dists, len(plan.files), plan.fingerprint)
+
+
+def source_date_epoch(locks: Sequence[Lock]) -> int:
+    """The default SOURCE_DATE_EPOCH: the newest upstream ``Date`` among the locks."""
+    return max(int(lock.upstream.date.timestamp()) for lock in locks)
+
+
+def plan_publish(locks: Sequence[Lock], cache: Cache, options: PublishOptions) -> PublishPlan:
+    """Read every locked ``.deb`` from the cache, then plan the whole tree (unsigned)."""
+    return plan_repository(locks, inspect_debs(locks, cache), options, cache)
+
+
+# --- reading the pool files -----------------------------------------------------------------------------
+
+
+def inspect_debs(locks: Sequence[Lock], cache: Cache) -> dict[str, DebInfo]:
+    """Hash and read the control stanza of each locked ``.deb`` in the cache, by sha256.
+
+    Every missing file is named at once (run ``minimirror fetch``); a file whose size, hash or identity
+    differs from its lock is an :class:`IntegrityError`.
+    """
+    wanted = {p.sha256: (lock, p) for lock in locks for p in lock.packages}
+    missing = sorted(
+        f"{lock.source.id}: {p.filename}" for lock, p in wanted.values() if not cache.has_blob(p.sha256, p.size)
+    )
+    if missing:
+        shown = "\n  ".join(missing[:20]) + (f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else "")
+        raise PublishError(
+            f"{len(missing)} locked pool file(s) are not in the cache {cache.root}; "
+            f"run `minimirror fetch` first:\n  {shown}"
+        )
+    return {sha: _inspect(cache, lock, package) for sha, (lock, package) in sorted(wanted.items())}
+
+
+def _inspect(cache: Cache, lock: Lock, package: LockedPackage) -> DebInfo:
+    path = cache.blob_path(package.sha256)
+    name = f"{package.filename} (cache {path})"
+    sha256, md5, size = _hash_file(path)
+    if (sha256, size) != (package.sha256, package.size):
+        raise IntegrityError(
+            f"{name}: size {size} / sha256 {sha256} differ from {lock.source.id}'s lock "
+            f"({package.size} / {package.sha256}); delete the file and run `minimirror fetch` again"
+        )
+    control = read_control(path, name=name)
+    if control.identity != package.key:
+        raise IntegrityError(
+            f"{name}: the package says it is {'_'.join(control.identity)}, "
+            f"the lock {lock.source.id} says {'_'.join(package.key)}"
+        )
+    return DebInfo(sha256=sha256, md5=md5, size=size, control=control)
+
+
+def _hash_file(path: Path) -> tuple[str, str, int]:
+    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            sha256.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+    return sha256.hexdigest(), md5.hexdigest(), size
+
+
+# --- the pure plan --------------------------------------------------------------------------------------
+
+
+def plan_repository(
+    locks: Sequence[Lock], debs: Mapping[str, DebInfo], options: PublishOptions, cache: Cache
+) -> PublishPlan:
+    """Every file of the repository, computed without I/O (``cache`` only names blob paths)."""
+    epoch = options.epoch if options.epoch is not None else source_date_epoch(locks)
+    files: dict[str, PlannedFile] = {}
+    dists: list[PublishedDist] = []
+    for lock in sorted(locks, key=lambda lk: lk.source.id):
+        overrides = options.overrides.get(lock.source.id, ReleaseOverrides())
+        dist_files, published = _plan_source(lock, debs, overrides, epoch, cache)
+        for planned in dist_files:
+            _add(files, planned, lock.source.id)
+        dists.append(published)
+    return PublishPlan(epoch, tuple(files[p] for p in sorted(files)), tuple(dists))
+
+
+def _add(files: dict[str, PlannedFile], planned: PlannedFile, source_id: str) -> None:
+    """Two sources may share a pool file (same path, same bytes); anything else at one path is a conflict."""
+    existing = files.get(planned.path)
+    if existing is None:
+        files[planned.path] = planned
+    elif planned.path.split("/")[1:2] != ["pool"]:
+        raise PublishError(f"{source_id}: {planned.path} is published by two sources; give them different dists")
+    elif existing.sha256 != planned.sha256:
+        raise PublishError(
+            f"{source_id}: {planned.path} has sha256 {planned.sha256}, but another source of the same prefix "
+            f"publishes it with sha256 {existing.sha256}; put the sources under different prefixes"
+        )
+
+
+def _safe_path(value: str, what: str, source_id: str) -> str:
+    """Re-check a path taken from a lock: relative, no ``..``/empty/``.`` part, no backslash or control char."""
+    parts = value.split("/")
+    bad = (
+        not value
+        or value.startswith("/")
+        or any(part in ("", ".", "..") for part in parts)
+        or any(ch == "\\" or ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    )
+    if bad:
+        raise PublishError(f"{source_id}: refusing the {what} {value!r}: it could leave the published tree")
+    return value
+
+
+def _plan_source(
+    lock: Lock, debs: Mapping[str, DebInfo], overrides: ReleaseOverrides, epoch: int, cache: Cache
+) -> tuple[list[PlannedFile], PublishedDist]:
+    sid = lock.source.id
+    prefix = _safe_path(sid.split("/")[0], "prefix", sid)
+    dist_dir = f"{prefix}/dists/{_safe_path(lock.source.dist, 'dist', sid)}"
+    files = [_pool_file(prefix, p, cache, sid) for p in lock.packages]
+    indices: list[PlannedFile] = []
+    archs = _architectures(lock)
+    for component in lock.source.components:
+        _safe_path(component, "component", sid)
+        for arch in archs:
+            indices += _index_files(lock, component, arch, debs, overrides)
+    release = _release_text(lock, overrides, epoch, archs, indices)
+    files += [_moved(f, dist_dir) for f in indices]
+    files += [_moved(f, dist_dir) for f in _by_hash(indices)]
+    files.append(_bytes_file(f"{dist_dir}/Release", release))
+    return files, PublishedDist(sid, prefix, lock.source.dist, len(lock.packages), f"{dist_dir}/Release")
+
+
+def _architectures(lock: Lock) -> tuple[str, ...]:
+    """Index architectures: the source's, without ``all`` (folded into each: No-Support-for-Architecture-all)."""
+    archs = tuple(a for a in lock.source.architectures if a != "all")
+    if not archs:
+        raise PublishError(f"{lock.source.id}: the lock names no architecture besides 'all'; nothing to index")
+    return archs
+
+
+def _pool_file(prefix: str, package: LockedPackage, cache: Cache, sid: str) -> PlannedFile:
+    path = _safe_path(package.filename, "pool path", sid)
+    if not path.startswith("pool/"):
+        raise PublishError(f"{sid}: refusing the pool path {path!r}: it does not start with 'pool/'")
+    return PlannedFile(f"{prefix}/{path}", package.sha256, package.size, source=cache.blob_path(package.sha256))
+
+
+def _bytes_file(path: str, data: bytes) -> PlannedFile:
+    return PlannedFile(path, hashlib.sha256(data).hexdigest(), len(data), data=data)
+
+
+def _moved(planned: PlannedFile, directory: str) -> PlannedFile:
+    return replace(planned, path=f"{directory}/{planned.path}")
+
+
+def _index_files(
+    lock: Lock, component: str, arch: str, debs: Mapping[str, DebInfo], overrides: ReleaseOverrides
+) -> list[PlannedFile]:
+    """``<component>/binary-<arch>/`` Packages (three compressions) and its per-directory Release."""
+    chosen = [p for p in lock.packages if p.component == component and p.architecture in (arch, "all")]
+    text = b"\n".join(_stanza(p, debs[p.sha256]) for p in _sorted_packages(chosen))
+    base = f"{component}/binary-{arch}"
+    return [
+        _bytes_file(f"{base}/Packages", text),
+        _bytes_file(f"{base}/Packages.gz", _gzip(text)),
+        _bytes_file(f"{base}/Packages.xz", _xz(text)),
+        _bytes_file(f"{base}/Release", _directory_release(lock, overrides, component, arch)),
+    ]
+
+
+def _sorted_packages(packages: Iterable[LockedPackage]) -> list[LockedPackage]:
+    """By name, Debian version order, architecture (ties, such as ``1.0``/``1.00``, by sha256)."""
+
+    def key(package: LockedPackage) -> tuple[str, _Version, str, str]:
+        return (package.name, _Version(package.version), package.architecture, package.sha256)
+
+    return sorted(packages, key=key)
+
+
+class _Version:
+    """A sort key in Debian version order."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __lt__(self, other: _Version) -> bool:
+        return version_compare(self.text, other.text) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Version) and version_compare(self.text, other.text) == 0
+
+    def __hash__(self) -> int:  # pragma: no cover - sort keys are never hashed
+        return hash(self.text)
+
+
+def _stanza(package: LockedPackage, deb: DebInfo) -> bytes:
+    """One Packages stanza: the control fields in Debian's order, then Filename, Size, MD5sum, SHA256."""
+    fields = [(k, v) for k, v in deb.control.fields if k.lower() not in _ARCHIVE_FIELDS]
+    rank = {name.lower(): i for i, name in enumerate(_FIELD_ORDER)}
+    last = {name.lower(): len(_FIELD_ORDER) + 1 + i for i, name in enumerate(_LAST_FIELDS)}
+
+    def order(item: tuple[int, tuple[str, str]]) -> tuple[int, int]:
+        position, (name, _) = item
+        return (rank.get(name.lower(), last.get(name.lower(), len(_FIELD_ORDER))), position)
+
+    ordered = [pair for _, pair in sorted(enumerate(fields), key=order)]
+    ordered += [("Filename", package.filename), ("Size", str(deb.size)), ("MD5sum", deb.md5), ("SHA256", deb.sha256)]
+    return "".join(_field_line(name, value) for name, value in ordered).encode("utf-8")
+
+
+def _field_line(name: str, value: str) -> str:
+    first, _, rest = value.partition("\n")
+    head = f"{name}: {first}" if first else f"{name}:"
+    return f"{head}\n{rest}\n" if rest else f"{head}\n"
+
+
+def _gzip(data: bytes) -> bytes:
+    """gzip without a file name and with mtime 0 (RFC 1952), level 9: the same bytes on every machine."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as handle:
+        handle.write(data)
+    return buffer.getvalue()
+
+
+def _xz(data: bytes) -> bytes:
+    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=6)
+
+
+def _by_hash(indices: Sequence[PlannedFile]) -> list[PlannedFile]:
+    """``by-hash/SHA256/<sha256>`` beside each Packages file (Acquire-By-Hash)."""
+    copies = []
+    for index in indices:
+        directory, _, name = index.path.rpartition("/")
+        if name.startswith("Packages"):
+            copies.append(replace(index, path=f"{directory}/by-hash/SHA256/{index.sha256}"))
+    return copies
+
+
+# --- Release files --------------------------------------------------------------------------------------
+
+
+def format_date(epoch: int) -> str:
+    """RFC 2822 in UTC as Debian writes it (``Sat, 01 Jun 2024 00:00:00 UTC``), independent of locale and TZ."""
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    day, month = _DAYS[moment.weekday()], _MONTHS[moment.month - 1]
+    return f"{day}, {moment.day:02d} {month} {moment.year:04d} {moment:%H:%M:%S} UTC"
+
+
+def _identity(lock: Lock, overrides: ReleaseOverrides) -> dict[str, str]:
+    """Origin, Label, Suite, Codename, Version: the upstream's, unless overridden; Suite/Codename never empty."""
+    up = lock.upstream
+    fields = {
+        "Origin": _pick(overrides.origin, up.origin),
+        "Label": _pick(overrides.label, up.label),
+        "Suite": _pick(overrides.suite, up.suite) or lock.source.dist,
+        "Version": up.version,
+        "Codename": _pick(overrides.codename, up.codename) or lock.source.dist,
+    }
+    for name, value in fields.items():
+        if "\n" in value or "\r" in value:
+            raise PublishError(f"{lock.source.id}: the Release field {name} must be one line, got {value!r}")
+    return fields
+
+
+def _pick(override: str | None, upstream: str) -> str:
+    return override if override is not None else upstream
+
+
+def _directory_release(lock: Lock, overrides: ReleaseOverrides, component: str, arch: str) -> bytes:
+    identity = _identity(lock, overrides)
+    fields = {
+        "Archive": identity["Suite"],
+        "Origin": identity["Origin"],
+        "Label": identity["Label"],
+        "Version": identity["Version"],
+        "Component": component,
+        "Architecture": arch,
+    }
+    return _deb822(fields)
+
+
+def _release_text(
+    lock: Lock, overrides: ReleaseOverrides, epoch: int, archs: Sequence[str], indices: Sequence[PlannedFile]
+) -> bytes:
+    description = overrides.description or ""
+    if "\n" in description or "\r" in description:
+        raise PublishError(f"{lock.source.id}: the Release Description must be one line")
+    fields = {
+        **_identity(lock, overrides),
+        "Date": format_date(epoch),
+        "Acquire-By-Hash": "yes",
+        "No-Support-for-Architecture-all": "Packages",
+        "Architectures": " ".join(archs),
+        "Components": " ".join(lock.source.components),
+        "Description": description,
+    }
+    entries = sorted(indices, key=lambda f: f.path)
+    width = max((len(str(f.size)) for f in entries), default=1)
+    md5 = {f.path: hashlib.md5(f.data or b"", usedforsecurity=False).hexdigest() for f in entries}
+    fields["MD5Sum"] = "".join(f"\n {md5[f.path]} {f.size:>{width}} {f.path}" for f in entries)
+    fields["SHA256"] = "".join(f"\n {f.sha256} {f.size:>{width}} {f.path}" for f in entries)
+    return _deb822(fields)
+
+
+def _deb822(fields: Mapping[str, str]) -> bytes:
+    """One stanza, empty fields left out (a value starting with a newline is a multi-line field)."""
+    lines = [
+        f"{name}:{value}" if value.startswith("\n") else f"{name}: {value}" for name, value in fields.items() if value
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+# --- signing --------------------------------------------------------------------------------------------
+
+
+def sign_plan(plan: PublishPlan, signer: Signer) -> PublishPlan:
+    """Add ``InRelease`` and ``Release.gpg`` beside each Release, and the public key at the top of OUT."""
+    files = {f.path: f for f in plan.files}
+    for published in plan.dists:
+        release = files[published.release].data or b""
+        directory = published.release.rpartition("/")[0]
+        for added in (
+            _bytes_file(f"{directory}/InRelease", signer.clearsign(release)),
+            _bytes_file(f"{directory}/Release.gpg", signer.detach_sign(release)),
+        ):
+            files[added.path] = added
+    for added in (
+        _bytes_file("signing-key.asc", signer.public_key(armor=True)),
+        _bytes_file("signing-key.gpg", signer.public_key(armor=False)),
+    ):
+        files[added.path] = added
+    return replace(plan, files=tuple(files[p] for p in sorted(files)), fingerprint=signer.fingerprint)
+
+
+# --- writing and swapping -------------------------------------------------------------------------------
+
+
+def write_tree(plan: PublishPlan, out_dir: Path) -> None:
+    """Write the plan to ``OUT.new-<random>`` beside ``out_dir``, make it durable, and swap it in.
+
+    A run killed at any point leaves the previous ``out_dir`` whole (or restorable: the next run restores it
+    from ``OUT.old-*`` when the kill fell between the two renames of the fallback swap) and leaves stale
+    ``.new-*``/``.old-*`` directories, which the next run removes. One publisher at a time per parent directory.
+    """
+    out_dir = Path(os.path.abspath(out_dir))  # noqa: PTH100 - not resolve(): OUT itself may be a symlink
+    parent = out_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(parent):
+        _recover(out_dir)
+        staging = parent / f"{out_dir.name}.new-{token_hex(6)}"
+        try:
+            _write_files(plan, staging)
+            _swap(staging, out_dir)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+class _exclusive:
+    """An exclusive ``flock`` on a directory, refused at once when another publisher holds it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self.fd)
+            raise PublishError(f"{self.directory}: another `minimirror publish` is writing here; wait for it") from exc
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def _siblings(out_dir: Path, kind: str) -> list[Path]:
+    return sorted(p for p in out_dir.parent.glob(f"{out_dir.name}.{kind}-*") if p.is_dir() and not p.is_symlink())
+
+
+def _recover(out_dir: Path) -> None:
+    """Restore ``OUT`` from ``OUT.old-*`` if a run died between its renames; remove every stale sibling."""
+    olds = _siblings(out_dir, "old")
+    if not out_dir.exists() and olds:
+        log.warning("%s: restoring the previous tree from %s (an earlier publish was interrupted)", out_dir, olds[0])
+        olds[0].rename(out_dir)
+    for stale in [*_siblings(out_dir, "new"), *_siblings(out_dir, "old")]:
+        log.info("removing %s, left by an interrupted publish", stale)
+        shutil.rmtree(stale)
+
+
+def _write_files(plan: PublishPlan, root: Path) -> None:
+    root.mkdir(mode=_DIR_MODE)
+    directories = {root}
+    for planned in plan.files:
+        target = root / planned.path
+        if not target.resolve().is_relative_to(root.resolve()):
+            raise PublishError(f"refusing to write {planned.path!r}: it leaves {root}")
+        directories.update(_make_parents(target.parent, root))
+        if planned.data is not None:
+            _write_bytes(target, planned.data, plan.epoch)
+        elif planned.source is not None:
+            _link_or_copy(planned.source, target, plan.epoch)
+    for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
+        directory.chmod(_DIR_MODE)
+        os.utime(directory, (plan.epoch, plan.epoch))
+        _fsync_directory(directory)
+
+
+def _make_parents(directory: Path, root: Path) -> Iterator[Path]:
+    """Create ``directory`` and its missing parents below ``root``; yield each (modes are fixed later)."""
+    missing = []
+    current = directory
+    while current != root and not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        path.mkdir(mode=_DIR_MODE)
+    yield directory
+    yield from missing
+
+
+def _write_bytes(target: Path, data: bytes, epoch: int) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), _FILE_MODE)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.utime(target, (epoch, epoch))
+
+
+def _link_or_copy(source: Path, target: Path, epoch: int) -> None:
+    """Hard-link the cached blob (same filesystem), else copy it. A link shares the blob's inode, so its mode
+    becomes 0644 and its mtime is left alone (other trees may link it too)."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
+            raise PublishError(f"cannot place {source} at {target}: {exc.strerror}") from exc
+        with source.open("rb") as src, target.open("xb") as dst:
+            shutil.copyfileobj(src, dst, _CHUNK)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.utime(target, (epoch, epoch))
+    if stat.S_IMODE(target.stat().st_mode) != _FILE_MODE:
+        target.chmod(_FILE_MODE)
+
+
+def _swap(staging: Path, out_dir: Path) -> None:
+    """Put ``staging`` at ``out_dir``: one atomic exchange where the kernel offers it, else two renames."""
+    if not out_dir.exists():
+        staging.rename(out_dir)
+    elif _exchange(staging, out_dir):
+        shutil.rmtree(staging)  # now the previous tree
+    else:
+        old = out_dir.parent / f"{out_dir.name}.old-{token_hex(6)}"
+        out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old)
+    _fsync_directory(out_dir.parent)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """``renameat2(RENAME_EXCHANGE)``: swap two directories atomically (Linux >= 3.15); False if unavailable."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise PublishError(f"cannot swap {first} into {second}: {os.strerror(code)}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,83 @@
+"""Signing (``minimirror.sign``), ``minimirror key generate`` and reading a .deb's control stanza."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from fixtures import FixturePackage, build_deb
+
+from minimirror.cli import main
+from minimirror.debcontrol import parse_control, read_control
+from minimirror.errors import IntegrityError, SignatureError, UsageError
+from minimirror.sign import open_signer, read_secret_key
+from minimirror.signature import verify_clearsigned, verify_detached
+
+EPOCH = 1_717_200_000
+
+
+def test_key_generate_writes_a_private_secret_and_a_public_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RELEASE_SIGN_KEY_PASSPHRASE", "s3cret words")
+    out = tmp_path / "keys" / "release.key"
+    assert main(["key", "generate", "--out", str(out), "--uid", "Mirror Team <mirror@archive.example>"]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert out.read_text().startswith("-----BEGIN PGP PRIVATE KEY BLOCK-----")
+    public = Path(f"{out}.pub.asc").read_text()
+    assert public.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    assert "s3cret" not in capsys.readouterr().out + out.read_text()
+    assert main(["key", "generate", "--out", str(out)]) == 2  # never overwrites a key
+    assert "already exists" in capsys.readouterr().err
+    secret = read_secret_key(out)
+    with (
+        pytest.raises(SignatureError, match="missing passphrase"),
+        open_signer(secret, epoch=EPOCH, passphrase=None, name=str(out)),
+    ):
+        pass
+    with open_signer(secret, epoch=EPOCH, passphrase="s3cret words", name=str(out)) as signer:
+        keyring = signer.public_key(armor=False)
+        signed = signer.clearsign(b"Origin: test\n")
+    assert verify_clearsigned(signed, keyring, name="InRelease").content == b"Origin: test\n"
+
+
+def test_signatures_are_deterministic_and_verify(tmp_path: Path) -> None:
+    assert main(["-q", "key", "generate", "--out", str(tmp_path / "k")]) == 0
+    secret = read_secret_key(tmp_path / "k")
+    data = b"Suite: stable\nDate: Sat, 01 Jun 2024 00:00:00 UTC\n"
+    outputs = []
+    for _ in range(2):
+        with open_signer(secret, epoch=EPOCH, passphrase=None, name="k") as signer:
+            outputs.append((signer.clearsign(data), signer.detach_sign(data), signer.public_key(armor=False)))
+    assert outputs[0] == outputs[1]
+    inrelease, detached, keyring = outputs[0]
+    assert b"Hash: SHA512" in inrelease
+    assert verify_detached(data, detached, keyring, name="Release.gpg").fingerprints
+
+
+def test_not_a_secret_key_is_refused(tmp_path: Path) -> None:
+    public = tmp_path / "pub.asc"
+    public.write_text("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxx\n-----END PGP PUBLIC KEY BLOCK-----\n")
+    with pytest.raises(UsageError, match="not an armored OpenPGP secret key"):
+        read_secret_key(public)
+    with pytest.raises(UsageError, match="no such signing key"):
+        read_secret_key(tmp_path / "absent.key")
+
+
+def test_read_control_from_a_real_deb(tmp_path: Path) -> None:
+    package = FixturePackage("tool", "1:2.0-1", depends="libc (>= 2)", description="short\n long line\n .\n more")
+    deb = build_deb(package, tmp_path)
+    control = read_control(deb)
+    assert control.identity == ("tool", "1:2.0-1", "amd64")
+    assert control.get("depends") == "libc (>= 2)"
+    assert control.get("Description") == "short\n long line\n .\n more"
+
+
+def test_parse_control_refuses_malformed_stanzas() -> None:
+    with pytest.raises(IntegrityError, match="twice"):
+        parse_control(b"Package: a\nVersion: 1\nArchitecture: all\npackage: b\n", name="x.deb")
+    with pytest.raises(IntegrityError, match="no valid Version"):
+        parse_control(b"Package: a\nArchitecture: all\n", name="x.deb")
+    with pytest.raises(IntegrityError, match="not a Debian package"):
+        read_control(Path(__file__), name="x.deb")
