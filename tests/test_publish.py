@@ -243,9 +243,16 @@ def test_no_sign_warns_and_neither_flag_is_a_usage_error(
 
 def test_missing_pool_files_name_the_files_and_fetch(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.rmtree(work.cache / "blobs")
-    assert main(work.args("--no-sign")) == 2
+    assert main(work.args("--no-sign", "--no-fetch")) == 2
     err = capsys.readouterr().err
     assert "run `minimirror fetch`" in err and "pool/main/w/web-src/web_1.0_amd64.deb" in err
+
+
+def test_publish_fetches_what_the_cache_lacks(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.rmtree(work.cache / "blobs")
+    assert main(work.args("--no-sign")) == 0
+    assert "downloaded 5 files" in capsys.readouterr().out
+    assert (work.out / "fixture/pool/main/w/web-src/web_1.0_amd64.deb").is_file()
 
 
 def test_hostile_pool_path_is_refused(work: Work) -> None:

@@ -14,7 +14,7 @@ from minimirror.cli._common import cache_option, err_console, invocation, locks_
 if TYPE_CHECKING:
     from minimirror.fetch import FetchProgress, FetchReport
 
-__all__ = ["fetch"]
+__all__ = ["fetch", "run_fetch"]
 
 
 def _mib(count: int) -> str:
@@ -64,6 +64,11 @@ def fetch(locks_dir: Path, cache_dir: Path, jobs: int, fallback_urls: tuple[str,
 
     Files already cached are re-hashed and reused; a damaged one is downloaded again. Cut downloads resume.
     """
+    run_fetch(locks_dir, cache_dir, jobs=jobs, fallback_urls=fallback_urls)
+
+
+def run_fetch(locks_dir: Path, cache_dir: Path, *, jobs: int = 8, fallback_urls: tuple[str, ...] = ()) -> None:
+    """Fetch with a progress bar on a terminal and a one-line summary; shared by fetch, publish and build."""
     from minimirror import fetch as fetching
 
     config = fetching.FetchConfig(locks_dir=locks_dir, cache_dir=cache_dir, jobs=jobs, fallback_urls=fallback_urls)

@@ -108,18 +108,28 @@ def _print_report(report: PublishReport) -> None:
     default=None,
     help="Read Release overrides (origin, label, suite, codename, description) from this sources tree.",
 )
+@click.option("--no-fetch", is_flag=True, help="Do not download missing pool files; fail naming them (offline builds).")
 def publish(
-    locks_dir: Path, cache_dir: Path, out_dir: Path, sign_key: Path | None, no_sign: bool, sources_dir: Path | None
+    locks_dir: Path,
+    cache_dir: Path,
+    out_dir: Path,
+    sign_key: Path | None,
+    no_sign: bool,
+    sources_dir: Path | None,
+    no_fetch: bool,
 ) -> None:
-    """Publish the locked packages from the cache as a signed APT repository in OUT.
+    """Publish the locked packages as a signed APT repository in OUT, fetching what the cache lacks.
 
     Reproducible: the same locks, key and SOURCE_DATE_EPOCH (default: the newest upstream Date of the locks)
-    give the same bytes. Run `minimirror fetch` first to fill the cache.
+    give the same bytes.
     """
+    from minimirror.cli.fetch import run_fetch
     from minimirror.publish import PublishConfig
     from minimirror.publish import publish as run_publish
 
     key_path = _signing_key(sign_key, no_sign)
+    if not no_fetch:
+        run_fetch(locks_dir, cache_dir)
     passphrase = os.environ.get(_PASSPHRASE_ENV) or None
     config = PublishConfig(
         locks_dir=locks_dir,
