@@ -420,12 +420,12 @@ def _xz(data: bytes) -> bytes:
 
 
 def _by_hash(indices: Sequence[PlannedFile]) -> list[PlannedFile]:
-    """``by-hash/SHA256/<sha256>`` beside each Packages file (Acquire-By-Hash)."""
+    """``by-hash/SHA256/<sha256>`` beside every file the Release lists (Acquire-By-Hash), the per-directory
+    Release included, as the Debian archive does: a client may ask for any listed file by its hash."""
     copies = []
     for index in indices:
-        directory, _, name = index.path.rpartition("/")
-        if name.startswith("Packages"):
-            copies.append(replace(index, path=f"{directory}/by-hash/SHA256/{index.sha256}"))
+        directory = index.path.rpartition("/")[0]
+        copies.append(replace(index, path=f"{directory}/by-hash/SHA256/{index.sha256}"))
     return copies
 
 

@@ -99,6 +99,7 @@ def test_apt_accepts_the_signed_repository_and_downloads_every_package(
     }  # fmt: skip
     packages = work.out / "fixture/dists/stable/main/binary-amd64/Packages"
     assert dose_distcheck(packages) == []
+    assert main(["verify", str(work.out)]) == 0  # signatures, every hash, by-hash copies, dependencies
     assert names == ["libc", "libssl", "shell", "web", "webcommon"]
 
 
