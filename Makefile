@@ -2,12 +2,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SOURCES ?= examples/sources
+PACKAGES ?=
 
 .PHONY: demo test setup debian-packages lint clean
 
 demo: setup
-	$(BIN)/minimirror sources check --sources $(SOURCES)
+	MINIMIRROR=$(BIN)/minimirror scripts/demo $(PACKAGES)
 
 test: setup
 	$(BIN)/pytest

@@ -112,11 +112,11 @@ def lock(
     if invocation().quiet:
         return
     table = Table(box=box.SIMPLE_HEAD)
-    for header in ("lock", "packages", "size", "upstream date", "status"):
+    for header in ("source", "packages", "size", "upstream date", "lock"):
         table.add_column(header, overflow="fold")
     for outcome in report.outcomes:
         table.add_row(
-            str(outcome.path),
+            outcome.source_id,
             str(outcome.packages),
             _size(outcome.total_size),
             f"{outcome.upstream_date:%Y-%m-%d %H:%M} UTC",
