@@ -28,11 +28,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from debian.deb822 import PkgRelation
-
 from minimirror.errors import ResolveError
 from minimirror.package import Package
 from minimirror.query import Query, compare_versions, names_hint, selects_all_versions
+from minimirror.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 
 __all__ = ["Resolution", "ResolveOptions", "Resolved", "Root", "resolve"]
 
@@ -84,21 +83,6 @@ class Resolution:
     packages: tuple[Resolved, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Alternative:
-    name: str
-    op: str | None
-    version: str | None
-    archqual: str | None
-
-    def __str__(self) -> str:
-        qual = f":{self.archqual}" if self.archqual else ""
-        return f"{self.name}{qual} ({self.op} {self.version})" if self.op else f"{self.name}{qual}"
-
-
-_Group = tuple[_Alternative, ...]
-
-
 def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Resolution:
     """Resolve ``roots`` against ``index`` for every architecture in ``options``; deterministic."""
     queries: dict[Package, set[str]] = defaultdict(set)
@@ -143,38 +127,6 @@ class _Restart(Exception):
         self.version = version
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _parse_relations(text: str) -> tuple[_Group, ...]:
-    groups = []
-    for group in PkgRelation.parse_relations(text):
-        alternatives = []
-        for item in group:
-            version = item.get("version")
-            op, number = (_canonical_op(version[0]), version[1]) if version else (None, None)
-            alternatives.append(_Alternative(item["name"], op, number, item.get("archqual")))
-        groups.append(tuple(alternatives))
-    return tuple(groups)
-
-
-def _canonical_op(op: str) -> str:
-    return {"<": "<=", ">": ">="}.get(op, op)
-
-
-def _satisfies(version: str | None, op: str | None, wanted: str | None) -> bool:
-    if op is None or wanted is None:
-        return True
-    if version is None:
-        return False
-    order = compare_versions(version, wanted)
-    return {
-        "<<": order < 0,
-        "<=": order <= 0,
-        "=": order == 0,
-        ">=": order >= 0,
-        ">>": order > 0,
-    }[op]
-
-
 class _Walk:
     """One resolution pass for one native architecture, marking packages as apt's MarkInstall would."""
 
@@ -188,7 +140,7 @@ class _Walk:
         self.marked: dict[tuple[str, str], Package] = {}
         self.extra: set[Package] = set()
         self.provided: dict[str, list[tuple[Package, str | None]]] = defaultdict(list)
-        self.constraints: dict[tuple[str, str], list[tuple[_Alternative, str]]] = defaultdict(list)
+        self.constraints: dict[tuple[str, str], list[tuple[Alternative, str]]] = defaultdict(list)
         self.queries: dict[Package, set[str]] = defaultdict(set)
         self.required_by: dict[Package, set[str]] = defaultdict(set)
         self.expanded: set[Package] = set()
@@ -253,7 +205,7 @@ class _Walk:
         self.marked[key] = package
         provides = package.field("Provides")
         if provides:
-            for group in _parse_relations(provides):
+            for group in parse_relations(provides):
                 for alternative in group:
                     self.provided[alternative.name].append((package, alternative.version))
 
@@ -283,7 +235,7 @@ class _Walk:
                 self._mark(candidate)
                 self._install_dependencies(candidate, [*chain, str(candidate)])
 
-    def _relations(self, package: Package) -> Iterable[tuple[_Group, bool]]:
+    def _relations(self, package: Package) -> Iterable[tuple[Group, bool]]:
         fields = [("Pre-Depends", True), ("Depends", True)]
         if self.options.recommends:
             fields.append(("Recommends", False))
@@ -292,7 +244,7 @@ class _Walk:
         for name, critical in fields:
             text = package.field(name)
             if text:
-                for group in _parse_relations(text):
+                for group in parse_relations(text):
                     yield group, critical
 
     def _is_marked(self, package: Package) -> bool:
@@ -300,30 +252,25 @@ class _Walk:
 
     # --- satisfaction ------------------------------------------------------------------------------------------
 
-    def _arches(self, alternative: _Alternative) -> tuple[str, ...]:
-        qualifier = alternative.archqual
-        if qualifier in (None, "any", "native"):
-            return (self.native, "all")
-        return (qualifier,)
+    def _arches(self, alternative: Alternative) -> tuple[str, ...]:
+        return architectures_for(alternative, self.native)
 
-    def _key_for(self, alternative: _Alternative) -> tuple[str, str]:
+    def _key_for(self, alternative: Alternative) -> tuple[str, str]:
         return (alternative.name, self._arches(alternative)[0])
 
-    def _satisfier(self, group: _Group) -> Package | None:
+    def _satisfier(self, group: Group) -> Package | None:
         for alternative in group:
             arches = self._arches(alternative)
             for arch in arches:
                 marked = self.marked.get((alternative.name, arch))
-                if marked is not None and _satisfies(marked.version, alternative.op, alternative.version):
+                if marked is not None and satisfies(marked.version, alternative.op, alternative.version):
                     return marked
             for provider, provided_version in self.provided.get(alternative.name, ()):
-                if provider.architecture in arches and _satisfies(
-                    provided_version, alternative.op, alternative.version
-                ):
+                if provider.architecture in arches and satisfies(provided_version, alternative.op, alternative.version):
                     return provider
         return None
 
-    def _choose(self, group: _Group, *, every: bool) -> list[Package]:
+    def _choose(self, group: Group, *, every: bool) -> list[Package]:
         chosen: list[Package] = []
         for alternative in group:
             candidates = self._candidates(alternative)
@@ -333,7 +280,7 @@ class _Walk:
                     break
         return chosen
 
-    def _candidates(self, alternative: _Alternative) -> list[Package]:
+    def _candidates(self, alternative: Alternative) -> list[Package]:
         arches = self._arches(alternative)
         real = self._real_candidate(alternative, arches)
         providers: list[tuple[Package, str | None]] = []
@@ -342,7 +289,7 @@ class _Walk:
             key = (provider.name, provider.architecture)
             if provider.architecture not in arches or key in seen or provider.name == alternative.name:
                 continue
-            if not _satisfies(provided_version, alternative.op, alternative.version):
+            if not satisfies(provided_version, alternative.op, alternative.version):
                 continue
             if not self._acceptable_version(provider):
                 continue
@@ -363,7 +310,7 @@ class _Walk:
             return package.version == wanted
         return bool(versions) and versions[0] == package
 
-    def _real_candidate(self, alternative: _Alternative, arches: tuple[str, ...]) -> Package | None:
+    def _real_candidate(self, alternative: Alternative, arches: tuple[str, ...]) -> Package | None:
         for arch in arches:
             key = (alternative.name, arch)
             versions = [p for p in self.index.by_name(alternative.name) if p.architecture == arch]
@@ -371,14 +318,14 @@ class _Walk:
                 continue
             marked = self.marked.get(key)
             if marked is not None:
-                if _satisfies(marked.version, alternative.op, alternative.version):
+                if satisfies(marked.version, alternative.op, alternative.version):
                     return marked
                 self._maybe_restart(key, versions, alternative)
                 return None
             forced = self.forced.get(key)
             ordered = self._preference_order(key, versions, forced)
             for package in ordered:
-                if _satisfies(package.version, alternative.op, alternative.version):
+                if satisfies(package.version, alternative.op, alternative.version):
                     return package
         return None
 
@@ -391,11 +338,11 @@ class _Walk:
     def _preferred_version(self, key: tuple[str, str]) -> str | None:
         return self.forced.get(key) or self.options.prefer.get(key)
 
-    def _maybe_restart(self, key: tuple[str, str], versions: list[Package], alternative: _Alternative) -> None:
+    def _maybe_restart(self, key: tuple[str, str], versions: list[Package], alternative: Alternative) -> None:
         """A marked version misses this constraint: restart with the newest version that meets all of them."""
         constraints = [c for c, _ in self.constraints[key]] + [alternative]
         for package in versions:
-            if all(_satisfies(package.version, c.op, c.version) for c in constraints):
+            if all(satisfies(package.version, c.op, c.version) for c in constraints):
                 if self.forced.get(key) != package.version:
                     raise _Restart(key, package.version)
                 return
@@ -410,7 +357,7 @@ class _Walk:
 
         return [package for package, _ in sorted(providers, key=rank)]
 
-    def _fail(self, group: _Group, chain: list[str]) -> None:
+    def _fail(self, group: Group, chain: list[str]) -> None:
         wanted = " | ".join(str(a) for a in group)
         details = []
         for alternative in group:

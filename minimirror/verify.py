@@ -20,7 +20,6 @@ discovery (:func:`find_dists`) is shared with ``minimirror serve``, which prints
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -33,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from debian.deb822 import PkgRelation
 
 from minimirror.errors import ArchiveError, SignatureError
 from minimirror.index import iter_packages, parse_provides
 from minimirror.package import Package
-from minimirror.query import compare_versions
+from minimirror.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.release import IndexEntry, ReleaseFile, parse_release
 from minimirror.signature import dearmor, verify_clearsigned, verify_detached
 
@@ -347,7 +345,7 @@ class _Checker:
                 seen.add(package.key)
                 for field_name, group in _relations(package):
                     if not universe.satisfiable(group, arch):
-                        text = " | ".join(_show(a) for a in group)
+                        text = " | ".join(str(a) for a in group)
                         self.problem(
                             directory,
                             f"{package.name} {package.version} ({package.architecture}): {field_name} {text!r} "
@@ -428,41 +426,13 @@ def _stanzas(packages: Iterable[Package]) -> list[str]:
 
 # --- relation satisfaction (Debian Policy §7.1, §7.5) ------------------------------------------------------
 
-_Alternative = Mapping[str, object]
 
-
-def _relations(package: Package) -> Iterator[tuple[str, Sequence[_Alternative]]]:
+def _relations(package: Package) -> Iterator[tuple[str, Group]]:
     for field_name in ("Pre-Depends", "Depends"):
         text = package.field(field_name)
         if text:
-            for group in _parse(text):
+            for group in parse_relations(text):
                 yield field_name, group
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _parse(text: str) -> tuple[tuple[_Alternative, ...], ...]:
-    return tuple(tuple(group) for group in PkgRelation.parse_relations(text))
-
-
-def _show(alternative: _Alternative) -> str:
-    qualifier = f":{alternative['archqual']}" if alternative.get("archqual") else ""
-    version = alternative.get("version")
-    constraint = f" ({version[0]} {version[1]})" if isinstance(version, tuple) else ""
-    return f"{alternative['name']}{qualifier}{constraint}"
-
-
-def _holds(version: str | None, constraint: object) -> bool:
-    if not isinstance(constraint, tuple):
-        return True
-    if version is None:
-        return False
-    op, wanted = constraint
-    try:
-        order = compare_versions(version, wanted)
-    except ValueError:
-        return False
-    return {"<<": order < 0, "<=": order <= 0, "<": order <= 0, "=": order == 0, ">=": order >= 0, ">": order >= 0,
-            ">>": order > 0}.get(op, False)  # fmt: skip
 
 
 class _Universe:
@@ -476,21 +446,22 @@ class _Universe:
             for name, version in parse_provides(package.field("Provides") or ""):
                 self.provided[name].append((package, version))
 
-    def satisfiable(self, group: Sequence[_Alternative], arch: str) -> bool:
+    def satisfiable(self, group: Group, arch: str) -> bool:
         return any(self._satisfies(alternative, arch) for alternative in group)
 
-    def _satisfies(self, alternative: _Alternative, arch: str) -> bool:
-        name, constraint = str(alternative["name"]), alternative.get("version")
-        qualifier = alternative.get("archqual")
-        arches = (arch, "all") if qualifier in (None, "any", "native") else (str(qualifier),)
-        if any(p.architecture in arches and _holds(p.version, constraint) for p in self.real.get(name, ())):
+    def _satisfies(self, alternative: Alternative, arch: str) -> bool:
+        arches = architectures_for(alternative, arch)
+        op, wanted = alternative.op, alternative.version
+        real = self.real.get(alternative.name, ())
+        if any(p.architecture in arches and satisfies(p.version, op, wanted) for p in real):
             return True
-        return any(p.architecture in arches and _holds(v, constraint) for p, v in self.provided.get(name, ()))
+        provided = self.provided.get(alternative.name, ())
+        return any(p.architecture in arches and satisfies(v, op, wanted) for p, v in provided)
 
-    def why_not(self, group: Sequence[_Alternative], arch: str) -> str:
+    def why_not(self, group: Group, arch: str) -> str:
         reasons = []
         for alternative in group:
-            name = str(alternative["name"])
+            name = alternative.name
             if name not in self.real and name not in self.provided:
                 reasons.append(f"no package {name}")
             else:

@@ -1,0 +1,72 @@
+"""Package relationship fields (``Depends``, ``Pre-Depends``, ``Recommends``…; Debian Policy §7.1, §7.5).
+
+python-debian parses the field text; this module turns its dicts into small typed values and answers the one
+question both the resolver and ``verify`` ask: does a version (or a Provides) satisfy a relation?
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from debian.deb822 import PkgRelation
+
+from minimirror.query import compare_versions
+
+__all__ = ["Alternative", "Group", "architectures_for", "parse_relations", "satisfies"]
+
+# Policy 7.1: "<" and ">" are deprecated spellings of "<=" and ">=".
+_LEGACY = {"<": "<=", ">": ">="}
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    """One alternative of an or-group: ``name[:archqual] (op version)``."""
+
+    name: str
+    op: str | None = None
+    version: str | None = None
+    archqual: str | None = None
+
+    def __str__(self) -> str:
+        qualifier = f":{self.archqual}" if self.archqual else ""
+        return f"{self.name}{qualifier} ({self.op} {self.version})" if self.op else f"{self.name}{qualifier}"
+
+
+Group = tuple[Alternative, ...]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def parse_relations(text: str) -> tuple[Group, ...]:
+    """The or-groups of a relationship field; cached, since a few thousand field values recur everywhere."""
+    groups = []
+    for group in PkgRelation.parse_relations(text):
+        alternatives = []
+        for item in group:
+            constraint = item.get("version")
+            op, version = (_LEGACY.get(constraint[0], constraint[0]), constraint[1]) if constraint else (None, None)
+            alternatives.append(Alternative(item["name"], op, version, item.get("archqual")))
+        groups.append(tuple(alternatives))
+    return tuple(groups)
+
+
+def satisfies(version: str | None, op: str | None, wanted: str | None) -> bool:
+    """Whether ``version`` meets ``(op wanted)``; no constraint is always met, and a missing version (an
+    unversioned Provides) never meets a versioned one (Policy 7.5). An invalid version meets nothing."""
+    if op is None or wanted is None:
+        return True
+    if version is None:
+        return False
+    try:
+        order = compare_versions(version, wanted)
+    except ValueError:
+        return False
+    return {"<<": order < 0, "<=": order <= 0, "=": order == 0, ">=": order >= 0, ">>": order > 0}.get(op, False)
+
+
+def architectures_for(alternative: Alternative, native: str) -> tuple[str, ...]:
+    """The architectures whose packages may satisfy ``alternative`` for a package of ``native``:
+    native and ``all`` unless the relation names an architecture (``:any``/``:native`` stay native here)."""
+    if alternative.archqual in (None, "any", "native"):
+        return (native, "all")
+    return (alternative.archqual,)
