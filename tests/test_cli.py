@@ -34,3 +34,22 @@ def test_console_script_runs_as_a_module() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(__version__)
+
+
+def test_a_user_mistake_is_one_clean_line_and_verbose_adds_the_traceback(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = f"{tmp_path}/no-such-tree"
+    assert main(["sources", "check", "--sources", missing]) == 2
+    quiet = capsys.readouterr().err
+    assert "error:" in quiet and "no-such-tree" in quiet and "Traceback" not in quiet
+    assert main(["-v", "sources", "check", "--sources", missing]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_sources_default_comes_from_mirror_source_dir(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MIRROR_SOURCE_DIR", f"{tmp_path}/from-env")
+    assert main(["sources", "check"]) == 2
+    assert "from-env" in capsys.readouterr().err
