@@ -11,6 +11,7 @@ Skips (exit 0) when ``../shared/data`` is absent.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import hashlib
 import lzma
@@ -82,6 +83,35 @@ def apt_update(data_dir: Path, repeat: int) -> float | None:
         return best
 
 
+def end_to_end(data_dir: Path, repeat: int) -> tuple[float, float]:
+    """(f) cold and (g) warm index load as ``minimirror lock`` does it: download the InRelease (and, cold, the
+    Packages.xz) over loopback, verify with gpgv, check the sha256, parse (cold) or read the parsed cache
+    (warm), and build the index."""
+    from minimirror.archive import Upstream, open_snapshot
+    from minimirror.cache import Cache
+    from minimirror.download import Downloader, make_client
+    from minimirror.index import PackageIndex, load_index_part
+
+    def load(cache: Cache, url: str) -> int:
+        upstream = Upstream(f"{url}/", f"file://{DEBIAN_KEYRING}", "bookworm", ("main",), ("amd64",))
+        with make_client() as client:
+            snapshot = open_snapshot(upstream, downloader=Downloader(client), cache=cache)
+        parts = [
+            load_index_part(cache.blob_path(i.sha256), i.sha256, cache.parsed_dir, component=i.component)
+            for i in snapshot.indices
+        ]
+        return len(PackageIndex(parts))
+
+    with serve_directory(data_dir / "debian-bookworm") as url:
+        cold = warm = float("inf")
+        for _ in range(repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                cache = Cache(Path(tmp))
+                cold = min(cold, best_of(1, functools.partial(load, cache, url)))
+                warm = min(warm, best_of(1, functools.partial(load, cache, url)))
+    return cold, warm
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (python-debian runs once)")
@@ -112,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             args.repeat, lambda: load_index_cached(raw, sha, cache)
         )
     rows["(e) apt-get update on loopback (private root)"] = apt_update(data_dir, args.repeat)
+    cold, warm = end_to_end(data_dir, args.repeat)
+    rows["(f) minimirror load, cold: download+verify+parse"] = cold
+    rows["(g) minimirror load, warm: InRelease+verify+cache"] = warm
     report(rows)
     return 0
 
@@ -121,8 +154,7 @@ def report(rows: dict[str, float | None]) -> None:
     print(f"\n{'measurement':<{width}}  seconds")
     for label, seconds in rows.items():
         print(f"{label:<{width}}  {'n/a' if seconds is None else f'{seconds:7.3f}'}")
-    values = list(rows.values())
-    a, b, c, c1, _, d, e = values
+    a, b, c, c1, _, d, e, f, g = rows.values()
     print("\nratios")
     ratio("python-debian / minimirror cold", a, c)
     ratio("python-debian / minimirror parse (no xz)", a, c1)
@@ -130,6 +162,10 @@ def report(rows: dict[str, float | None]) -> None:
     ratio("minimirror cold / warm", c, d)
     ratio("minimirror cold / apt-get update", c, e)
     ratio("minimirror warm / apt-get update", d, e)
+    ratio("(f) cold load end to end / apt-get update", f, e)
+    print("      target <= 1.0x")
+    ratio("(g) warm load end to end / apt-get update", g, e)
+    print("      target <= 0.2x")
 
 
 def ratio(label: str, top: float | None, bottom: float | None) -> None:
