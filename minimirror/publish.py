@@ -41,7 +41,9 @@ from debian.debian_support import version_compare
 
 from minimirror.cache import Cache
 from minimirror.debcontrol import ControlStanza, read_control
+from minimirror.epoch import newest_upstream_date
 from minimirror.errors import IntegrityError, MinimirrorError, UsageError
+from minimirror.filelock import cache_lock, publish_lock
 from minimirror.lockfile import Lock, LockedPackage, read_locks
 from minimirror.sign import Signer
 
@@ -60,7 +62,6 @@ __all__ = [
     "plan_repository",
     "publish",
     "sign_plan",
-    "source_date_epoch",
     "write_tree",
 ]
 
@@ -175,7 +176,15 @@ class PublishReport:
 
 
 def publish(config: PublishConfig) -> PublishReport:
-    """Read the locks, plan the tree from the cache, sign it (unless unsigned), and swap it into ``out_dir``."""
+    """Read the locks, plan the tree from the cache, sign it (unless unsigned), and swap it into ``out_dir``.
+
+    Holds the published tree's lock, then the cache's (a concurrent fetch could otherwise replace a blob being
+    linked), for the whole run: a second publisher of the same place waits (see :mod:`minimirror.filelock`)."""
+    with publish_lock(config.out_dir), cache_lock(config.cache_dir):
+        return _publish(config)
+
+
+def _publish(config: PublishConfig) -> PublishReport:
     from minimirror.sign import open_signer, read_secret_key
 
     locks = read_locks(config.locks_dir)
@@ -192,11 +201,6 @@ def publish(config: PublishConfig) -> PublishReport:
         )
     write_tree(plan, config.out_dir)
     return PublishReport(config.out_dir, plan.epoch, plan.dists, len(plan.files), plan.fingerprint)
-
-
-def source_date_epoch(locks: Sequence[Lock]) -> int:
-    """The default SOURCE_DATE_EPOCH: the newest upstream ``Date`` among the locks."""
-    return max(int(lock.upstream.date.timestamp()) for lock in locks)
 
 
 def plan_publish(locks: Sequence[Lock], cache: Cache, options: PublishOptions) -> PublishPlan:
@@ -261,7 +265,7 @@ def plan_repository(
     locks: Sequence[Lock], debs: Mapping[str, DebInfo], options: PublishOptions, cache: Cache
 ) -> PublishPlan:
     """Every file of the repository, computed without I/O (``cache`` only names blob paths)."""
-    epoch = options.epoch if options.epoch is not None else source_date_epoch(locks)
+    epoch = options.epoch if options.epoch is not None else newest_upstream_date(locks)
     files: dict[str, PlannedFile] = {}
     dists: list[PublishedDist] = []
     for lock in sorted(locks, key=lambda lk: lk.source.id):

@@ -6,9 +6,10 @@ import click
 
 from minimirror.cli.diff import diff
 from minimirror.cli.fetch import fetch
+from minimirror.cli.image import image
 from minimirror.cli.init import init
 from minimirror.cli.lock import lock, search, why
-from minimirror.cli.publish import key, publish
+from minimirror.cli.publish import build, key, publish
 from minimirror.cli.sources import sources
 from minimirror.cli.verify import serve, verify
 
@@ -20,5 +21,6 @@ ALL.append(lock)
 ALL.append(why)
 ALL.append(diff)
 ALL.append(fetch)
-ALL.extend([publish, key])
+ALL.extend([publish, key, build])
 ALL.extend([verify, serve])
+ALL.append(image)

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from minimirror.cli._common import cache_option, invocation, locks_option, out_console
+from minimirror.cli.image import image_options, print_image
 from minimirror.errors import UsageError
 
 if TYPE_CHECKING:
+    from minimirror.image import ImageFormat
     from minimirror.publish import PublishOptions, PublishReport
 
-__all__ = ["key", "publish"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["build", "key", "publish", "publish_options", "run_publish"]
 
 log = logging.getLogger("minimirror.publish")
 
@@ -46,20 +51,12 @@ def _signing_key(sign_key: Path | None, no_sign: bool) -> Path | None:
     )
 
 
-def _epoch() -> int | None:
-    value = os.environ.get("SOURCE_DATE_EPOCH")
-    if value is None or value == "":
-        return None
-    if not value.isdigit():
-        raise UsageError(f"$SOURCE_DATE_EPOCH={value!r}: expected a non-negative integer (seconds since 1970)")
-    return int(value)
-
-
 def _options(sources_dir: Path | None) -> PublishOptions:
+    from minimirror.epoch import environment_epoch
     from minimirror.publish import PublishOptions, ReleaseOverrides
 
     if sources_dir is None:
-        return PublishOptions(epoch=_epoch())
+        return PublishOptions(epoch=environment_epoch())
     from minimirror.sources import load_sources
 
     overrides = {
@@ -72,7 +69,7 @@ def _options(sources_dir: Path | None) -> PublishOptions:
         )
         for source in load_sources(sources_dir)
     }
-    return PublishOptions(epoch=_epoch(), overrides=overrides)
+    return PublishOptions(epoch=environment_epoch(), overrides=overrides)
 
 
 def _print_report(report: PublishReport) -> None:
@@ -84,31 +81,75 @@ def _print_report(report: PublishReport) -> None:
     )
 
 
+_PUBLISH_OPTIONS = [
+    locks_option,
+    cache_option,
+    click.option(
+        "--out",
+        "out_dir",
+        required=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="The published tree; replaced atomically (OUT/<prefix>/dists, pool, signing-key.gpg).",
+    ),
+    click.option(
+        "--sign-key",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help=f"Armored secret key to sign with (default ${_KEY_ENV}); passphrase from ${_PASSPHRASE_ENV}.",
+    ),
+    click.option("--no-sign", is_flag=True, help="Publish without signatures (tests only; apt refuses it by default)."),
+    click.option(
+        "--sources",
+        "sources_dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
+        help="Read Release overrides (origin, label, suite, codename, description) from this sources tree.",
+    ),
+    click.option(
+        "--no-fetch", is_flag=True, help="Do not download missing pool files; fail naming them (offline builds)."
+    ),
+]
+
+
+def publish_options(func: F) -> F:
+    for option in reversed(_PUBLISH_OPTIONS):
+        func = option(func)
+    return func
+
+
+def run_publish(
+    locks_dir: Path,
+    cache_dir: Path,
+    out_dir: Path,
+    sign_key: Path | None,
+    no_sign: bool,
+    sources_dir: Path | None,
+    no_fetch: bool,
+) -> None:
+    """Fetch what the cache lacks (unless ``no_fetch``), publish, print the report: publish and build share it."""
+    from minimirror.cli.fetch import run_fetch
+    from minimirror.publish import PublishConfig
+    from minimirror.publish import publish as publish_tree
+
+    key_path = _signing_key(sign_key, no_sign)
+    if not no_fetch:
+        run_fetch(locks_dir, cache_dir)
+    passphrase = os.environ.get(_PASSPHRASE_ENV) or None
+    config = PublishConfig(
+        locks_dir=locks_dir,
+        out_dir=out_dir,
+        cache_dir=cache_dir,
+        sign_key=key_path,
+        passphrase=passphrase if key_path is not None else None,
+        options=_options(sources_dir),
+    )
+    report = publish_tree(config)
+    if not invocation().quiet:
+        _print_report(report)
+
+
 @click.command("publish")
-@locks_option
-@cache_option
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path, file_okay=False),
-    help="The published tree; replaced atomically (OUT/<prefix>/dists, pool, signing-key.gpg).",
-)
-@click.option(
-    "--sign-key",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help=f"Armored secret key to sign with (default ${_KEY_ENV}); passphrase from ${_PASSPHRASE_ENV}.",
-)
-@click.option("--no-sign", is_flag=True, help="Publish without signatures (tests only; apt refuses it by default).")
-@click.option(
-    "--sources",
-    "sources_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Read Release overrides (origin, label, suite, codename, description) from this sources tree.",
-)
-@click.option("--no-fetch", is_flag=True, help="Do not download missing pool files; fail naming them (offline builds).")
+@publish_options
 def publish(
     locks_dir: Path,
     cache_dir: Path,
@@ -123,25 +164,34 @@ def publish(
     Reproducible: the same locks, key and SOURCE_DATE_EPOCH (default: the newest upstream Date of the locks)
     give the same bytes.
     """
-    from minimirror.cli.fetch import run_fetch
-    from minimirror.publish import PublishConfig
-    from minimirror.publish import publish as run_publish
+    run_publish(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch)
 
-    key_path = _signing_key(sign_key, no_sign)
-    if not no_fetch:
-        run_fetch(locks_dir, cache_dir)
-    passphrase = os.environ.get(_PASSPHRASE_ENV) or None
-    config = PublishConfig(
-        locks_dir=locks_dir,
-        out_dir=out_dir,
-        cache_dir=cache_dir,
-        sign_key=key_path,
-        passphrase=passphrase if key_path is not None else None,
-        options=_options(sources_dir),
-    )
-    report = run_publish(config)
-    if not invocation().quiet:
-        _print_report(report)
+
+@click.command("build")
+@publish_options
+@click.option("--image", "image_path", type=click.Path(path_type=Path), default=None, help="Also write the image here.")
+@image_options
+def build(
+    locks_dir: Path,
+    cache_dir: Path,
+    out_dir: Path,
+    sign_key: Path | None,
+    no_sign: bool,
+    sources_dir: Path | None,
+    no_fetch: bool,
+    image_path: Path | None,
+    fmt: ImageFormat,
+    tag: str | None,
+    arch: str | None,
+) -> None:
+    """fetch + publish (+ image with --image): the mirror from the locks, in one command."""
+    run_publish(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch)
+    if image_path is not None:
+        from minimirror.image import DEFAULT_TAG
+        from minimirror.imaging import ImageConfig, make_image
+
+        config = ImageConfig(locks_dir, cache_dir, out_dir, image_path, fmt, tag or DEFAULT_TAG, arch)
+        print_image(make_image(config))
 
 
 @click.group("key")

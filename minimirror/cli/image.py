@@ -1,0 +1,90 @@
+"""``minimirror image``: pack a published repository into a reproducible OCI image (or a docker-archive).
+
+The work is :func:`minimirror.imaging.make_image`; this module parses the options and prints the digests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from minimirror.cli._common import cache_option, invocation, locks_option, out_console
+
+if TYPE_CHECKING:
+    from minimirror.image import ImageFormat, ImageResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["image", "image_options", "print_image"]
+
+
+def image_options(func: F) -> F:
+    """--format, --tag and --arch: shared by ``image`` and ``build``."""
+    for option in reversed(_IMAGE_OPTIONS):
+        func = option(func)
+    return func
+
+
+_IMAGE_OPTIONS = [
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["oci", "docker-archive"]),
+        default="oci",
+        show_default=True,
+        help="An OCI image layout directory, or a tar file for `docker load` / `podman load`.",
+    ),
+    click.option("--tag", default=None, help="The image name and tag.  [default: localhost/minimirror:latest]"),
+    click.option(
+        "--arch", default=None, help="The Debian architecture of the image, when busybox-static is locked for several."
+    ),
+]
+
+
+@click.command("image")
+@click.option(
+    "--repo",
+    "repo_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The published repository tree to serve (becomes /srv).",
+)
+@click.option("--image", "image_path", type=click.Path(path_type=Path), required=True, help="Where to write the image.")
+@image_options
+@locks_option
+@cache_option
+def image(
+    repo_dir: Path,
+    image_path: Path,
+    fmt: ImageFormat,
+    tag: str | None,
+    arch: str | None,
+    locks_dir: Path,
+    cache_dir: Path,
+) -> None:
+    """Pack the repository into a reproducible OCI image served by busybox httpd on port 8080.
+
+    Built without a container engine; the same locks, tree and SOURCE_DATE_EPOCH give the same digest.
+    An SPDX 2.3 SBOM of every locked package is written to IMAGE.spdx.json and into the image.
+    """
+    from minimirror.image import DEFAULT_TAG
+    from minimirror.imaging import ImageConfig, make_image
+
+    config = ImageConfig(locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch)
+    result = make_image(config)
+    print_image(result)
+
+
+def print_image(result: ImageResult) -> None:
+    if invocation().quiet:
+        return
+    out_console.print(f"{result.format} image written to {result.path}", markup=False)
+    out_console.print(f"manifest {result.manifest_digest}", markup=False)
+    out_console.print(f"config   {result.config_digest}", markup=False)
+    for layer in result.layers:
+        out_console.print(f"layer    {layer.digest} ({layer.size} bytes)", markup=False)
+    if result.sbom_path is not None:
+        out_console.print(f"sbom     {result.sbom_path}", markup=False)

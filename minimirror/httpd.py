@@ -1,0 +1,152 @@
+"""The server layer: a static busybox running ``httpd`` as nobody, with the files it needs and nothing else.
+
+The binary comes from the locked ``busybox-static`` package (Debian's statically linked busybox), so the
+image holds no code that was not reviewed in the lock. It is read from the .deb's data archive as
+``dpkg-deb --fsys-tarfile`` prints it (deb(5)), and must be a static ELF executable: a dynamically linked
+busybox (the ``busybox`` package) would need a libc the image does not have.
+
+busybox httpd's configuration format (``httpd.conf``, documented in busybox's ``networking/httpd.c``):
+``.ext:mime/type`` lines map file extensions to Content-Type; ``I:name`` names the index file. The server
+runs with ``-f -v -p 8080 -h /srv -c /etc/httpd.conf`` as user 65534 (Debian's nobody/nogroup), so it can
+read the world-readable tree and write nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from minimirror.errors import UsageError
+from minimirror.layers import LayerEntry
+
+__all__ = [
+    "BUSYBOX_PACKAGE",
+    "ENTRYPOINT",
+    "HTTPD_CONF",
+    "NOBODY",
+    "PORT",
+    "BusyboxError",
+    "ServerFiles",
+    "extract_busybox",
+    "server_entries",
+]
+
+BUSYBOX_PACKAGE = "busybox-static"
+PORT = 8080
+NOBODY = 65534
+ENTRYPOINT = (
+    "/bin/busybox", "httpd", "-f", "-v", "-p", str(PORT), "-h", "/srv", "-c", "/etc/httpd.conf",
+)  # fmt: skip
+
+# Where Debian's busybox-static has shipped the binary (before and after the /usr merge).
+_BUSYBOX_MEMBERS = ("./bin/busybox", "./usr/bin/busybox")
+_TIMEOUT = 120
+_PT_INTERP = 3
+
+HTTPD_CONF = """\
+# busybox httpd configuration, written by minimirror (see networking/httpd.c in busybox)
+I:index.html
+.deb:application/vnd.debian.binary-package
+.udeb:application/vnd.debian.binary-package
+.dsc:text/plain
+.gz:application/gzip
+.xz:application/x-xz
+.bz2:application/x-bzip2
+.lz4:application/x-lz4
+.zst:application/zstd
+.gpg:application/pgp-signature
+.asc:application/pgp-keys
+.json:application/json
+.txt:text/plain
+.html:text/html
+"""
+
+PASSWD = f"root:x:0:0:root:/root:/sbin/nologin\nnobody:x:{NOBODY}:{NOBODY}:nobody:/nonexistent:/sbin/nologin\n"
+GROUP = f"root:x:0:\nnogroup:x:{NOBODY}:\n"
+
+
+class BusyboxError(UsageError):
+    """A busybox .deb that cannot provide the server: unreadable, without the binary, or not static."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFiles:
+    """The server layer's content: the busybox binary and the three files in /etc."""
+
+    busybox: bytes
+
+    def entries(self) -> list[LayerEntry]:
+        return [
+            LayerEntry.directory("bin"),
+            LayerEntry.file("bin/busybox", self.busybox, executable=True),
+            LayerEntry.directory("etc"),
+            LayerEntry.file("etc/group", GROUP.encode()),
+            LayerEntry.file("etc/httpd.conf", HTTPD_CONF.encode()),
+            LayerEntry.file("etc/passwd", PASSWD.encode()),
+        ]
+
+
+def server_entries(busybox_deb: Path) -> list[LayerEntry]:
+    """The server layer's entries, with the binary read from ``busybox_deb``."""
+    return ServerFiles(extract_busybox(busybox_deb)).entries()
+
+
+def extract_busybox(deb: Path) -> bytes:
+    """The static busybox executable inside ``deb`` (a busybox-static .deb)."""
+    data = _member(_fsys_tarfile(deb), deb)
+    _check_static_elf(data, deb)
+    return data
+
+
+def _fsys_tarfile(deb: Path) -> bytes:
+    cmd = ["dpkg-deb", "--fsys-tarfile", str(deb)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, check=False, timeout=_TIMEOUT)
+    except FileNotFoundError as exc:
+        raise BusyboxError("dpkg-deb is not installed; install the Debian package dpkg") from exc
+    if proc.returncode != 0:
+        reason = proc.stderr.decode(errors="replace").strip()
+        raise BusyboxError(f"{deb}: not a readable .deb ({reason}); fetch {BUSYBOX_PACKAGE} again")
+    return proc.stdout
+
+
+def _member(tar_bytes: bytes, deb: Path) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
+        for name in _BUSYBOX_MEMBERS:
+            try:
+                member = archive.getmember(name)
+            except KeyError:
+                continue
+            handle = archive.extractfile(member) if member.isfile() else None
+            if handle is not None:
+                return handle.read()
+    raise BusyboxError(f"{deb}: has no /bin/busybox; is it the {BUSYBOX_PACKAGE} package?")
+
+
+def _check_static_elf(data: bytes, deb: Path) -> None:
+    """An ELF executable without a PT_INTERP program header, i.e. one that needs no dynamic loader."""
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise BusyboxError(f"{deb}: /bin/busybox is not an ELF executable")
+    if _PT_INTERP in _program_header_types(data):
+        raise BusyboxError(
+            f"{deb}: /bin/busybox is dynamically linked; lock {BUSYBOX_PACKAGE}, not busybox, for the image"
+        )
+
+
+def _program_header_types(data: bytes) -> list[int]:
+    is64, endian = data[4] == 2, "<" if data[5] == 1 else ">"
+    if is64:
+        phoff, phentsize, phnum = (
+            *struct.unpack_from(f"{endian}Q", data, 0x20),
+            *struct.unpack_from(f"{endian}HH", data, 0x36),
+        )
+    else:
+        phoff, phentsize, phnum = (
+            *struct.unpack_from(f"{endian}I", data, 0x1C),
+            *struct.unpack_from(f"{endian}HH", data, 0x2A),
+        )
+    return [struct.unpack_from(f"{endian}I", data, phoff + i * phentsize)[0] for i in range(phnum)]

@@ -1,0 +1,336 @@
+"""A daemonless, byte-reproducible OCI image that serves the mirror: written directly, no container engine.
+
+Implements the OCI image-spec v1.1 (github.com/opencontainers/image-spec): the image layout (``oci-layout``,
+``index.json``, ``blobs/sha256/<hex>``), the image manifest (``application/vnd.oci.image.manifest.v1+json``),
+the image configuration (``application/vnd.oci.image.config.v1+json``: ``created``, ``architecture``, ``os``,
+``config``, ``rootfs.diff_ids``, ``history``) and gzip layers (``application/vnd.oci.image.layer.v1.tar+gzip``);
+and Docker's ``docker save`` tarball (``manifest.json`` ``[{"Config", "RepoTags", "Layers"}]``, the config as
+``<hex>.json``, each layer as an uncompressed ``<diff_id hex>.tar``), which ``docker load`` and ``podman load``
+accept.
+
+Two layers: the server (``minimirror.httpd``: a static busybox httpd running as 65534) and the repository tree
+at ``/srv`` (with the SBOM at ``/srv/sbom.spdx.json`` when one is given). The server layer changes only when
+busybox does, so registries and nodes keep it across mirror updates.
+
+Reproducible means byte-identical: every JSON document is canonical (sorted keys, no spaces), every time is
+``SOURCE_DATE_EPOCH``, layers are normalized (``minimirror.layers``), and nothing reads the clock, the
+umask, the time zone or the host's user database. Planning (the JSON documents) is pure; the writer stages
+everything in a temporary directory beside the output and renames it into place, so an interrupted build
+never leaves a half-written image under the output's name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from minimirror import __version__
+from minimirror.errors import UsageError
+from minimirror.httpd import ENTRYPOINT, NOBODY, PORT, server_entries
+from minimirror.layers import LayerDigest, LayerEntry, make_tarinfo, scan_tree, write_layer
+from minimirror.sbom import rfc3339
+
+__all__ = [
+    "DEFAULT_TAG",
+    "Descriptor",
+    "ImageFormat",
+    "ImageResult",
+    "ImageSpec",
+    "build_image",
+    "canonical_json",
+    "image_config",
+    "image_index",
+    "image_manifest",
+    "oci_platform",
+]
+
+MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
+MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+DEFAULT_TAG = "localhost/minimirror:latest"
+SBOM_PATH = "srv/sbom.spdx.json"
+
+ImageFormat = Literal["oci", "docker-archive"]
+
+# Debian architecture -> (GOARCH, variant), as the OCI image index's platform names them.
+_PLATFORMS: Mapping[str, tuple[str, str]] = {
+    "amd64": ("amd64", ""), "arm64": ("arm64", "v8"), "armhf": ("arm", "v7"), "armel": ("arm", "v5"),
+    "i386": ("386", ""), "ppc64el": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", ""),
+    "mips64el": ("mips64le", ""), "loong64": ("loong64", ""),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSpec:
+    """What the image holds. ``created`` is SOURCE_DATE_EPOCH; ``architecture`` is busybox's Debian one."""
+
+    repo_dir: Path
+    busybox_deb: Path
+    tag: str = DEFAULT_TAG
+    created: int = 0
+    architecture: str = "amd64"
+    locks_sha256: str = ""
+    source: str = ""
+    title: str = "minimirror APT mirror"
+    labels: tuple[tuple[str, str], ...] = ()
+    sbom: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """An OCI content descriptor: what a blob is, its digest and its size."""
+
+    media_type: str
+    digest: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """The written image: where, in which format, and the digests that identify it."""
+
+    path: Path
+    format: ImageFormat
+    manifest_digest: str
+    config_digest: str
+    layers: tuple[LayerDigest, ...]
+    sbom_path: Path | None = None
+
+
+# --- planning: the JSON documents, pure --------------------------------------------------------------------
+
+
+def canonical_json(obj: object) -> bytes:
+    """Sorted keys, no insignificant whitespace, UTF-8: one byte sequence per value."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def oci_platform(debian_arch: str) -> tuple[str, str]:
+    """(architecture, variant) for a Debian architecture name; variant may be empty."""
+    try:
+        return _PLATFORMS[debian_arch]
+    except KeyError:
+        known = ", ".join(sorted(_PLATFORMS))
+        raise UsageError(
+            f"no OCI platform known for the Debian architecture {debian_arch!r} (known: {known})"
+        ) from None
+
+
+def _labels(spec: ImageSpec) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.created": rfc3339(spec.created),
+        "org.opencontainers.image.version": __version__,
+        "org.opencontainers.image.source": spec.source,
+        "org.opencontainers.image.title": spec.title,
+        "io.minimirror.locks.sha256": spec.locks_sha256,
+    }
+    labels.update(dict(spec.labels))
+    return labels
+
+
+def _history(created: str) -> list[dict[str, str]]:
+    return [
+        {
+            "created": created,
+            "created_by": "minimirror image: busybox httpd (busybox-static), /etc",
+            "comment": "server",
+        },
+        {"created": created, "created_by": "minimirror image: the repository tree at /srv", "comment": "repository"},
+    ]
+
+
+def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
+    """The image configuration for the two layers whose uncompressed digests are ``diff_ids``."""
+    arch, variant = oci_platform(spec.architecture)
+    created = rfc3339(spec.created)
+    config: dict[str, Any] = {
+        "created": created,
+        "architecture": arch,
+        "os": "linux",
+        "config": {
+            "User": f"{NOBODY}:{NOBODY}",
+            "ExposedPorts": {f"{PORT}/tcp": {}},
+            "Entrypoint": list(ENTRYPOINT),
+            "WorkingDir": "/srv",
+            "Env": ["PATH=/bin"],
+            "Labels": _labels(spec),
+        },
+        "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
+        "history": _history(created),
+    }
+    if variant:
+        config["variant"] = variant
+    return config
+
+
+def image_manifest(config: Descriptor, layers: Sequence[Descriptor], annotations: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": MEDIA_MANIFEST,
+        "config": config.to_json(),
+        "layers": [layer.to_json() for layer in layers],
+        "annotations": dict(annotations),
+    }
+
+
+def image_index(manifest: Descriptor, tag: str, spec: ImageSpec) -> dict[str, Any]:
+    arch, variant = oci_platform(spec.architecture)
+    platform = {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
+    entry = {**manifest.to_json(), "annotations": {"org.opencontainers.image.ref.name": tag}, "platform": platform}
+    return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry]}
+
+
+def _docker_manifest(config_name: str, tag: str, layer_names: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"Config": config_name, "RepoTags": [tag], "Layers": list(layer_names)}]
+
+
+# --- writing --------------------------------------------------------------------------------------------
+
+
+def _repository_entries(spec: ImageSpec) -> list[LayerEntry]:
+    entries = scan_tree(spec.repo_dir, "srv")
+    if spec.sbom is None:
+        return entries
+    if any(entry.path == SBOM_PATH for entry in entries):
+        raise UsageError(f"{spec.repo_dir}/sbom.spdx.json exists; minimirror writes the SBOM there, remove the file")
+    return [*entries, LayerEntry.file(SBOM_PATH, spec.sbom)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """An OCI layout written in ``root``, and what the docker-archive writer needs from it."""
+
+    root: Path
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple[LayerDigest, ...]
+
+    def blob(self, digest: str) -> Path:
+        return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+
+def _put_json(blobs: Path, media_type: str, obj: object) -> Descriptor:
+    data = canonical_json(obj)
+    digest = hashlib.sha256(data).hexdigest()
+    (blobs / digest).write_bytes(data)
+    return Descriptor(media_type, f"sha256:{digest}", len(data))
+
+
+def _put_layer(blobs: Path, entries: Sequence[LayerEntry], epoch: int) -> LayerDigest:
+    partial = blobs / ".layer.partial"
+    layer = write_layer(entries, partial, epoch=epoch)
+    partial.replace(blobs / layer.digest.removeprefix("sha256:"))
+    return layer
+
+
+def _write_layout(spec: ImageSpec, root: Path, plans: Sequence[Sequence[LayerEntry]]) -> _Layout:
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    layers = tuple(_put_layer(blobs, entries, spec.created) for entries in plans)
+    config = _put_json(blobs, MEDIA_CONFIG, image_config(spec, [layer.diff_id for layer in layers]))
+    layer_descriptors = [Descriptor(MEDIA_LAYER, layer.digest, layer.size) for layer in layers]
+    annotations = {"org.opencontainers.image.created": rfc3339(spec.created)}
+    manifest = _put_json(blobs, MEDIA_MANIFEST, image_manifest(config, layer_descriptors, annotations))
+    (root / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
+    (root / "index.json").write_bytes(canonical_json(image_index(manifest, spec.tag, spec)))
+    for path in (root, root / "blobs", blobs, *blobs.iterdir(), root / "oci-layout", root / "index.json"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return _Layout(root, manifest, config, layers)
+
+
+def _write_docker_archive(layout: _Layout, tag: str, out: Path, epoch: int) -> None:
+    """``docker save``'s format, entries sorted by name: the config, the uncompressed layers (streamed out of
+    the gzip blobs, so memory stays flat) and ``manifest.json``."""
+    config_name = f"{layout.config.digest.removeprefix('sha256:')}.json"
+    layer_names = [f"{layer.diff_id.removeprefix('sha256:')}.tar" for layer in layout.layers]
+    config_path = layout.blob(layout.config.digest)
+    members: dict[str, tuple[int, Callable[[], io.BufferedIOBase]]] = {
+        config_name: (layout.config.size, lambda: config_path.open("rb")),
+        "manifest.json": _in_memory(canonical_json(_docker_manifest(config_name, tag, layer_names))),
+    }
+    for name, layer in zip(layer_names, layout.layers, strict=True):
+        members[name] = (layer.uncompressed_size, _gunzip(layout.blob(layer.digest)))
+    with out.open("wb") as raw, tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        for name, (size, opener) in sorted(members.items()):
+            with opener() as source:
+                archive.addfile(make_tarinfo(name, "file", 0o644, size, epoch=epoch), source)
+
+
+def _in_memory(data: bytes) -> tuple[int, Callable[[], io.BufferedIOBase]]:
+    return len(data), lambda: io.BytesIO(data)
+
+
+def _gunzip(path: Path) -> Callable[[], io.BufferedIOBase]:
+    return lambda: gzip.GzipFile(path, "rb")
+
+
+def _check_output(spec: ImageSpec, out: Path, fmt: ImageFormat) -> None:
+    if not spec.repo_dir.is_dir():
+        raise UsageError(f"{spec.repo_dir}: no repository directory; publish the mirror first or fix --repo")
+    if out.resolve().is_relative_to(spec.repo_dir.resolve()):
+        raise UsageError(
+            f"{out}: the image would be written inside the repository {spec.repo_dir}; choose a path outside"
+        )
+    if fmt == "oci" and out.exists() and not (out / "oci-layout").is_file():
+        raise UsageError(f"{out}: exists and is not an OCI image layout; remove it or choose another --image path")
+    if fmt == "docker-archive" and out.is_dir():
+        raise UsageError(f"{out}: is a directory; a docker-archive is one file, choose a file path")
+
+
+def _install_dir(staged: Path, out: Path) -> None:
+    """Move ``staged`` to ``out``; an existing layout is swapped out by rename, then removed."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        out.replace(old / "layout")
+    staged.replace(out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _write_sbom(spec: ImageSpec, out: Path) -> Path | None:
+    if spec.sbom is None:
+        return None
+    from minimirror.cache import atomic_write
+
+    path = out.with_name(out.name + ".spdx.json")
+    atomic_write(path, spec.sbom)
+    path.chmod(0o644)
+    return path
+
+
+def build_image(spec: ImageSpec, out: Path, fmt: ImageFormat = "oci") -> ImageResult:
+    """Write the image of ``spec`` to ``out``: an OCI layout directory, or a docker-archive tar file.
+
+    The SBOM (when ``spec.sbom`` is set) goes both into the image at ``/srv/sbom.spdx.json`` and next to the
+    output as ``<out>.spdx.json``.
+    """
+    _check_output(spec, out, fmt)
+    plans = (server_entries(spec.busybox_deb), _repository_entries(spec))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        layout = _write_layout(spec, work / "layout", plans)
+        if fmt == "oci":
+            _install_dir(layout.root, out)
+        else:
+            _write_docker_archive(layout, spec.tag, work / "image.tar", spec.created)
+            (work / "image.tar").chmod(0o644)
+            (work / "image.tar").replace(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sbom_path = _write_sbom(spec, out)
+    return ImageResult(out, fmt, layout.manifest.digest, layout.config.digest, layout.layers, sbom_path)

@@ -1,0 +1,108 @@
+"""Packing a published repository into the image: the locked busybox-static, the epoch, the SBOM, the spec.
+
+The one orchestration both ``minimirror image`` and ``minimirror build`` call (:func:`make_image`); the image
+format itself is :mod:`minimirror.image`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minimirror.epoch import source_date_epoch
+from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, build_image
+from minimirror.lockfile import Lock, LockedPackage, read_locks
+
+__all__ = ["ImageConfig", "image_spec", "make_image"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    locks_dir: Path
+    cache_dir: Path
+    repo_dir: Path
+    image_path: Path
+    fmt: ImageFormat = "oci"
+    tag: str = DEFAULT_TAG
+    arch: str | None = None
+    environ: Mapping[str, str] | None = field(default=None, compare=False)
+
+
+def make_image(config: ImageConfig) -> ImageResult:
+    """Write the image of ``config.repo_dir`` served by the locked busybox-static."""
+    locks = read_locks(config.locks_dir)
+    package = _find_busybox(locks, config.locks_dir, config.arch)
+    deb = _busybox_deb(package, config.cache_dir)
+    epoch = source_date_epoch(locks, config.environ)
+    spec = image_spec(locks, config.repo_dir, deb, package.architecture, tag=config.tag, epoch=epoch)
+    return build_image(spec, config.image_path, config.fmt)
+
+
+def _find_busybox(locks: Sequence[Lock], locks_dir: Path, arch: str | None) -> LockedPackage:
+    """The locked busybox-static of the one architecture locked (or ``arch``); the newest if several versions."""
+    from minimirror.errors import LockError, UsageError
+    from minimirror.httpd import BUSYBOX_PACKAGE
+
+    found = [p for lock in locks for p in lock.find(BUSYBOX_PACKAGE, arch)]
+    if not found:
+        where = f" for {arch}" if arch else ""
+        raise LockError(
+            f"{locks_dir}: no {BUSYBOX_PACKAGE}{where} in the locks; the image serves with its static busybox. "
+            f"Add a line `{BUSYBOX_PACKAGE}` to a packages.txt and run `minimirror lock`"
+        )
+    archs = sorted({p.architecture for p in found})
+    if len(archs) > 1:
+        raise UsageError(f"{BUSYBOX_PACKAGE} is locked for {', '.join(archs)}; choose the image's with --arch")
+    return max(found, key=functools.cmp_to_key(_by_version))
+
+
+def _by_version(a: LockedPackage, b: LockedPackage) -> int:
+    from debian.debian_support import version_compare
+
+    return version_compare(a.version, b.version) or (a.sha256 > b.sha256) - (a.sha256 < b.sha256)
+
+
+def _busybox_deb(package: LockedPackage, cache_dir: Path) -> Path:
+    """The cached .deb, checked against the lock's size and sha256."""
+    from minimirror.cache import Cache
+    from minimirror.errors import IntegrityError, UsageError
+
+    path = Cache(cache_dir).blob_path(package.sha256)
+    if not path.is_file():
+        raise UsageError(
+            f"{package.filename} ({package.name} {package.version}) is not in the cache {cache_dir} "
+            f"(expected {path}); download the locked pool files into the cache first (`minimirror fetch`)"
+        )
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != package.sha256:
+        raise IntegrityError(
+            f"{path}: sha256 differs from the lock's for {package.filename}; delete it and fetch again"
+        )
+    return path
+
+
+def image_spec(
+    locks: Sequence[Lock], repo_dir: Path, busybox: Path, busybox_arch: str, *, tag: str, epoch: int
+) -> ImageSpec:
+    """The image's spec from the locks: labels, SBOM, SOURCE_DATE_EPOCH."""
+    from minimirror.image import ImageSpec
+    from minimirror.sbom import locks_sha256, sbom_bytes
+
+    ids = ", ".join(lock.source.id for lock in locks)
+    return ImageSpec(
+        repo_dir=repo_dir,
+        busybox_deb=busybox,
+        tag=tag,
+        created=epoch,
+        architecture=busybox_arch,
+        locks_sha256=locks_sha256(locks),
+        source=" ".join(sorted({lock.source.url for lock in locks})),
+        title=f"APT mirror of {ids}",
+        sbom=sbom_bytes(locks, created=epoch, name=f"minimirror {ids}"),
+    )
