@@ -31,9 +31,12 @@ __all__ = [
     "MAX_FIELD_BYTES",
     "MAX_STANZA_BYTES",
     "IndexFormatError",
+    "Record",
     "StanzaFields",
     "iter_stanza_packages",
+    "iter_stanza_records",
     "parse_stanza",
+    "record_package",
 ]
 
 MAX_FIELD_BYTES = 1 << 20
@@ -198,8 +201,24 @@ def _decode(raw: bytes, index: str, line: int) -> str:
         raise IndexFormatError(index, where, f"not UTF-8: byte {raw[exc.start]:#04x}") from exc
 
 
+Record = tuple[str, str, str, int, bytes]
+"""A stanza as the parser leaves it: (name, version, architecture, first line number, raw bytes). Cheaper than a
+:class:`Package` with its lazy fields, so the parsed-form cache and the index keep records and make packages
+only for what is looked up."""
+
+
+def record_package(record: Record, index: str) -> Package:
+    name, version, architecture, line, raw = record
+    return Package(name, version, architecture, StanzaFields(raw, index, line))
+
+
 def iter_stanza_packages(blocks: Iterable[bytes], index: str) -> Iterator[Package]:
     """Packages from decompressed ``blocks`` of a Packages file, in file order, one block at a time."""
+    return (record_package(record, index) for record in iter_stanza_records(blocks, index))
+
+
+def iter_stanza_records(blocks: Iterable[bytes], index: str) -> Iterator[Record]:
+    """Records from decompressed ``blocks`` of a Packages file, in file order, one block at a time."""
     tail = b""
     line = 1  # the line number of the first line of ``tail``
     held_cr = b""
@@ -211,11 +230,11 @@ def iter_stanza_packages(blocks: Iterable[bytes], index: str) -> Iterator[Packag
             tail = data
             _check_pending(tail, index, line)
             continue
-        yield from _block_packages(data[: cut + 1], index, line)
+        yield from _block_records(data[: cut + 1], index, line)
         tail, line = _skip_blank_lines(data[cut + 2 :], line + data.count(b"\n", 0, cut + 2))
     tail = (tail + held_cr).rstrip(b"\n")
     if tail:
-        yield from _block_packages(tail + b"\n", index, line)
+        yield from _block_records(tail + b"\n", index, line)
 
 
 def _skip_blank_lines(data: bytes, line: int) -> tuple[bytes, int]:
@@ -246,8 +265,8 @@ def _check_pending(tail: bytes, index: str, line: int) -> None:
         raise IndexFormatError(index, line, f"stanza longer than {MAX_STANZA_BYTES} bytes (no blank line)")
 
 
-def _block_packages(block: bytes, index: str, line: int) -> list[Package]:
-    """Packages of a block of whole stanzas starting at ``line`` and ending with one b"\\n".
+def _block_records(block: bytes, index: str, line: int) -> list[Record]:
+    """Records of a block of whole stanzas starting at ``line`` and ending with one b"\\n".
 
     The cyclic garbage collector is paused for the block: the loop allocates only acyclic objects, and
     letting it run every 700 allocations costs a third of the parse time. Blocks are a few MiB, so a
@@ -255,9 +274,9 @@ def _block_packages(block: bytes, index: str, line: int) -> list[Package]:
     """
     _validate_block(block, index, line)
     if b"\n\n\n" in block:  # extra blank lines: rare, so the loop below need not look for them
-        return _block_packages_loose(block, index, line)
-    packages: list[Package] = []
-    append, hot = packages.append, _package  # local names: this loop runs once per stanza
+        return _block_records_loose(block, index, line)
+    records: list[Record] = []
+    append, hot = records.append, _record  # local names: this loop runs once per stanza
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -269,20 +288,20 @@ def _block_packages(block: bytes, index: str, line: int) -> list[Package]:
     finally:
         if was_enabled:
             gc.enable()
-    return packages
+    return records
 
 
-def _block_packages_loose(block: bytes, index: str, line: int) -> list[Package]:
-    """Like :func:`_block_packages`, for a block where stanzas are separated by several blank lines."""
-    packages: list[Package] = []
+def _block_records_loose(block: bytes, index: str, line: int) -> list[Record]:
+    """Like :func:`_block_records`, for a block where stanzas are separated by several blank lines."""
+    records: list[Record] = []
     for raw in block[:-1].split(b"\n\n"):
         stripped = raw.lstrip(b"\n")
         line += len(raw) - len(stripped)
         if stripped:
             _decode(stripped, index, line)
-            packages.append(_package(stripped, index, line))
+            records.append(_record(stripped, index, line))
         line += stripped.count(b"\n") + 2
-    return packages
+    return records
 
 
 def _validate_block(block: bytes, index: str, line: int) -> None:
@@ -292,7 +311,7 @@ def _validate_block(block: bytes, index: str, line: int) -> None:
         return
     at = bad.start() + (2 if bad.group().startswith(b"\n\n") else 1)
     number = line + framed.count(b"\n", 0, at) - 2
-    text = framed[at : framed.find(b"\n", at)].decode()
+    text = framed[at : framed.find(b"\n", at)].decode(errors="replace")  # the line may not be UTF-8 either
     raise IndexFormatError(index, number, _bad_line_problem(text))
 
 
@@ -306,7 +325,7 @@ def _bad_line_problem(text: str) -> str:
     return f"line has no colon (expected 'Field: value'): {text[:60]!r}"
 
 
-def _package(raw: bytes, index: str, line: int) -> Package:
+def _record(raw: bytes, index: str, line: int) -> Record:
     """The hot path, written out flat because it runs once per stanza (63,440 times for Debian main).
 
     Three ``find``s locate the identity fields (three more make sure none is repeated). A stanza where
@@ -320,7 +339,7 @@ def _package(raw: bytes, index: str, line: int) -> Package:
     version_at = find(b"\nVersion:") + 9
     arch_at = find(b"\nArchitecture:") + 14
     if name_at == 7 or version_at == 8 or arch_at == 13 or len(raw) > MAX_FIELD_BYTES:
-        return _package_slow(raw, index, line)
+        return _record_slow(raw, index, line)
     size = len(raw)
     name_end, version_end, arch_end = find(b"\n", name_at), find(b"\n", version_at), find(b"\n", arch_at)
     if (
@@ -328,22 +347,22 @@ def _package(raw: bytes, index: str, line: int) -> Package:
         or (version_end >= 0 and (raw[version_end + 1] in _SPACE or find(b"\nVersion:", version_end) >= 0))
         or (arch_end >= 0 and (raw[arch_end + 1] in _SPACE or find(b"\nArchitecture:", arch_end) >= 0))
     ):
-        return _package_slow(raw, index, line)
+        return _record_slow(raw, index, line)
     name = raw[name_at : name_end if name_end >= 0 else size].strip()
     version = raw[version_at : version_end if version_end >= 0 else size].strip()
     arch = raw[arch_at : arch_end if arch_end >= 0 else size].strip()
     joined = b" ".join((name, version, arch))
     if not (name and version and arch) or joined.count(b" ") != 2 or b"\t" in joined:
-        return _package_slow(raw, index, line)
-    return Package(name.decode(), version.decode(), arch.decode(), StanzaFields(raw, index, line))
+        return _record_slow(raw, index, line)
+    return (name.decode(), version.decode(), arch.decode(), line, raw)
 
 
-def _package_slow(raw: bytes, index: str, line: int) -> Package:
+def _record_slow(raw: bytes, index: str, line: int) -> Record:
     """Any stanza the hot path declined: parse it whole, then check the identity fields one by one."""
     fields = StanzaFields(raw, index, line)
     folded = {key.casefold(): value for key, value in fields.items()}
     identity = [_identity_value(folded, key, index, line) for key in ("package", "version", "architecture")]
-    return Package(identity[0], identity[1], identity[2], fields)
+    return (identity[0], identity[1], identity[2], line, raw)
 
 
 def _identity_value(folded: Mapping[str, str], key: str, index: str, line: int) -> str:

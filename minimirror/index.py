@@ -41,6 +41,7 @@ from minimirror._stanzas import (
     IndexFormatError,
     StanzaFields,
     iter_stanza_packages,
+    iter_stanza_records,
 )
 from minimirror.errors import ArchiveError, IntegrityError
 from minimirror.package import Package
@@ -78,6 +79,13 @@ _DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 # --- streaming -------------------------------------------------------------------------------------------
+
+
+def iter_records(source: IndexSource, *, name: str | None = None) -> Iterator[_Record]:
+    """Like :func:`iter_packages`, as the parser's records: what the cache and the index keep."""
+    index = name if name is not None else _default_name(source)
+    with _open(source) as stream:
+        yield from iter_stanza_records(_decompressed_blocks(stream, index), index)
 
 
 def iter_packages(source: IndexSource, *, name: str | None = None) -> Iterator[Package]:
@@ -248,34 +256,24 @@ def load_index_part(
     if cached is not None:
         records, provides = cached
         return IndexPart(component, index, records, provides)
-    packages = _parse_verified(source, sha256, index)
-    provides = provides_table(packages)
-    _write_cache(path, sha256, packages, provides)
-    return IndexPart(component, index, packages, provides)
+    records = _parse_verified(source, sha256, index)
+    provides = provides_table(records)
+    _write_cache(path, sha256, records, provides)
+    return IndexPart(component, index, records, provides)
 
 
-def _parse_verified(source: IndexSource, sha256: str, index: str) -> list[Package]:
+def _parse_verified(source: IndexSource, sha256: str, index: str) -> tuple[_Record, ...]:
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256.lower():
         raise IntegrityError(f"{index}: sha256 is {actual}, expected {sha256}; download the index again")
-    return list(iter_packages(data, name=index))
-
-
-def _records(packages: Iterable[Package]) -> tuple[_Record, ...]:
-    out = []
-    for package in packages:
-        fields = package.fields
-        if not isinstance(fields, StanzaFields):
-            raise TypeError("only packages parsed by minimirror.index can be cached")
-        out.append((package.name, package.version, package.architecture, fields.line, fields.raw))
-    return tuple(out)
+    return tuple(iter_records(data, name=index))
 
 
 def _write_cache(
-    path: Path, sha256: str, packages: Iterable[Package], provides: Mapping[int, Sequence[tuple[str, str | None]]]
+    path: Path, sha256: str, records: tuple[_Record, ...], provides: Mapping[int, Sequence[tuple[str, str | None]]]
 ) -> None:
-    payload = marshal.dumps((_records(packages), dict(sorted(provides.items()))))
+    payload = marshal.dumps((records, dict(sorted(provides.items()))))
     header = _HEADER.pack(_MAGIC, CACHE_FORMAT, bytes.fromhex(sha256), len(payload), zlib.crc32(payload))
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as out:
