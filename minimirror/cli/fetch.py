@@ -14,7 +14,7 @@ from minimirror.cli._common import cache_option, err_console, invocation, locks_
 if TYPE_CHECKING:
     from minimirror.fetch import FetchProgress, FetchReport
 
-__all__ = ["fetch", "run_fetch"]
+__all__ = ["fetch", "progress_bar", "run_fetch", "summary"]
 
 
 def _mib(count: int) -> str:
@@ -29,7 +29,7 @@ def summary(report: FetchReport) -> str:
 
 
 @contextmanager
-def _progress_bar(*, show: bool) -> Iterator[FetchProgress | None]:
+def progress_bar(*, show: bool) -> Iterator[FetchProgress | None]:
     """A rich progress bar on stderr when it is a terminal (and not -q); otherwise no callback at all."""
     if not show:
         yield None
@@ -73,7 +73,7 @@ def run_fetch(locks_dir: Path, cache_dir: Path, *, jobs: int = 8, fallback_urls:
 
     config = fetching.FetchConfig(locks_dir=locks_dir, cache_dir=cache_dir, jobs=jobs, fallback_urls=fallback_urls)
     quiet = invocation().quiet
-    with _progress_bar(show=err_console.is_terminal and not quiet) as progress:
+    with progress_bar(show=err_console.is_terminal and not quiet) as progress:
         report = fetching.fetch(config, progress=progress)
     if not quiet:
         out_console.print(summary(report), markup=False)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from minimirror.cli._common import cache_option, invocation, locks_option, out_console
+from minimirror.cli._common import cache_option, err_console, invocation, locks_option, out_console
 from minimirror.cli.image import image_options, print_image
 from minimirror.errors import UsageError
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["build", "key", "publish", "publish_options", "run_publish"]
+__all__ = ["build", "key", "publish", "publish_options", "run_build"]
 
 log = logging.getLogger("minimirror.publish")
 
@@ -117,7 +117,7 @@ def publish_options(func: F) -> F:
     return func
 
 
-def run_publish(
+def run_build(
     locks_dir: Path,
     cache_dir: Path,
     out_dir: Path,
@@ -125,27 +125,41 @@ def run_publish(
     no_sign: bool,
     sources_dir: Path | None,
     no_fetch: bool,
+    image: tuple[Path, ImageFormat, str | None, str | None] | None = None,
 ) -> None:
-    """Fetch what the cache lacks (unless ``no_fetch``), publish, print the report: publish and build share it."""
-    from minimirror.cli.fetch import run_fetch
-    from minimirror.publish import PublishConfig
-    from minimirror.publish import publish as publish_tree
+    """One :func:`minimirror.building.build` with the options of ``publish``/``build``, and its report."""
+    from minimirror.building import BuildConfig, SigningChoice, build
+    from minimirror.cli.fetch import progress_bar, summary
+    from minimirror.image import DEFAULT_TAG
 
     key_path = _signing_key(sign_key, no_sign)
-    if not no_fetch:
-        run_fetch(locks_dir, cache_dir)
-    passphrase = os.environ.get(_PASSPHRASE_ENV) or None
-    config = PublishConfig(
+    passphrase = os.environ.get(_PASSPHRASE_ENV) or None if key_path is not None else None
+    options = _options(sources_dir)
+    default: tuple[None, ImageFormat, None, None] = (None, "oci", None, None)
+    image_path, fmt, tag, arch = image if image is not None else default
+    config = BuildConfig(
         locks_dir=locks_dir,
-        out_dir=out_dir,
         cache_dir=cache_dir,
-        sign_key=key_path,
-        passphrase=passphrase if key_path is not None else None,
-        options=_options(sources_dir),
+        out_dir=out_dir,
+        image_path=image_path,
+        signing=SigningChoice(key_path, passphrase),
+        epoch=options.epoch,
+        tag=tag or DEFAULT_TAG,
+        image_format=fmt,
+        image_arch=arch,
+        overrides=options.overrides,
+        fetch_missing=not no_fetch,
     )
-    report = publish_tree(config)
-    if not invocation().quiet:
-        _print_report(report)
+    quiet = invocation().quiet
+    with progress_bar(show=err_console.is_terminal and not quiet) as progress:
+        outcome = build(config, progress=progress)
+    if quiet:
+        return
+    if outcome.fetched is not None:
+        out_console.print(summary(outcome.fetched), markup=False)
+    _print_report(outcome.published)
+    if outcome.image is not None:
+        print_image(outcome.image)
 
 
 @click.command("publish")
@@ -164,7 +178,7 @@ def publish(
     Reproducible: the same locks, key and SOURCE_DATE_EPOCH (default: the newest upstream Date of the locks)
     give the same bytes.
     """
-    run_publish(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch)
+    run_build(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch)
 
 
 @click.command("build")
@@ -185,13 +199,8 @@ def build(
     arch: str | None,
 ) -> None:
     """fetch + publish (+ image with --image): the mirror from the locks, in one command."""
-    run_publish(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch)
-    if image_path is not None:
-        from minimirror.image import DEFAULT_TAG
-        from minimirror.imaging import ImageConfig, make_image
-
-        config = ImageConfig(locks_dir, cache_dir, out_dir, image_path, fmt, tag or DEFAULT_TAG, arch)
-        print_image(make_image(config))
+    image = (image_path, fmt, tag, arch) if image_path is not None else None
+    run_build(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch, image)
 
 
 @click.group("key")

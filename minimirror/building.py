@@ -1,0 +1,133 @@
+"""One build, as ``minimirror build`` and ``notebooks/build.ipynb`` both run it: fetch what the cache lacks,
+publish (signed unless told otherwise), then the image. The CLI and the notebook call :func:`build`; nothing
+else strings the stages together.
+
+Secrets: the signing key and its passphrase come from the environment (``$RELEASE_SIGN_KEY_PATH``,
+``$RELEASE_SIGN_KEY_PASSPHRASE``; :func:`signing_from_environment`) or, for the key only, a CLI option; never
+from notebook parameters, since papermill writes parameters into the executed notebook. The passphrase is kept
+out of every ``repr`` and message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import httpx
+
+from minimirror.epoch import environment_epoch
+from minimirror.fetch import FetchConfig, FetchProgress, FetchReport, fetch
+from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult
+from minimirror.imaging import ImageConfig, make_image
+from minimirror.publish import PublishConfig, PublishOptions, PublishReport, ReleaseOverrides, publish
+
+__all__ = [
+    "KEY_ENV",
+    "PASSPHRASE_ENV",
+    "BuildConfig",
+    "BuildOutcome",
+    "SigningChoice",
+    "build",
+    "signing_from_environment",
+]
+
+KEY_ENV = "RELEASE_SIGN_KEY_PATH"
+PASSPHRASE_ENV = "RELEASE_SIGN_KEY_PASSPHRASE"
+
+
+# --- signing, from the environment only ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SigningChoice:
+    """The key to sign with (None: unsigned) and its passphrase, which no repr or message shows."""
+
+    key_path: Path | None
+    passphrase: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        if self.key_path is None:
+            return f"UNSIGNED: ${KEY_ENV} is not set (set it, and ${PASSPHRASE_ENV} if the key has one, to sign)"
+        protected = f", passphrase from ${PASSPHRASE_ENV}" if self.passphrase else ""
+        return f"signed with {self.key_path} (from ${KEY_ENV}{protected})"
+
+
+def signing_from_environment(environ: Mapping[str, str] | None = None) -> SigningChoice:
+    """``$RELEASE_SIGN_KEY_PATH`` and ``$RELEASE_SIGN_KEY_PASSPHRASE``; unsigned when the key is unset or empty."""
+    env = os.environ if environ is None else environ
+    key = env.get(KEY_ENV) or None
+    if key is None:
+        return SigningChoice(None)
+    return SigningChoice(Path(key), env.get(PASSPHRASE_ENV) or None)
+
+
+# --- one build --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    """What ``minimirror build`` does, as a value: fetch into ``cache_dir``, publish to ``out_dir``, and write
+    the image to ``image_path`` unless it is None. ``epoch`` None: ``$SOURCE_DATE_EPOCH``, else the locks'."""
+
+    locks_dir: Path
+    cache_dir: Path
+    out_dir: Path
+    image_path: Path | None
+    signing: SigningChoice
+    epoch: int | None = None
+    tag: str = DEFAULT_TAG
+    image_format: ImageFormat = "oci"
+    image_arch: str | None = None
+    overrides: Mapping[str, ReleaseOverrides] = field(default_factory=dict)
+    fetch_missing: bool = True
+    """False: an offline build; a pool file missing from the cache is an error naming it."""
+
+    def elsewhere(self, root: Path) -> BuildConfig:
+        """The same build, written under ``root`` (``root/public``, ``root/image``), sharing the cache."""
+        image = root / "image" if self.image_path is not None else None
+        return replace(self, out_dir=root / "public", image_path=image)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOutcome:
+    fetched: FetchReport | None
+    """None when the build did not fetch (``fetch_missing=False``)."""
+    published: PublishReport
+    image: ImageResult | None
+
+
+def build(
+    config: BuildConfig, *, client: httpx.Client | None = None, progress: FetchProgress | None = None
+) -> BuildOutcome:
+    """Fetch what the cache lacks, publish (signed unless ``config.signing.key_path`` is None), then the image."""
+    fetched = None
+    if config.fetch_missing:
+        fetched = fetch(FetchConfig(config.locks_dir, config.cache_dir), client=client, progress=progress)
+    epoch = config.epoch if config.epoch is not None else environment_epoch()
+    published = publish(
+        PublishConfig(
+            locks_dir=config.locks_dir,
+            out_dir=config.out_dir,
+            cache_dir=config.cache_dir,
+            sign_key=config.signing.key_path,
+            passphrase=config.signing.passphrase if config.signing.key_path is not None else None,
+            options=PublishOptions(epoch=epoch, overrides=config.overrides),
+        )
+    )
+    image = None
+    if config.image_path is not None:
+        environ = {"SOURCE_DATE_EPOCH": str(published.epoch)}
+        image_config = ImageConfig(
+            config.locks_dir,
+            config.cache_dir,
+            config.out_dir,
+            config.image_path,
+            fmt=config.image_format,
+            tag=config.tag,
+            arch=config.image_arch,
+            environ=environ,
+        )
+        image = make_image(image_config)
+    return BuildOutcome(fetched, published, image)
