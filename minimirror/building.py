@@ -80,6 +80,11 @@ class BuildConfig:
     tag: str = DEFAULT_TAG
     image_format: ImageFormat = "oci"
     image_arch: str | None = None
+    image_base: str | None = None
+    """A base image (``oci:``, ``docker-archive:``, ``host/repo@sha256:``) whose nginx serves instead of busybox."""
+    image_push: str | None = None
+    image_load: bool = False
+    docker_host: str | None = None
     overrides: Mapping[str, ReleaseOverrides] = field(default_factory=dict)
     fetch_missing: bool = True
     """False: an offline build; a pool file missing from the cache is an error naming it."""
@@ -128,6 +133,10 @@ def build(
             tag=config.tag,
             arch=config.image_arch,
             environ=environ,
+            base=config.image_base,
+            push=config.image_push,
+            load=config.image_load,
+            docker_host=config.docker_host,
         )
         image = make_image(image_config)
     return BuildOutcome(fetched, published, image)

@@ -10,7 +10,9 @@ accept.
 
 Two layers: the server (``minimirror.httpd``: a static busybox httpd running as 65534) and the repository tree
 at ``/srv`` (with the SBOM at ``/srv/sbom.spdx.json`` when one is given). The server layer changes only when
-busybox does, so registries and nodes keep it across mirror updates.
+busybox does, so registries and nodes keep it across mirror updates. With a base image
+(:mod:`minimirror.baseimage`), the base's verified layers come first, copied byte for byte, and the server layer is
+an nginx configuration instead; the base's config is merged with ours (:func:`minimirror.baseimage.merge_config`).
 
 Reproducible means byte-identical: every JSON document is canonical (sorted keys, no spaces), every time is
 ``SOURCE_DATE_EPOCH``, layers are normalized (``minimirror.layers``), and nothing reads the clock, the
@@ -31,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from minimirror import __version__
 from minimirror.errors import UsageError
@@ -39,12 +41,16 @@ from minimirror.httpd import ENTRYPOINT, NOBODY, PORT, server_entries
 from minimirror.layers import LayerDigest, LayerEntry, make_tarinfo, scan_tree, write_layer
 from minimirror.sbom import rfc3339
 
+if TYPE_CHECKING:
+    from minimirror.baseimage import BaseImage
+
 __all__ = [
     "DEFAULT_TAG",
     "Descriptor",
     "ImageFormat",
     "ImageResult",
     "ImageSpec",
+    "StagedImage",
     "build_image",
     "canonical_json",
     "image_config",
@@ -56,6 +62,7 @@ __all__ = [
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 DEFAULT_TAG = "localhost/minimirror:latest"
 SBOM_PATH = "srv/sbom.spdx.json"
@@ -75,7 +82,7 @@ class ImageSpec:
     """What the image holds. ``created`` is SOURCE_DATE_EPOCH; ``architecture`` is busybox's Debian one."""
 
     repo_dir: Path
-    busybox_deb: Path
+    busybox_deb: Path | None
     tag: str = DEFAULT_TAG
     created: int = 0
     architecture: str = "amd64"
@@ -84,6 +91,7 @@ class ImageSpec:
     title: str = "minimirror APT mirror"
     labels: tuple[tuple[str, str], ...] = ()
     sbom: bytes | None = field(default=None, repr=False)
+    base: BaseImage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +116,9 @@ class ImageResult:
     config_digest: str
     layers: tuple[LayerDigest, ...]
     sbom_path: Path | None = None
+    base_digest: str | None = None
+    pushed: str | None = None  # "host/name:tag@sha256:..." once pushed
+    loaded: str | None = None  # the engine's image id once loaded
 
 
 # --- planning: the JSON documents, pure --------------------------------------------------------------------
@@ -141,21 +152,23 @@ def _labels(spec: ImageSpec) -> dict[str, str]:
     return labels
 
 
-def _history(created: str) -> list[dict[str, str]]:
+def _history(created: str, *, nginx: bool = False) -> list[dict[str, str]]:
+    server = "nginx configuration, /etc/nginx/conf.d/default.conf" if nginx else "busybox httpd (busybox-static), /etc"
     return [
-        {
-            "created": created,
-            "created_by": "minimirror image: busybox httpd (busybox-static), /etc",
-            "comment": "server",
-        },
+        {"created": created, "created_by": f"minimirror image: {server}", "comment": "server"},
         {"created": created, "created_by": "minimirror image: the repository tree at /srv", "comment": "repository"},
     ]
 
 
 def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
-    """The image configuration for the two layers whose uncompressed digests are ``diff_ids``."""
+    """The image configuration for our two layers, whose uncompressed digests are ``diff_ids`` (after the base's)."""
     arch, variant = oci_platform(spec.architecture)
     created = rfc3339(spec.created)
+    if spec.base is not None:
+        from minimirror.baseimage import merge_config
+
+        history = _history(created, nginx=True)
+        return merge_config(spec.base.config, created=created, labels=_labels(spec), diff_ids=diff_ids, history=history)
     config: dict[str, Any] = {
         "created": created,
         "architecture": arch,
@@ -236,12 +249,28 @@ def _put_layer(blobs: Path, entries: Sequence[LayerEntry], epoch: int) -> LayerD
     return layer
 
 
+def _copy_base(spec: ImageSpec, blobs: Path) -> tuple[LayerDigest, ...]:
+    """The base's layer blobs, copied byte for byte (each was verified when the base was read)."""
+    if spec.base is None:
+        return ()
+    for layer in spec.base.layers:
+        shutil.copyfile(layer.path, blobs / layer.layer.digest.removeprefix("sha256:"))
+    return tuple(layer.layer for layer in spec.base.layers)
+
+
+def _layer_media_type(layer: LayerDigest) -> str:
+    """A blob whose digest is its diff_id is an uncompressed tar (a docker-archive base's layers)."""
+    return MEDIA_LAYER_TAR if layer.digest == layer.diff_id else MEDIA_LAYER
+
+
 def _write_layout(spec: ImageSpec, root: Path, plans: Sequence[Sequence[LayerEntry]]) -> _Layout:
     blobs = root / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    layers = tuple(_put_layer(blobs, entries, spec.created) for entries in plans)
-    config = _put_json(blobs, MEDIA_CONFIG, image_config(spec, [layer.diff_id for layer in layers]))
-    layer_descriptors = [Descriptor(MEDIA_LAYER, layer.digest, layer.size) for layer in layers]
+    base = _copy_base(spec, blobs)
+    ours = tuple(_put_layer(blobs, entries, spec.created) for entries in plans)
+    layers = base + ours
+    config = _put_json(blobs, MEDIA_CONFIG, image_config(spec, [layer.diff_id for layer in ours]))
+    layer_descriptors = [Descriptor(_layer_media_type(layer), layer.digest, layer.size) for layer in layers]
     annotations = {"org.opencontainers.image.created": rfc3339(spec.created)}
     manifest = _put_json(blobs, MEDIA_MANIFEST, image_manifest(config, layer_descriptors, annotations))
     (root / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
@@ -262,7 +291,9 @@ def _write_docker_archive(layout: _Layout, tag: str, out: Path, epoch: int) -> N
         "manifest.json": _in_memory(canonical_json(_docker_manifest(config_name, tag, layer_names))),
     }
     for name, layer in zip(layer_names, layout.layers, strict=True):
-        members[name] = (layer.uncompressed_size, _gunzip(layout.blob(layer.digest)))
+        path = layout.blob(layer.digest)
+        plain = layer.digest == layer.diff_id
+        members[name] = (layer.uncompressed_size, _plain(path) if plain else _gunzip(path))
     with out.open("wb") as raw, tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for name, (size, opener) in sorted(members.items()):
             with opener() as source:
@@ -275,6 +306,24 @@ def _in_memory(data: bytes) -> tuple[int, Callable[[], io.BufferedIOBase]]:
 
 def _gunzip(path: Path) -> Callable[[], io.BufferedIOBase]:
     return lambda: gzip.GzipFile(path, "rb")
+
+
+def _plain(path: Path) -> Callable[[], io.BufferedIOBase]:
+    return lambda: path.open("rb")
+
+
+@dataclass(frozen=True, slots=True)
+class StagedImage:
+    """A complete image handed to ``build_image``'s ``after`` callback: the OCI layout, and on demand the
+    docker-archive of the same image (for pushing and loading without reading the output back)."""
+
+    layout: Path
+    _layout: _Layout = field(repr=False)
+    _tag: str = field(repr=False)
+    _epoch: int = field(repr=False)
+
+    def docker_archive(self, out: Path) -> None:
+        _write_docker_archive(self._layout, self._tag, out, self._epoch)
 
 
 def _check_output(spec: ImageSpec, out: Path, fmt: ImageFormat) -> None:
@@ -312,25 +361,42 @@ def _write_sbom(spec: ImageSpec, out: Path) -> Path | None:
     return path
 
 
-def build_image(spec: ImageSpec, out: Path, fmt: ImageFormat = "oci") -> ImageResult:
+def _server_entries(spec: ImageSpec) -> list[LayerEntry]:
+    if spec.base is not None:
+        from minimirror.baseimage import nginx_entries
+
+        return nginx_entries()
+    if spec.busybox_deb is None:
+        raise UsageError("an image without --base needs the locked busybox-static .deb")
+    return server_entries(spec.busybox_deb)
+
+
+def build_image(
+    spec: ImageSpec, out: Path, fmt: ImageFormat = "oci", *, after: Callable[[StagedImage], None] | None = None
+) -> ImageResult:
     """Write the image of ``spec`` to ``out``: an OCI layout directory, or a docker-archive tar file.
 
     The SBOM (when ``spec.sbom`` is set) goes both into the image at ``/srv/sbom.spdx.json`` and next to the
-    output as ``<out>.spdx.json``.
+    output as ``<out>.spdx.json``. ``after`` (push, load) is called once the output is in place, with the image's
+    layout still at hand.
     """
     _check_output(spec, out, fmt)
-    plans = (server_entries(spec.busybox_deb), _repository_entries(spec))
+    plans = (_server_entries(spec), _repository_entries(spec))
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         layout = _write_layout(spec, work / "layout", plans)
         if fmt == "oci":
             _install_dir(layout.root, out)
+            layout = _Layout(out, layout.manifest, layout.config, layout.layers)
         else:
             _write_docker_archive(layout, spec.tag, work / "image.tar", spec.created)
             (work / "image.tar").chmod(0o644)
             (work / "image.tar").replace(out)
+        sbom_path = _write_sbom(spec, out)
+        if after is not None:
+            after(StagedImage(layout.root, layout, spec.tag, spec.created))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    sbom_path = _write_sbom(spec, out)
-    return ImageResult(out, fmt, layout.manifest.digest, layout.config.digest, layout.layers, sbom_path)
+    base_digest = spec.base.digest if spec.base is not None else None
+    return ImageResult(out, fmt, layout.manifest.digest, layout.config.digest, layout.layers, sbom_path, base_digest)

@@ -1,19 +1,24 @@
 """Packing a published repository into the image: the locked busybox-static, the epoch, the SBOM, the spec.
 
 The one orchestration both ``minimirror image`` and ``minimirror build`` call (:func:`make_image`); the image
-format itself is :mod:`minimirror.image`.
+format itself is :mod:`minimirror.image`. With ``base``, the server is the base image's nginx
+(:mod:`minimirror.baseimage`) and busybox-static is not needed; ``push`` sends the written image to a registry
+(:mod:`minimirror.registry`), ``load`` into a Docker or Podman engine (:mod:`minimirror.engine`), both after the
+output is in place, so a failed push or load leaves a complete image behind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from minimirror.epoch import source_date_epoch
-from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, build_image
+from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, StagedImage, build_image
 from minimirror.lockfile import Lock, LockedPackage, read_locks
 
 __all__ = ["ImageConfig", "image_spec", "make_image"]
@@ -29,16 +34,59 @@ class ImageConfig:
     tag: str = DEFAULT_TAG
     arch: str | None = None
     environ: Mapping[str, str] | None = field(default=None, compare=False)
+    base: str | None = None  # oci:DIR[:TAG], docker-archive:FILE or HOST/NAME@sha256:...
+    push: str | None = None  # HOST/NAME:TAG
+    load: bool = False
+    docker_host: str | None = None
+
+
+@dataclass
+class _Delivered:
+    pushed: str | None = None
+    loaded: str | None = None
 
 
 def make_image(config: ImageConfig) -> ImageResult:
-    """Write the image of ``config.repo_dir`` served by the locked busybox-static."""
+    """Write the image of ``config.repo_dir``, served by the locked busybox-static or the base's nginx."""
+    if config.push is not None:
+        from minimirror.registry import parse_reference
+
+        parse_reference(config.push)  # a bad --push fails before anything is built
     locks = read_locks(config.locks_dir)
-    package = _find_busybox(locks, config.locks_dir, config.arch)
-    deb = _busybox_deb(package, config.cache_dir)
     epoch = source_date_epoch(locks, config.environ)
-    spec = image_spec(locks, config.repo_dir, deb, package.architecture, tag=config.tag, epoch=epoch)
-    return build_image(spec, config.image_path, config.fmt)
+    if config.base is not None:
+        from minimirror.baseimage import load_base
+
+        base = load_base(config.base, config.cache_dir, arch=config.arch, environ=config.environ)
+        spec = image_spec(locks, config.repo_dir, None, base.architecture, tag=config.tag, epoch=epoch)
+        spec = dataclasses.replace(spec, base=base)
+    else:
+        package = _find_busybox(locks, config.locks_dir, config.arch)
+        deb = _busybox_deb(package, config.cache_dir)
+        spec = image_spec(locks, config.repo_dir, deb, package.architecture, tag=config.tag, epoch=epoch)
+    delivered = _Delivered()
+    result = build_image(spec, config.image_path, config.fmt, after=lambda staged: _deliver(config, staged, delivered))
+    return dataclasses.replace(result, pushed=delivered.pushed, loaded=delivered.loaded)
+
+
+def _deliver(config: ImageConfig, staged: StagedImage, delivered: _Delivered) -> None:
+    """Push and/or load the image just written."""
+    if config.push is not None:
+        from minimirror.download import make_client
+        from minimirror.registry import push_layout
+
+        with make_client(timeout=120.0) as client:
+            pushed = push_layout(staged.layout, config.push, client, environ=config.environ)
+        delivered.pushed = f"{pushed.reference}@{pushed.digest}"
+    if config.load:
+        from minimirror.engine import load_image
+
+        if config.fmt == "docker-archive":
+            delivered.loaded = load_image(config.image_path, config.docker_host).id
+            return
+        with tempfile.TemporaryDirectory(prefix=".load.", dir=config.image_path.parent) as tmp:
+            staged.docker_archive(Path(tmp) / "image.tar")
+            delivered.loaded = load_image(Path(tmp) / "image.tar", config.docker_host).id
 
 
 def _find_busybox(locks: Sequence[Lock], locks_dir: Path, arch: str | None) -> LockedPackage:
@@ -88,7 +136,7 @@ def _busybox_deb(package: LockedPackage, cache_dir: Path) -> Path:
 
 
 def image_spec(
-    locks: Sequence[Lock], repo_dir: Path, busybox: Path, busybox_arch: str, *, tag: str, epoch: int
+    locks: Sequence[Lock], repo_dir: Path, busybox: Path | None, busybox_arch: str, *, tag: str, epoch: int
 ) -> ImageSpec:
     """The image's spec from the locks: labels, SBOM, SOURCE_DATE_EPOCH."""
     from minimirror.image import ImageSpec

@@ -22,7 +22,7 @@ __all__ = ["image", "image_options", "print_image"]
 
 
 def image_options(func: F) -> F:
-    """--format, --tag and --arch: shared by ``image`` and ``build``."""
+    """--format, --tag, --arch, --base, --push, --load and --docker-host: shared by ``image`` and ``build``."""
     for option in reversed(_IMAGE_OPTIONS):
         func = option(func)
     return func
@@ -40,6 +40,24 @@ _IMAGE_OPTIONS = [
     click.option("--tag", default=None, help="The image name and tag.  [default: localhost/minimirror:latest]"),
     click.option(
         "--arch", default=None, help="The Debian architecture of the image, when busybox-static is locked for several."
+    ),
+    click.option(
+        "--base",
+        default=None,
+        metavar="REF",
+        help="Serve with this base image's nginx instead of busybox: oci:DIR[:TAG], docker-archive:FILE or "
+        "HOST/NAME@sha256:HEX (a registry base must be pinned by digest).",
+    ),
+    click.option(
+        "--push",
+        default=None,
+        metavar="HOST/NAME:TAG",
+        help="Push the image to this registry reference (OCI distribution API; credentials from "
+        "MINIMIRROR_REGISTRY_USER/MINIMIRROR_REGISTRY_PASSWORD or ~/.docker/config.json).",
+    ),
+    click.option("--load", is_flag=True, help="Load the image into the Docker or Podman engine at DOCKER_HOST."),
+    click.option(
+        "--docker-host", default=None, metavar="URL", help="The engine's socket for --load.  [default: DOCKER_HOST]"
     ),
 ]
 
@@ -62,18 +80,26 @@ def image(
     fmt: ImageFormat,
     tag: str | None,
     arch: str | None,
+    base: str | None,
+    push: str | None,
+    load: bool,
+    docker_host: str | None,
     locks_dir: Path,
     cache_dir: Path,
 ) -> None:
     """Pack the repository into a reproducible OCI image served by busybox httpd on port 8080.
 
-    Built without a container engine; the same locks, tree and SOURCE_DATE_EPOCH give the same digest.
-    An SPDX 2.3 SBOM of every locked package is written to IMAGE.spdx.json and into the image.
+    Built without a container engine; the same locks, tree and SOURCE_DATE_EPOCH (and base digest) give the same
+    digest. An SPDX 2.3 SBOM of every locked package is written to IMAGE.spdx.json and into the image.
+    With --base, the base's nginx serves /srv on port 8080 instead.
     """
     from minimirror.image import DEFAULT_TAG
     from minimirror.imaging import ImageConfig, make_image
 
-    config = ImageConfig(locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch)
+    config = ImageConfig(
+        locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch,
+        base=base, push=push, load=load, docker_host=docker_host,
+    )  # fmt: skip
     result = make_image(config)
     print_image(result)
 
@@ -88,3 +114,9 @@ def print_image(result: ImageResult) -> None:
         out_console.print(f"layer    {layer.digest} ({layer.size} bytes)", markup=False)
     if result.sbom_path is not None:
         out_console.print(f"sbom     {result.sbom_path}", markup=False)
+    if result.base_digest is not None:
+        out_console.print(f"base     {result.base_digest}", markup=False)
+    if result.pushed is not None:
+        out_console.print(f"pushed   {result.pushed}", markup=False)
+    if result.loaded is not None:
+        out_console.print(f"loaded   {result.loaded}", markup=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -125,7 +126,7 @@ def run_build(
     no_sign: bool,
     sources_dir: Path | None,
     no_fetch: bool,
-    image: tuple[Path, ImageFormat, str | None, str | None] | None = None,
+    image: ImageChoice | None = None,
 ) -> None:
     """One :func:`minimirror.building.build` with the options of ``publish``/``build``, and its report."""
     from minimirror.building import BuildConfig, SigningChoice, build
@@ -135,18 +136,21 @@ def run_build(
     key_path = _signing_key(sign_key, no_sign)
     passphrase = os.environ.get(_PASSPHRASE_ENV) or None if key_path is not None else None
     options = _options(sources_dir)
-    default: tuple[None, ImageFormat, None, None] = (None, "oci", None, None)
-    image_path, fmt, tag, arch = image if image is not None else default
+    image = image or ImageChoice()
     config = BuildConfig(
         locks_dir=locks_dir,
         cache_dir=cache_dir,
         out_dir=out_dir,
-        image_path=image_path,
+        image_path=image.path,
         signing=SigningChoice(key_path, passphrase),
         epoch=options.epoch,
-        tag=tag or DEFAULT_TAG,
-        image_format=fmt,
-        image_arch=arch,
+        tag=image.tag or DEFAULT_TAG,
+        image_format=image.fmt,
+        image_arch=image.arch,
+        image_base=image.base,
+        image_push=image.push,
+        image_load=image.load,
+        docker_host=image.docker_host,
         overrides=options.overrides,
         fetch_missing=not no_fetch,
     )
@@ -197,10 +201,28 @@ def build(
     fmt: ImageFormat,
     tag: str | None,
     arch: str | None,
+    base: str | None,
+    push: str | None,
+    load: bool,
+    docker_host: str | None,
 ) -> None:
     """fetch + publish (+ image with --image): the mirror from the locks, in one command."""
-    image = (image_path, fmt, tag, arch) if image_path is not None else None
+    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host)
     run_build(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch, image)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageChoice:
+    """The image options of ``build``; ``path`` None: no image."""
+
+    path: Path | None = None
+    fmt: ImageFormat = "oci"
+    tag: str | None = None
+    arch: str | None = None
+    base: str | None = None
+    push: str | None = None
+    load: bool = False
+    docker_host: str | None = None
 
 
 @click.group("key")

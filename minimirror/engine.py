@@ -1,0 +1,146 @@
+"""A Docker or Podman engine through the ``docker`` SDK: load an image, run it, remove what was created.
+
+Talks the Docker Engine API (docs.docker.com/engine/api, ``POST /images/load`` with a ``docker save`` tarball;
+``POST /containers/create``/``start``; ``DELETE /containers/{id}`` and ``/images/{name}``), which Podman's
+``podman system service`` serves as well. The socket is ``docker_host`` when given, else ``DOCKER_HOST``, else the
+SDK's default (``unix:///var/run/docker.sock``). SDK and transport errors become :class:`EngineError` naming the
+socket and what to start, so a missing engine is a one-line message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from minimirror.errors import UsageError
+
+if TYPE_CHECKING:
+    import docker
+
+__all__ = ["EngineError", "LoadedImage", "connect", "load_image", "remove_container", "remove_image", "run_image"]
+
+_TIMEOUT = 120
+
+
+class EngineError(UsageError):
+    """The engine cannot be reached, or refused a request."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedImage:
+    """An image the engine holds after ``load``: its id (``sha256:`` + config digest) and tags."""
+
+    id: str
+    tags: tuple[str, ...]
+
+
+def _where(docker_host: str | None) -> str:
+    return docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+@contextmanager
+def _translated(docker_host: str | None, action: str) -> Iterator[None]:
+    import docker.errors
+    import requests
+
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        raise EngineError(f"the container engine at {_where(docker_host)} refused to {action}: {exc}") from exc
+    except (docker.errors.DockerException, requests.RequestException) as exc:
+        raise EngineError(
+            f"the container engine at {_where(docker_host)} could not {action} ({exc}); start Docker or "
+            "`podman system service unix://PATH` and set DOCKER_HOST (or --docker-host) to its socket"
+        ) from exc
+
+
+def connect(docker_host: str | None = None) -> docker.DockerClient:
+    """A client of the engine at ``docker_host`` (or ``DOCKER_HOST``); checked with a ping."""
+    import docker
+
+    where = _where(docker_host)
+    if where.startswith("unix://") and not Path(where.removeprefix("unix://")).exists():
+        raise EngineError(
+            f"the container engine at {where} could not be reached (no such socket); start Docker or "
+            "`podman system service unix://PATH` and set DOCKER_HOST (or --docker-host) to its socket"
+        )
+    with _translated(docker_host, "be reached"):
+        client = (
+            docker.DockerClient(base_url=docker_host, timeout=_TIMEOUT)
+            if docker_host
+            else docker.from_env(timeout=_TIMEOUT)
+        )
+        try:
+            client.ping()
+        except BaseException:
+            client.close()
+            raise
+    return client
+
+
+def load_image(tar: Path, docker_host: str | None = None) -> LoadedImage:
+    """Load the docker-archive ``tar`` into the engine; the loaded image's id and tags."""
+    client = connect(docker_host)
+    try:
+        with _translated(docker_host, f"load {tar}"), tar.open("rb") as handle:
+            images = client.images.load(handle)
+        if len(images) != 1:
+            raise EngineError(f"{tar}: the engine loaded {len(images)} images from it, expected one")
+        return LoadedImage(str(images[0].id), tuple(images[0].tags))
+    finally:
+        client.close()
+
+
+def run_image(
+    image: str,
+    *,
+    name: str,
+    command: list[str] | None = None,
+    network_mode: str | None = None,
+    ports: Mapping[str, Any] | None = None,
+    ulimits: Mapping[str, tuple[int, int]] | None = None,
+    docker_host: str | None = None,
+) -> str:
+    """Start a detached container of ``image`` called ``name``; its id. ``ulimits`` maps a name (``nofile``) to
+    (soft, hard); an engine in a container may need them set below its own limits."""
+    from docker.types import Ulimit
+
+    limits = [Ulimit(name=key, soft=soft, hard=hard) for key, (soft, hard) in sorted((ulimits or {}).items())]
+    client = connect(docker_host)
+    try:
+        with _translated(docker_host, f"run {image}"):
+            container = client.containers.run(
+                image, command, name=name, detach=True, network_mode=network_mode, ports=dict(ports or {}),
+                ulimits=limits or None,
+            )  # fmt: skip
+        return str(container.id)
+    finally:
+        client.close()
+
+
+def remove_container(name: str, docker_host: str | None = None) -> None:
+    """Stop and remove the container ``name`` (no error when it is already gone)."""
+    import docker.errors
+
+    client = connect(docker_host)
+    try:
+        with _translated(docker_host, f"remove the container {name}"), suppress(docker.errors.NotFound):
+            client.containers.get(name).remove(force=True)
+    finally:
+        client.close()
+
+
+def remove_image(image: str, docker_host: str | None = None) -> None:
+    """Remove the image ``image`` (no error when it is already gone)."""
+    import docker.errors
+
+    client = connect(docker_host)
+    try:
+        with _translated(docker_host, f"remove the image {image}"), suppress(docker.errors.NotFound):
+            client.images.remove(image, force=True)
+    finally:
+        client.close()
