@@ -38,6 +38,9 @@ __all__ = ["ByteProgress", "DownloadResult", "Downloader", "RetryPolicy", "make_
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
+_MAX_UNSIZED = 64 << 20
+"""The most read of a body whose size no signature vouches for (an InRelease, a key): Debian's largest InRelease
+is well under 1 MiB, and an endless body must neither fill memory nor run forever."""
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _T = TypeVar("_T")
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -254,6 +257,12 @@ def _iter_body(
             # body must not fill the disk).
             message = f"{url}: body longer than the verified {size} bytes"
             raise _Transient(f"body longer than {size} bytes", IntegrityError(message))
+        if size is None and received > _MAX_UNSIZED:
+            raise FetchError(
+                url,
+                f"refused: the body goes on past {_MAX_UNSIZED >> 20} MiB, far more than a Release file or key",
+                "Check that the URL names a Release file or key, and any proxy in between.",
+            )
         yield chunk
 
 

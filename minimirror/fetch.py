@@ -37,6 +37,7 @@ import httpx
 from minimirror.cache import Cache
 from minimirror.download import Downloader, RetryPolicy, make_client
 from minimirror.errors import FetchError, IntegrityError, LockError, UsageError
+from minimirror.filelock import cache_lock
 from minimirror.lockfile import Lock, LockedPackage, read_locks
 
 __all__ = [
@@ -242,6 +243,11 @@ def fetch(
     that could not be fetched, after fetching all the others. ``client`` is used as given (and not closed);
     without one, a client is made only if something must be downloaded.
     """
+    with cache_lock(config.cache_dir):
+        return _fetch(config, client, progress)
+
+
+def _fetch(config: FetchConfig, client: httpx.Client | None, progress: FetchProgress | None) -> FetchReport:
     cache = Cache(config.cache_dir)
     plan = plan_fetch(read_locks(config.locks_dir), cache, fallback_urls=config.fallback_urls)
     for item in plan.wrong_size:

@@ -48,6 +48,7 @@ __all__ = [
     "dumps_lock",
     "loads_lock",
     "lock_path",
+    "pool_path_problem",
     "read_lock",
     "read_locks",
     "upstream_pin",
@@ -290,6 +291,11 @@ def _relative_path(value: str, *, prefix: str = "") -> str | None:
 
 def _filename(value: str) -> str | None:
     return _relative_path(value, prefix="pool/")
+
+
+def pool_path_problem(value: str) -> str | None:
+    """Why a ``Filename`` cannot be locked (absolute, ``..``, outside ``pool/``, control characters), or None."""
+    return _filename(value)
 
 
 _SOURCE_FIELDS = (

@@ -21,12 +21,14 @@ from minimirror.archive import Snapshot, Upstream, open_snapshot
 from minimirror.cache import Cache
 from minimirror.download import Downloader, make_client
 from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
+from minimirror.filelock import cache_lock
 from minimirror.index import PackageIndex, load_index_part
 from minimirror.lockfile import (
     Lock,
     LockedPackage,
     SourcePin,
     lock_path,
+    pool_path_problem,
     read_lock,
     upstream_pin,
     write_lock,
@@ -152,7 +154,7 @@ def lock(config: LockConfig, *, client: httpx.Client | None = None) -> LockRepor
     sources = _selected_sources(config)
     cache = Cache(config.cache_dir)
     outcomes = []
-    with _client_downloader(client, config.offline) as downloader:
+    with cache_lock(config.cache_dir), _client_downloader(client, config.offline) as downloader:
         for source in sources:
             outcomes.append(_lock_source(source, config, downloader, cache))
     return LockReport(tuple(outcomes))
@@ -234,13 +236,14 @@ def _build_lock(source: Source, snapshot: Snapshot, index: PackageIndex, resolut
         queries=tuple(line.canonical for line in source.queries),
     )
     packages = tuple(
-        _locked(resolved.package, index, resolved.queries, resolved.required_by) for resolved in resolution.packages
+        _locked(resolved.package, index, resolved.queries, resolved.required_by, where=snapshot.upstream.dist_url)
+        for resolved in resolution.packages
     )
     return Lock(source=pin, upstream=upstream_pin(snapshot), packages=packages)
 
 
 def _locked(
-    package: Package, index: PackageIndex, queries: tuple[str, ...], required_by: tuple[str, ...]
+    package: Package, index: PackageIndex, queries: tuple[str, ...], required_by: tuple[str, ...], *, where: str
 ) -> LockedPackage:
     def need(name: str) -> str:
         value = package.field(name)
@@ -248,6 +251,14 @@ def _locked(
             raise ArchiveError(f"{package}: the index gives no {name}; a package without it cannot be locked")
         return value.strip()
 
+    problem = pool_path_problem(need("Filename"))
+    if problem is not None:
+        component = index.component_of(package)
+        raise ArchiveError(
+            f"{where}: {package} in {component}/binary-{package.architecture} has a Filename that could leave the "
+            f"archive's pool: {problem}. The signed index is broken or hostile; nothing was written. "
+            "Report it to the archive's maintainers, or leave the package out of packages.txt."
+        )
     size = need("Size")
     if not size.isdigit():
         raise ArchiveError(f"{package}: Size {size!r} is not a number")

@@ -43,6 +43,7 @@ from minimirror.cache import Cache
 from minimirror.debcontrol import ControlStanza, read_control
 from minimirror.epoch import newest_upstream_date
 from minimirror.errors import IntegrityError, MinimirrorError, UsageError
+from minimirror.filelock import cache_lock, publish_lock
 from minimirror.lockfile import Lock, LockedPackage, read_locks
 from minimirror.sign import Signer
 
@@ -175,7 +176,15 @@ class PublishReport:
 
 
 def publish(config: PublishConfig) -> PublishReport:
-    """Read the locks, plan the tree from the cache, sign it (unless unsigned), and swap it into ``out_dir``."""
+    """Read the locks, plan the tree from the cache, sign it (unless unsigned), and swap it into ``out_dir``.
+
+    Holds the published tree's lock, then the cache's (a concurrent fetch could otherwise replace a blob being
+    linked), for the whole run: a second publisher of the same place waits (see :mod:`minimirror.filelock`)."""
+    with publish_lock(config.out_dir), cache_lock(config.cache_dir):
+        return _publish(config)
+
+
+def _publish(config: PublishConfig) -> PublishReport:
     from minimirror.sign import open_signer, read_secret_key
 
     locks = read_locks(config.locks_dir)
