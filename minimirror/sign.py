@@ -175,9 +175,15 @@ def _gpg(home: Path, options: list[str] | None = None) -> gnupg.GPG:
     return gpg
 
 
+_HOME_PREFIX = "mm-gpg-"
+_OWNER = "owner.pid"
+
+
 @contextmanager
 def _private_home(*, cheap_s2k: bool) -> Iterator[Path]:
-    home = Path(tempfile.mkdtemp(prefix="mm-gpg-"))
+    _sweep_abandoned_homes(Path(tempfile.gettempdir()))
+    home = Path(tempfile.mkdtemp(prefix=_HOME_PREFIX))
+    (home / _OWNER).write_text(f"{os.getpid()}\n")
     try:
         if cheap_s2k:
             # The agent re-protects imported keys; this home is deleted at the end, so a cheap S2K is enough here
@@ -186,13 +192,46 @@ def _private_home(*, cheap_s2k: bool) -> Iterator[Path]:
             (home / "gpg-agent.conf").write_text("s2k-count 65536\n")
         yield home
     finally:
-        subprocess.run(
-            ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
-            capture_output=True,
-            check=False,
-            timeout=_TIMEOUT,
-        )
-        shutil.rmtree(home, ignore_errors=True)
+        _stop_and_remove(home)
+
+
+def _stop_and_remove(home: Path) -> None:
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False, timeout=_TIMEOUT
+    )
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def _sweep_abandoned_homes(parent: Path) -> list[Path]:
+    """Stop the agent of, and remove, every GnuPG home a killed signer left behind (its owner pid is gone).
+
+    A signer killed with SIGKILL cannot clean up: its home holds the imported secret key and its agent keeps
+    running. The next signer on the machine removes such homes; only ours (our prefix, an owner.pid, our uid).
+    """
+    removed = []
+    for home in sorted(parent.glob(f"{_HOME_PREFIX}*")):
+        try:
+            if home.stat().st_uid != os.getuid():
+                continue
+            pid = int((home / _OWNER).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid == os.getpid() or _alive(pid):
+            continue
+        _stop_and_remove(home)
+        log.warning("removed %s, a signing home left by a killed run (pid %d)", home, pid)
+        removed.append(home)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _import(home: Path, secret_key: bytes, passphrase: str | None, name: str) -> tuple[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -81,3 +82,31 @@ def test_parse_control_refuses_malformed_stanzas() -> None:
         parse_control(b"Package: a\nArchitecture: all\n", name="x.deb")
     with pytest.raises(IntegrityError, match="not a Debian package"):
         read_control(Path(__file__), name="x.deb")
+
+
+def test_a_signing_home_left_by_a_killed_run_is_removed_with_its_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signing_key: object
+) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stale = tmp_path / "mm-gpg-killedrun"
+    stale.mkdir(mode=0o700)
+    (stale / "owner.pid").write_text(dead.stdout)
+    subprocess.run(["gpgconf", "--homedir", str(stale), "--launch", "gpg-agent"], check=True, capture_output=True)
+    agent = subprocess.run(["pgrep", "-f", f"gpg-agent.*{stale}"], capture_output=True, text=True, check=False)
+    assert agent.stdout.strip(), "the test could not start an agent in the stale home"
+    alive = tmp_path / "mm-gpg-running"
+    alive.mkdir(mode=0o700)
+    (alive / "owner.pid").write_text(f"{os.getppid()}\n")  # a live process: its home is left alone
+    secret = signing_key.secret_key_armored.encode()  # type: ignore[attr-defined]
+    with open_signer(secret, epoch=EPOCH, passphrase=None, name="key") as signer:
+        assert signer.fingerprint
+    assert not stale.exists() and alive.exists()
+    assert subprocess.run(["pgrep", "-f", f"gpg-agent.*{stale}"], capture_output=True, check=False).returncode == 1
+    assert sorted(p.name for p in tmp_path.glob("mm-gpg-*")) == ["mm-gpg-running"]  # the signer's own home is gone
