@@ -94,7 +94,8 @@ def test_a_signing_home_left_by_a_killed_run_is_removed_with_its_agent(
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    probe = [sys.executable, "-c", "import os; print(os.getpid())"]
+    dead = subprocess.run(probe, capture_output=True, text=True, check=True)  # its pid is free once it exits
     stale = tmp_path / "mm-gpg-killedrun"
     stale.mkdir(mode=0o700)
     (stale / "owner.pid").write_text(dead.stdout)
