@@ -6,6 +6,11 @@ is accepted only when both match. Indices are fetched by hash (``by-hash/SHA256/
 says ``Acquire-By-Hash: yes``, falling back to the plain name, and the smallest listed compression is
 preferred (``.xz``, then ``.gz``, then none).
 
+A source that asks for source packages (``Upstream.sources``: aptly's ``dependencyFollowSource`` or
+``downloadSourcePackages``) also gets each component's ``<component>/source/Sources`` index, under the same rules
+(RepositoryFormat, "Sources Indices"); they are kept apart in ``Snapshot.source_indices`` so the binary index
+never parses them.
+
 Everything fetched is kept in the :class:`~minimirror.cache.Cache`: a second run whose InRelease is unchanged
 downloads only the InRelease, and ``offline=True`` works from the cache alone, re-verifying the stored
 InRelease, and says what is missing when it cannot.
@@ -45,6 +50,8 @@ class Upstream:
     architectures: tuple[str, ...]
     verify: bool = True
     allow_expired: bool = False
+    sources: bool = False
+    """Also select each component's ``source/Sources`` index (source packages are mirrored too)."""
 
     @property
     def base(self) -> str:
@@ -62,7 +69,8 @@ class Upstream:
 
 @dataclass(frozen=True, slots=True)
 class IndexFile:
-    """One ``Packages`` index of a component and architecture, as the verified Release describes it."""
+    """One ``Packages`` index of a component and architecture (``source`` for a ``Sources`` index), as the
+    verified Release describes it."""
 
     component: str
     architecture: str
@@ -81,6 +89,7 @@ class Snapshot:
     release_sha256: str
     fingerprints: tuple[str, ...]
     indices: tuple[IndexFile, ...]
+    source_indices: tuple[IndexFile, ...] = ()
 
 
 def open_snapshot(
@@ -96,7 +105,8 @@ def open_snapshot(
     release = parse_release(content, name=upstream.dist_url + name)
     _check_validity(release, upstream, now or datetime.now(UTC))
     indices = tuple(_select_indices(release, upstream))
-    for index in indices:
+    source_indices = tuple(_select_source_indices(release, upstream)) if upstream.sources else ()
+    for index in (*indices, *source_indices):
         fetch_index(upstream, release, index, downloader=downloader, cache=cache)
     return Snapshot(
         upstream=upstream,
@@ -105,6 +115,7 @@ def open_snapshot(
         release_sha256=hashlib.sha256(raw).hexdigest(),
         fingerprints=fingerprints,
         indices=indices,
+        source_indices=source_indices,
     )
 
 
@@ -288,6 +299,18 @@ def _select_indices(release: ReleaseFile, upstream: Upstream) -> Iterable[IndexF
                     f"in the Release (architectures: {' '.join(release.architectures) or 'not listed'})"
                 )
             yield IndexFile(component, architecture, entry.path, entry.size, entry.sha256)
+
+
+def _select_source_indices(release: ReleaseFile, upstream: Upstream) -> Iterable[IndexFile]:
+    for component in upstream.components:
+        entry = _best_entry(release, f"{component}/source/Sources")
+        if entry is None:
+            raise ArchiveError(
+                f"{upstream.dist_url}: no Sources index for {component}/source in the Release, but the source asks "
+                "for source packages (dependencyFollowSource or downloadSourcePackages in aptly.conf). "
+                "Turn them off, or use an archive that publishes sources (a deb-src line would fail the same way)."
+            )
+        yield IndexFile(component, "source", entry.path, entry.size, entry.sha256)
 
 
 def _best_entry(release: ReleaseFile, stem: str) -> IndexEntry | None:

@@ -20,6 +20,11 @@ When each side locks exactly one version and they differ, that is one ``upgraded
 when either side locks several (field queries keep several versions), each version that left is ``removed``
 and each that arrived is ``added``: with ``{24.0.9, 24.0.10} -> {24.0.10, 24.0.11}`` calling 24.0.9 -> 24.0.11
 an upgrade would hide that 24.0.10 stayed, and any other pairing would be a guess.
+
+Source packages (``[[source-package]]``, opt-in per source) are compared by (source id, name, version):
+:class:`SourcePackageChange` says ``added``, ``removed`` or ``rebuilt`` (same version, other files or hashes:
+flagged, like a rebuilt binary). They are in the model (``LockDiff.source_packages``, ``source_counts``); the
+table, markdown and JSON renderings (``minimirror.diffrender``) do not show them yet.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any, Literal, get_args
 
 from debian.debian_support import version_compare
 
-from minimirror.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin
+from minimirror.lockfile import Lock, LockedPackage, LockedSource, SourcePin, UpstreamPin
 
 __all__ = [
     "DATAFRAME_COLUMNS",
@@ -42,6 +47,8 @@ __all__ = [
     "Kind",
     "LockDiff",
     "PackageChange",
+    "SourceKind",
+    "SourcePackageChange",
     "TrustChange",
     "added_chains",
     "diff_locks",
@@ -50,6 +57,10 @@ __all__ = [
 Kind = Literal["rebuilt", "downgraded", "added", "removed", "upgraded", "moved"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 """Every kind of package change, in the order a reviewer should read them (flagged kinds first)."""
+
+SourceKind = Literal["rebuilt", "added", "removed"]
+"""How a source package changed, in reading order (flagged first)."""
+SOURCE_KINDS: tuple[SourceKind, ...] = get_args(SourceKind)
 
 FLAGGED_KINDS: frozenset[Kind] = frozenset({"rebuilt", "downgraded"})
 
@@ -192,6 +203,21 @@ class PackageChange:
 
 
 @dataclass(frozen=True, slots=True)
+class SourcePackageChange:
+    """One source package (name, version) of one source that was added, removed or rebuilt (other files)."""
+
+    source: str
+    name: str
+    version: str
+    kind: SourceKind
+    size_delta: int
+
+    @property
+    def flagged(self) -> bool:
+        return self.kind == "rebuilt"
+
+
+@dataclass(frozen=True, slots=True)
 class LockDiff:
     """Every difference between two sets of locks, sorted: trust changes by (source, field), package changes
     by (source, source package, name, architecture, version)."""
@@ -202,10 +228,16 @@ class LockDiff:
     new_sources: tuple[str, ...] = ()
     new_source_packages: tuple[tuple[str, str], ...] = ()
     """(source id, source package) of packages added from a source package the old side did not have."""
+    source_packages: tuple[SourcePackageChange, ...] = ()
+    """Changes to the locked source packages (opt-in per source), by (source, name, version)."""
 
     @property
     def is_empty(self) -> bool:
-        return not self.trust and not self.packages
+        return not self.trust and not self.packages and not self.source_packages
+
+    def source_counts(self) -> dict[SourceKind, int]:
+        """How many source package changes of each kind, every kind present."""
+        return {kind: sum(1 for c in self.source_packages if c.kind == kind) for kind in SOURCE_KINDS}
 
     @property
     def size_delta(self) -> int:
@@ -374,6 +406,29 @@ def _index(locks: Sequence[Lock], side: str) -> dict[str, Lock]:
     return by_id
 
 
+def _source_changes(source: str, old: Lock | None, new: Lock | None) -> list[SourcePackageChange]:
+    before = {s.key: s for s in old.source_packages} if old else {}
+    after = {s.key: s for s in new.source_packages} if new else {}
+    changes = []
+    for key in sorted(before.keys() | after.keys()):
+        was, now = before.get(key), after.get(key)
+        change = _source_change(source, was, now)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def _source_change(source: str, was: LockedSource | None, now: LockedSource | None) -> SourcePackageChange | None:
+    if was is not None and now is not None:
+        if was.files == now.files:
+            return None
+        return SourcePackageChange(source, now.name, now.version, "rebuilt", now.size - was.size)
+    if now is not None:
+        return SourcePackageChange(source, now.name, now.version, "added", now.size)
+    assert was is not None
+    return SourcePackageChange(source, was.name, was.version, "removed", -was.size)
+
+
 def diff_locks(old: Sequence[Lock], new: Sequence[Lock]) -> LockDiff:
     """Every difference from the ``old`` locks to the ``new`` ones, matched by source id, sorted.
 
@@ -383,9 +438,11 @@ def diff_locks(old: Sequence[Lock], new: Sequence[Lock]) -> LockDiff:
     trust: list[TrustChange] = []
     packages: list[PackageChange] = []
     new_sources: set[tuple[str, str]] = set()
+    source_packages: list[SourcePackageChange] = []
     for source in sorted(old_by_id.keys() | new_by_id.keys()):
         before, after = old_by_id.get(source), new_by_id.get(source)
         trust += _trust_changes(source, before, after)
+        source_packages += _source_changes(source, before, after)
         changes = _package_changes(source, before, after)
         new_sources |= _new_source_packages(source, before, changes)
         packages += changes
@@ -395,6 +452,7 @@ def diff_locks(old: Sequence[Lock], new: Sequence[Lock]) -> LockDiff:
         old_sources=tuple(sorted(old_by_id)),
         new_sources=tuple(sorted(new_by_id)),
         new_source_packages=tuple(sorted(new_sources)),
+        source_packages=tuple(source_packages),
     )
 
 

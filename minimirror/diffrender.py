@@ -18,7 +18,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from minimirror.diff import KINDS, Kind, LockDiff, PackageChange, TrustChange
+from minimirror.diff import KINDS, Kind, LockDiff, PackageChange, SourcePackageChange, TrustChange
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -72,6 +72,11 @@ def summary_line(diff: LockDiff) -> str:
         flagged = len(diff.flagged_trust())
         noun = "trust change" if len(diff.trust) == 1 else "trust changes"
         parts.append(f"{len(diff.trust)} {noun}" + (f" ({flagged} flagged)" if flagged else ""))
+    sources = {kind: count for kind, count in diff.source_counts().items() if count}
+    if sources:
+        label = {"added": "added", "removed": "removed", "rebuilt": "REBUILT"}
+        listed = ", ".join(f"{count} {label.get(kind, kind)}" for kind, count in sorted(sources.items()))
+        parts.append(f"source packages: {listed}")
     parts.append(format_size(diff.size_delta, signed=True))
     return ", ".join(parts)
 
@@ -135,7 +140,21 @@ def render_table(diff: LockDiff) -> RenderableType:
         parts.append(_trust_table(diff.trust))
     for source in sorted({change.source for change in diff.packages}):
         parts.append(_package_table(source, [c for c in diff.packages if c.source == source]))
+    if diff.source_packages:
+        parts.append(_source_table(diff.source_packages))
     return Group(*parts)
+
+
+def _source_table(changes: Sequence[SourcePackageChange]) -> Table:
+    table = Table(title="source packages", box=box.SIMPLE_HEAD, title_justify="left")
+    for header in ("source", "source package", "version", "change", "size"):
+        table.add_column(header, overflow="fold")
+    for change in sorted(changes, key=lambda c: (not c.flagged, c.source, c.name, c.version)):
+        style = "bold red" if change.flagged else None
+        kind = "REBUILT" if change.kind == "rebuilt" else change.kind
+        size = format_size(change.size_delta, signed=True)
+        table.add_row(change.source, change.name, change.version, kind, size, style=style)
+    return table
 
 
 # --- markdown -------------------------------------------------------------------------------------------
@@ -196,7 +215,25 @@ def render_markdown(diff: LockDiff, *, title: str = "minimirror lock diff") -> s
         changes = diff.of_kind(kind)
         if changes:
             lines += _markdown_kind(kind, changes)
+    if diff.source_packages:
+        lines += _markdown_sources(diff.source_packages)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _markdown_sources(changes: Sequence[SourcePackageChange]) -> list[str]:
+    opened = " open" if any(c.flagged for c in changes) else ""
+    lines = [
+        f"<details{opened}><summary><b>{len(changes)} source package changes</b></summary>",
+        "",
+        "| | source | source package | version | change | size |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for change in sorted(changes, key=lambda c: (not c.flagged, c.source, c.name, c.version)):
+        mark = "⚠️" if change.flagged else ""
+        size = format_size(change.size_delta, signed=True)
+        row = f"| {mark} | {_code(change.source)} | {_code(change.name)} | {_code(change.version)} | {change.kind} |"
+        lines.append(f"{row} {size} |")
+    return [*lines, "", "</details>", ""]
 
 
 # --- json -----------------------------------------------------------------------------------------------
@@ -233,6 +270,17 @@ def diff_json(diff: LockDiff) -> dict[str, Any]:
         "new_source_packages": [{"source": s, "source_package": p} for s, p in diff.new_source_packages],
         "trust": [_trust_json(change) for change in diff.trust],
         "packages": [_package_json(change) for change in diff.packages],
+        "source_packages": [
+            {
+                "source": c.source,
+                "name": c.name,
+                "version": c.version,
+                "kind": c.kind,
+                "size_delta": c.size_delta,
+                "flagged": c.flagged,
+            }
+            for c in diff.source_packages
+        ],
     }
 
 

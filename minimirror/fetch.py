@@ -3,8 +3,10 @@
 Implements the "Fetch" step of ``DESIGN.md`` ("Fetch, publish, sign"): each ``[[package]]`` of each lock
 (``docs/lockfile.md``, schema 1) names a pool file by ``filename``, ``size`` and ``sha256``; its URL is the
 source's ``url`` joined with ``filename`` (Debian RepositoryFormat: ``Filename`` is relative to the archive
-root). A file is stored as the blob ``blobs/sha256/<2 hex>/<sha256>`` of :class:`~minimirror.cache.Cache` and is
-accepted only when its size and sha256 match the lock, so a blob name is a promise about the bytes.
+root). Source packages (``[[source-package]]``) are fetched the same way, file by file: the URL is the source's
+``url`` joined with ``directory/name``. A file is stored as the blob ``blobs/sha256/<2 hex>/<sha256>`` of
+:class:`~minimirror.cache.Cache` and is accepted only when its size and sha256 match the lock, so a blob name is
+a promise about the bytes.
 
 Two steps, as everywhere in minimirror: :func:`plan_fetch` decides, reading nothing but the locks and the sizes
 of the blobs already present (no network, no writes); :func:`fetch` applies the plan.
@@ -26,7 +28,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,16 +177,35 @@ def _label(lock: Lock, package: LockedPackage) -> str:
     return f"{package.name} {package.version} {package.architecture} ({lock.source.id})"
 
 
+@dataclass(frozen=True, slots=True)
+class _Wanted:
+    """One file a lock names: a binary package's pool file or a file of a source package."""
+
+    filename: str
+    size: int
+    sha256: str
+    label: str
+
+
+def _wanted(lock: Lock) -> Iterator[_Wanted]:
+    for package in lock.packages:
+        yield _Wanted(package.filename, package.size, package.sha256, _label(lock, package))
+    for source in lock.source_packages:
+        label = f"{source.name} {source.version} source ({lock.source.id})"
+        for file in source.files:
+            yield _Wanted(source.path(file), file.size, file.sha256, label)
+
+
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _merge(entries: Sequence[tuple[Lock, LockedPackage]], cache: Cache, fallback_urls: Sequence[str]) -> FetchItem:
-    """One item for every (lock, package) naming the same sha256; they must agree on the size."""
+def _merge(entries: Sequence[tuple[Lock, _Wanted]], cache: Cache, fallback_urls: Sequence[str]) -> FetchItem:
+    """One item for every (lock, file) naming the same sha256; they must agree on the size."""
     first = entries[0][1]
     sizes = {package.size for _, package in entries}
     if len(sizes) > 1:
-        names = ", ".join(f"{_label(lock, p)}: {p.size}" for lock, p in entries)
+        names = ", ".join(f"{p.label}: {p.size}" for _, p in entries)
         raise LockError(f"the locks give sha256 {first.sha256} different sizes ({names}); re-run `minimirror lock`")
     filenames = _unique(package.filename for _, package in entries)
     return FetchItem(
@@ -194,7 +215,7 @@ def _merge(entries: Sequence[tuple[Lock, LockedPackage]], cache: Cache, fallback
         urls=_unique(_join(lock.source.url, package.filename) for lock, package in entries),
         fallbacks=_unique(_join(base, name) for base in fallback_urls for name in filenames),
         dest=cache.blob_path(first.sha256),
-        packages=_unique(_label(lock, package) for lock, package in entries),
+        packages=_unique(package.label for _, package in entries),
     )
 
 
@@ -203,10 +224,10 @@ def plan_fetch(locks: Iterable[Lock], cache: Cache, *, fallback_urls: Sequence[s
 
     Reads only the sizes of the blobs present (``stat``); nothing is written and the network is not touched.
     """
-    by_sha: dict[str, list[tuple[Lock, LockedPackage]]] = {}
+    by_sha: dict[str, list[tuple[Lock, _Wanted]]] = {}
     for lock in locks:
-        for package in lock.packages:
-            by_sha.setdefault(package.sha256, []).append((lock, package))
+        for wanted in _wanted(lock):
+            by_sha.setdefault(wanted.sha256, []).append((lock, wanted))
     items = sorted((_merge(entries, cache, fallback_urls) for entries in by_sha.values()), key=_order)
     sizes = {item.sha256: _size_of(item.dest) for item in items}
     reuse = tuple(item for item in items if sizes[item.sha256] == item.size)

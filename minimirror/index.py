@@ -56,6 +56,7 @@ __all__ = [
     "Provider",
     "StanzaFields",
     "field_of",
+    "iter_decompressed",
     "iter_packages",
     "load_index_cached",
     "parse_provides",
@@ -98,6 +99,14 @@ def iter_packages(source: IndexSource, *, name: str | None = None) -> Iterator[P
     index = name if name is not None else _default_name(source)
     with _open(source) as stream:
         yield from iter_stanza_packages(_decompressed_blocks(stream, index), index)
+
+
+def iter_decompressed(source: IndexSource, *, name: str | None = None) -> Iterator[bytes]:
+    """The decompressed bytes of an index (xz, gzip or plain, told by magic bytes), in blocks; a corrupt
+    stream is an :class:`~minimirror.errors.ArchiveError` naming ``name``. Used for ``Sources`` indices."""
+    index = name if name is not None else _default_name(source)
+    with _open(source) as stream:
+        yield from _decompressed_blocks(stream, index)
 
 
 def _default_name(source: IndexSource) -> str:

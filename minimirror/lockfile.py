@@ -5,6 +5,12 @@ One file per source, ``locks/<prefix>/<name>.lock``, schema 1 (the format is doc
 frozen and normalized on construction), a deterministic writer (:func:`dumps_lock`, :func:`write_lock`) and a
 strict reader (:func:`loads_lock`, :func:`read_lock`, :func:`read_locks`).
 
+Source packages (a source with ``dependencyFollowSource`` or ``downloadSourcePackages``) are optional
+``[[source-package]]`` tables with their ``[[source-package.file]]`` sub-tables, and ``[[upstream.index]]`` pins
+of architecture ``source``; the schema stays 1 (see ``docs/lockfile.md``, "Source packages": the addition is
+optional, a lock without it is byte for byte what it was, and an older strict reader refuses the new tables
+loudly rather than dropping them).
+
 Values normalize themselves: arrays are sorted and de-duplicated, packages are sorted by (name, architecture,
 Debian version order, sha256), datetimes are converted to UTC. So two locks that mean the same are equal and
 dump to the same bytes whatever order they were built in.
@@ -43,6 +49,8 @@ __all__ = [
     "IndexPin",
     "Lock",
     "LockedPackage",
+    "LockedSource",
+    "LockedSourceFile",
     "SourcePin",
     "UpstreamPin",
     "dumps_lock",
@@ -101,6 +109,43 @@ class LockedPackage:
     def node(self) -> str:
         """``name/architecture``: how ``required-by`` names this package."""
         return f"{self.name}/{self.architecture}"
+
+
+@dataclass(frozen=True, slots=True)
+class LockedSourceFile:
+    """One file of a source package (``.dsc``, tarballs): a bare name in the package's directory."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockedSource:
+    """One source package the lock pins (``[[source-package]]``), and the locked binaries built from it."""
+
+    name: str
+    version: str
+    component: str
+    directory: str
+    files: tuple[LockedSourceFile, ...]
+    binaries: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", tuple(sorted(set(self.files), key=lambda f: (f.name, f.sha256, f.size))))
+        object.__setattr__(self, "binaries", _sorted_unique(self.binaries))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.version)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def path(self, file: LockedSourceFile) -> str:
+        """``<directory>/<name>``: the file's path relative to the archive root."""
+        return f"{self.directory}/{file.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +215,18 @@ def _compare_packages(a: LockedPackage, b: LockedPackage) -> int:
     return (rest_a > rest_b) - (rest_a < rest_b)
 
 
+def _compare_sources(a: LockedSource, b: LockedSource) -> int:
+    """Name, Debian version order, then the other fields (so ``1.0``/``1.00`` never depend on input order)."""
+    if a.name != b.name:
+        return -1 if a.name < b.name else 1
+    by_version = version_compare(a.version, b.version)
+    if by_version:
+        return -1 if by_version < 0 else 1
+    rest_a = (a.version, a.component, a.directory, a.files, a.binaries)
+    rest_b = (b.version, b.component, b.directory, b.files, b.binaries)
+    return (rest_a > rest_b) - (rest_a < rest_b)
+
+
 def _tail(p: LockedPackage) -> tuple[Any, ...]:
     return (p.sha256, p.version, p.filename, p.size, p.component, p.source, p.source_version, p.queries, p.required_by)
 
@@ -183,10 +240,13 @@ class Lock:
     source: SourcePin
     upstream: UpstreamPin
     packages: tuple[LockedPackage, ...] = field(default=())
+    source_packages: tuple[LockedSource, ...] = field(default=())
 
     def __post_init__(self) -> None:
         ordered = sorted(self.packages, key=functools.cmp_to_key(_compare_packages))
         object.__setattr__(self, "packages", tuple(ordered))
+        sources = sorted(self.source_packages, key=functools.cmp_to_key(_compare_sources))
+        object.__setattr__(self, "source_packages", tuple(sources))
 
     def by_key(self) -> dict[tuple[str, str, str], LockedPackage]:
         """The packages by (name, version, architecture)."""
@@ -213,7 +273,10 @@ def upstream_pin(snapshot: Snapshot) -> UpstreamPin:
         codename=release.codename,
         version=release.version,
         signed_by=snapshot.fingerprints,
-        indices=tuple(IndexPin(i.path, i.component, i.architecture, i.size, i.sha256) for i in snapshot.indices),
+        indices=tuple(
+            IndexPin(i.path, i.component, i.architecture, i.size, i.sha256)
+            for i in (*snapshot.indices, *snapshot.source_indices)
+        ),
     )
 
 
@@ -293,6 +356,20 @@ def _filename(value: str) -> str | None:
     return _relative_path(value, prefix="pool/")
 
 
+def _directory(value: str) -> str | None:
+    problem = _relative_path(value, prefix="pool/")
+    return problem if problem or value != "pool" else f"{value!r} is not below 'pool/'"
+
+
+def _source_file_name(value: str) -> str | None:
+    """A bare file name, joined to a directory by the fetcher and publisher: no '/', no '..', no control char."""
+    if not value or value in (".", ".."):
+        return f"{value!r} is not a file name"
+    if "/" in value or "\\" in value:
+        return f"{value!r} contains a path separator"
+    return _text(value)
+
+
 def pool_path_problem(value: str) -> str | None:
     """Why a ``Filename`` cannot be locked (absolute, ``..``, outside ``pool/``, control characters), or None."""
     return _filename(value)
@@ -339,6 +416,19 @@ _PACKAGE_FIELDS = (
     _Field("source-version", "source_version", "str", _version),
     _Field("queries", "queries", "strs", _query),
     _Field("required-by", "required_by", "strs", _NODE),
+)
+
+_SOURCE_PACKAGE_FIELDS = (
+    _Field("name", "name", "str", _NAME),
+    _Field("version", "version", "str", _version),
+    _Field("component", "component", "str", _TOKEN),
+    _Field("directory", "directory", "str", _directory),
+    _Field("binaries", "binaries", "strs", _NODE),
+)
+_SOURCE_FILE_FIELDS = (
+    _Field("name", "name", "str", _source_file_name),
+    _Field("size", "size", "int"),
+    _Field("sha256", "sha256", "str", _SHA256),
 )
 
 # --- the writer -----------------------------------------------------------------------------------------
@@ -394,6 +484,10 @@ def dumps_lock(lock: Lock) -> str:
         lines += _table("[[upstream.index]]", index, _INDEX_FIELDS)
     for package in lock.packages:
         lines += _table("[[package]]", package, _PACKAGE_FIELDS)
+    for source in lock.source_packages:
+        lines += _table("[[source-package]]", source, _SOURCE_PACKAGE_FIELDS)
+        for file in source.files:
+            lines += _table("[[source-package.file]]", file, _SOURCE_FILE_FIELDS)
     return "\n".join(lines) + "\n"
 
 
@@ -573,7 +667,7 @@ def _read_upstream(document: Mapping[str, Any], source: SourcePin, top: _Place) 
         index_place = _Place(top.context, "upstream.index", number, f"[[upstream.index]] #{number + 1}")
         index = IndexPin(**_read_fields(item, _INDEX_FIELDS, index_place))
         _check_member(index.component, source.components, "component", index_place)
-        _check_member(index.architecture, {*source.architectures, "all"}, "architecture", index_place)
+        _check_member(index.architecture, {*source.architectures, "all", "source"}, "architecture", index_place)
         indices.append(index)
     _check_unique([i.path for i in indices], "upstream.index", "path", top.context, "is listed twice")
     return UpstreamPin(**fields, indices=tuple(indices))
@@ -589,6 +683,58 @@ def _read_packages(document: Mapping[str, Any], top: _Place) -> list[LockedPacka
         packages.append(package)
     _check_unique([p.key for p in packages], "package", "name", top.context, "is locked twice")
     return packages
+
+
+def _read_source_packages(document: Mapping[str, Any], top: _Place) -> list[LockedSource]:
+    sources, file_number = [], 0
+    for number, item in enumerate(_array_of_tables(document, "source-package", top)):
+        place = _Place(top.context, "source-package", number, f"[[source-package]] #{number + 1}")
+        if not isinstance(item, dict):
+            place.fail(f"must be a table, not {_type_name(item)}")
+        fields = _read_fields({k: v for k, v in item.items() if k != "file"}, _SOURCE_PACKAGE_FIELDS, place)
+        files = []
+        for entry in _array_of_tables(item, "file", place):
+            label = f"[[source-package.file]] #{file_number + 1}"
+            file_place = _Place(top.context, "source-package.file", file_number, label)
+            files.append(LockedSourceFile(**_read_fields(entry, _SOURCE_FILE_FIELDS, file_place)))
+            file_number += 1
+        _check_source_files(files, place)
+        sources.append(LockedSource(**fields, files=tuple(files)))
+    _check_unique([s.key for s in sources], "source-package", "name", top.context, "is locked twice")
+    return sources
+
+
+def _check_source_files(files: Sequence[LockedSourceFile], place: _Place) -> None:
+    names = [f.name for f in files]
+    if sum(name.endswith(".dsc") for name in names) != 1:
+        place.fail("must list exactly one .dsc among its [[source-package.file]] tables")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        place.fail(f"lists the file {duplicates[0]!r} twice")
+
+
+def _check_sources_consistency(
+    source: SourcePin, packages: Sequence[LockedPackage], sources: Sequence[LockedSource], top: _Place
+) -> None:
+    """Each source package's ``binaries`` are locked packages built from it; with any source package locked,
+    every locked binary's source is locked too (a hand-edited lock cannot drop one silently)."""
+    by_node = {p.node: p for p in packages}
+    for number, locked in enumerate(sources):
+        place = _Place(top.context, "source-package", number, f"[[source-package]] #{number + 1}")
+        _check_member(locked.component, source.components, "component", place)
+        for node in locked.binaries:
+            binary = by_node.get(node)
+            if binary is None:
+                place.fail(f"binaries names {node!r}, which is not a package of this lock", "binaries")
+            if (binary.source, binary.source_version) != locked.key:
+                place.fail(f"binaries names {node!r}, built from {binary.source} {binary.source_version}", "binaries")
+    if not sources:
+        return
+    keys = {s.key for s in sources}
+    for number, package in enumerate(packages):
+        if (package.source, package.source_version) not in keys:
+            place = _Place(top.context, "package", number, f"[[package]] #{number + 1}")
+            place.fail(f"its source {package.source} {package.source_version} has no [[source-package]]", "source")
 
 
 def _check_unique(keys: Sequence[object], section: str, key: str, context: _Context, problem: str) -> None:
@@ -647,13 +793,16 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
     document = _parse_toml(text, context)
     top = _Place(context, "", 0, "")
     _check_schema(document, top)
-    for key in sorted(set(document) - {"schema", "source", "upstream", "package"}):
-        top.fail(f"unknown top-level field {key!r} (known: schema, [source], [upstream], [[package]])", key)
+    for key in sorted(set(document) - {"schema", "source", "upstream", "package", "source-package"}):
+        known = "schema, [source], [upstream], [[package]], [[source-package]]"
+        top.fail(f"unknown top-level field {key!r} (known: {known})", key)
     source = _read_source(document, top)
     upstream = _read_upstream(document, source, top)
     packages = _read_packages(document, top)
     _check_consistency(source, packages, top)
-    return Lock(source=source, upstream=upstream, packages=tuple(packages))
+    sources = _read_source_packages(document, top)
+    _check_sources_consistency(source, packages, sources, top)
+    return Lock(source=source, upstream=upstream, packages=tuple(packages), source_packages=tuple(sources))
 
 
 # --- files ----------------------------------------------------------------------------------------------

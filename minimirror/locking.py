@@ -3,6 +3,11 @@
 This is the one place that wires the stages together for ``minimirror lock``, ``lock --check``, ``search`` and
 ``why``; the CLI and the notebooks call these functions and nothing else. Each function takes a frozen config
 and returns a frozen report; the network is behind the ``httpx.Client`` it is given (or makes).
+
+Source packages (aptly's ``dependencyFollowSource``/``downloadSourcePackages``, either one): the source package
+``(Source, source version)`` of every locked binary (for a binNMU ``Source: x (1.2-3)`` of binary ``1.2-3+b1``, the
+version in parentheses) is looked up in the components' verified ``Sources`` indices and locked with its files
+(:func:`lock_sources`, pure); one that is missing is a :class:`~minimirror.errors.ResolveError`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from minimirror.archive import Snapshot, Upstream, open_snapshot
+from minimirror.archive import IndexFile, Snapshot, Upstream, open_snapshot
 from minimirror.cache import Cache
 from minimirror.download import Downloader, make_client
 from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
@@ -26,6 +31,8 @@ from minimirror.index import PackageIndex, load_index_part
 from minimirror.lockfile import (
     Lock,
     LockedPackage,
+    LockedSource,
+    LockedSourceFile,
     SourcePin,
     lock_path,
     pool_path_problem,
@@ -37,6 +44,7 @@ from minimirror.package import Package
 from minimirror.query import names_hint, parse_query
 from minimirror.resolve import Resolution, ResolveOptions, Root, resolve
 from minimirror.sources import Source, load_sources, normalized_inputs
+from minimirror.sources_index import SourceEntry, SourcesIndex, parse_sources
 
 __all__ = [
     "LockConfig",
@@ -46,7 +54,9 @@ __all__ = [
     "StaleLock",
     "check_locks",
     "inputs_sha256",
+    "load_sources_index",
     "lock",
+    "lock_sources",
     "open_source",
     "search",
 ]
@@ -110,7 +120,24 @@ def upstream_of(source: Source) -> Upstream:
         architectures=source.settings.architectures,
         verify=not source.settings.gpg_disable_verify,
         allow_expired=source.settings.allow_expired,
+        sources=wants_sources(source),
     )
+
+
+def wants_sources(source: Source) -> bool:
+    """Whether the source mirrors source packages: aptly's ``dependencyFollowSource`` or
+    ``downloadSourcePackages`` (minimirror gives both one meaning: the source of every locked binary)."""
+    return source.settings.follow_source or source.settings.download_source_packages
+
+
+def load_sources_index(snapshot: Snapshot, cache: Cache) -> SourcesIndex:
+    """The source packages of the snapshot's verified (cached) ``Sources`` indices."""
+    return SourcesIndex(entry for index in snapshot.source_indices for entry in _source_entries(snapshot, index, cache))
+
+
+def _source_entries(snapshot: Snapshot, index: IndexFile, cache: Cache) -> tuple[SourceEntry, ...]:
+    name = f"{snapshot.upstream.dist_url}{index.path}"
+    return parse_sources(cache.blob_path(index.sha256), name=name, component=index.component)
 
 
 def open_source(source: Source, *, downloader: Downloader | None, cache: Cache) -> tuple[Snapshot, PackageIndex]:
@@ -178,6 +205,12 @@ def _lock_source(source: Source, config: LockConfig, downloader: Downloader | No
     except ResolveError as exc:
         raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
     new = _build_lock(source, snapshot, index, resolution)
+    if snapshot.source_indices:
+        try:
+            sources = lock_sources(new.packages, load_sources_index(snapshot, cache), where=snapshot.upstream.dist_url)
+        except ResolveError as exc:
+            raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
+        new = Lock(source=new.source, upstream=new.upstream, packages=new.packages, source_packages=sources)
     changed = write_lock(path, new)
     log.info("%s: %d packages, %s", source.source_id, len(new.packages), "written" if changed else "unchanged")
     return LockOutcome(
@@ -275,6 +308,29 @@ def _locked(
         queries=queries,
         required_by=required_by,
     )
+
+
+def lock_sources(packages: Sequence[LockedPackage], index: SourcesIndex, *, where: str) -> tuple[LockedSource, ...]:
+    """The source package of every locked binary, found in ``index`` by (Source, source version), with the
+    binaries that need it. Pure. A missing one is a :class:`ResolveError` naming the binary and the source."""
+    needed: dict[tuple[str, str], list[LockedPackage]] = {}
+    for package in packages:
+        needed.setdefault((package.source, package.source_version), []).append(package)
+    locked = []
+    for (name, version), binaries in sorted(needed.items()):
+        entry = index.find(name, version, component=binaries[0].component)
+        if entry is None:
+            binary = binaries[0]
+            raise ResolveError(
+                f"{binary.name} {binary.version} ({binary.architecture}) is built from the source package "
+                f"{name} {version}, which is not in the Sources indices of {where}. The archive is missing it "
+                "(or is mid-sync: try again later); or turn off dependencyFollowSource/downloadSourcePackages.",
+                (f"{binary.name}/{binary.architecture}", f"source {name} {version}"),
+            )
+        files = tuple(LockedSourceFile(f.name, f.size, f.sha256) for f in entry.files)
+        nodes = tuple(p.node for p in binaries)
+        locked.append(LockedSource(entry.name, entry.version, entry.component, entry.directory, files, nodes))
+    return tuple(locked)
 
 
 def check_locks(config: LockConfig) -> tuple[StaleLock, ...]:

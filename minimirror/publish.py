@@ -7,6 +7,14 @@ Layout per Debian's RepositoryFormat (wiki.debian.org/DebianRepository/Format), 
     OUT/<prefix>/dists/<dist>/{Release,InRelease,Release.gpg}
     OUT/<prefix>/dists/<dist>/<component>/binary-<arch>/{Packages,Packages.gz,Packages.xz,Release}
     OUT/<prefix>/dists/<dist>/<component>/binary-<arch>/by-hash/SHA256/<sha256>
+    OUT/<prefix>/dists/<dist>/<component>/source/{Sources,Sources.gz,Sources.xz,Release}  with source packages
+    OUT/<prefix>/<directory>/<file>                                 each locked source package's files
+
+A lock with ``[[source-package]]`` tables gets, per component, a ``Sources`` index built as ``dpkg-scansources``
+builds it, from each ``.dsc`` (RepositoryFormat "Sources Indices", dsc(5)): the ``.dsc``'s fields in order with
+``Source`` renamed ``Package``, ``Directory`` added before the checksums, and the ``.dsc`` itself prepended to
+``Files`` (md5), ``Checksums-Sha1`` and ``Checksums-Sha256`` (byte for byte dpkg-scansources' output). The
+``.dsc`` must list exactly the files the lock names.
 
 Plan, then write: :func:`plan_publish` reads each ``.deb`` once (hashes and control stanza, via
 :func:`inspect_debs`) and computes every output file purely (:func:`plan_repository`); :func:`sign_plan` adds
@@ -44,11 +52,13 @@ from minimirror.debcontrol import ControlStanza, read_control
 from minimirror.epoch import newest_upstream_date
 from minimirror.errors import IntegrityError, MinimirrorError, UsageError
 from minimirror.filelock import cache_lock, publish_lock
-from minimirror.lockfile import Lock, LockedPackage, read_locks
+from minimirror.lockfile import Lock, LockedPackage, LockedSource, LockedSourceFile, read_locks
 from minimirror.sign import Signer
+from minimirror.sources_index import dsc_fields, parse_checksums
 
 __all__ = [
     "DebInfo",
+    "DscInfo",
     "PlannedFile",
     "PublishConfig",
     "PublishError",
@@ -58,6 +68,7 @@ __all__ = [
     "PublishedDist",
     "ReleaseOverrides",
     "inspect_debs",
+    "inspect_sources",
     "plan_publish",
     "plan_repository",
     "publish",
@@ -116,6 +127,18 @@ class DebInfo:
     md5: str
     size: int
     control: ControlStanza
+
+
+@dataclass(frozen=True, slots=True)
+class DscInfo:
+    """What a Sources stanza needs from one verified ``.dsc``: its own hashes and its fields in file order."""
+
+    name: str
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    fields: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +227,8 @@ def _publish(config: PublishConfig) -> PublishReport:
 
 
 def plan_publish(locks: Sequence[Lock], cache: Cache, options: PublishOptions) -> PublishPlan:
-    """Read every locked ``.deb`` from the cache, then plan the whole tree (unsigned)."""
-    return plan_repository(locks, inspect_debs(locks, cache), options, cache)
+    """Read every locked ``.deb`` and ``.dsc`` from the cache, then plan the whole tree (unsigned)."""
+    return plan_repository(locks, inspect_debs(locks, cache), options, cache, dscs=inspect_sources(locks, cache))
 
 
 # --- reading the pool files -----------------------------------------------------------------------------
@@ -248,6 +271,65 @@ def _inspect(cache: Cache, lock: Lock, package: LockedPackage) -> DebInfo:
     return DebInfo(sha256=sha256, md5=md5, size=size, control=control)
 
 
+def inspect_sources(locks: Sequence[Lock], cache: Cache) -> dict[str, DscInfo]:
+    """Check every locked source file in the cache (size and sha256) and read each ``.dsc``, by its sha256.
+
+    A missing file is a :class:`PublishError` (run ``minimirror fetch``); a ``.dsc`` that lists other files than
+    its lock is an :class:`IntegrityError`."""
+    missing, found = [], {}
+    for lock in locks:
+        for source in lock.source_packages:
+            for file in source.files:
+                if not cache.has_blob(file.sha256, file.size):
+                    missing.append(f"{lock.source.id}: {source.path(file)}")
+                else:
+                    found[file.sha256] = (lock, source, file)
+    if missing:
+        raise PublishError(
+            f"{len(missing)} locked source file(s) are not in the cache {cache.root}; run `minimirror fetch` first:"
+            "\n  " + "\n  ".join(sorted(missing)[:20])
+        )
+    dscs = {}
+    for sha, (lock, source, file) in sorted(found.items()):
+        _check_blob(cache, lock.source.id, source.path(file), file.sha256, file.size)
+        if file.name.endswith(".dsc"):
+            dscs[sha] = _inspect_dsc(cache, lock, source, file)
+    return dscs
+
+
+def _check_blob(cache: Cache, source_id: str, name: str, sha256: str, size: int) -> None:
+    actual, _, actual_size = _hash_file(cache.blob_path(sha256))
+    if (actual, actual_size) != (sha256, size):
+        raise IntegrityError(
+            f"{name} (cache {cache.blob_path(sha256)}): size {actual_size} / sha256 {actual} differ from "
+            f"{source_id}'s lock ({size} / {sha256}); delete the file and run `minimirror fetch` again"
+        )
+
+
+def _inspect_dsc(cache: Cache, lock: Lock, source: LockedSource, file: LockedSourceFile) -> DscInfo:
+    path = cache.blob_path(file.sha256)
+    data = path.read_bytes()
+    name = f"{source.path(file)} (cache {path})"
+    fields = dsc_fields(data, name=name)
+    listed = {
+        (f.name, f.size, f.sha256)
+        for f in parse_checksums(_get(fields, "Checksums-Sha256") or "", where=name)  # IntegrityError below if empty
+    }
+    locked = {(f.name, f.size, f.sha256) for f in source.files if f.name != file.name}
+    if listed != locked:
+        raise IntegrityError(
+            f"{name}: its Checksums-Sha256 lists {sorted(n for n, _, _ in listed)}, but {lock.source.id}'s lock "
+            f"gives {source.name} {source.version} the files {sorted(n for n, _, _ in locked)} (or other hashes)"
+        )
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    return DscInfo(file.name, len(data), md5, sha1, file.sha256, tuple(fields.items()))
+
+
+def _get(fields: Mapping[str, str], name: str) -> str | None:
+    return next((value for key, value in fields.items() if key.lower() == name.lower()), None)
+
+
 def _hash_file(path: Path) -> tuple[str, str, int]:
     sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
     with path.open("rb") as handle:
@@ -262,15 +344,21 @@ def _hash_file(path: Path) -> tuple[str, str, int]:
 
 
 def plan_repository(
-    locks: Sequence[Lock], debs: Mapping[str, DebInfo], options: PublishOptions, cache: Cache
+    locks: Sequence[Lock],
+    debs: Mapping[str, DebInfo],
+    options: PublishOptions,
+    cache: Cache,
+    *,
+    dscs: Mapping[str, DscInfo] | None = None,
 ) -> PublishPlan:
-    """Every file of the repository, computed without I/O (``cache`` only names blob paths)."""
+    """Every file of the repository, computed without I/O (``cache`` only names blob paths); ``dscs`` (by
+    sha256) is needed when a lock has source packages."""
     epoch = options.epoch if options.epoch is not None else newest_upstream_date(locks)
     files: dict[str, PlannedFile] = {}
     dists: list[PublishedDist] = []
     for lock in sorted(locks, key=lambda lk: lk.source.id):
         overrides = options.overrides.get(lock.source.id, ReleaseOverrides())
-        dist_files, published = _plan_source(lock, debs, overrides, epoch, cache)
+        dist_files, published = _plan_source(lock, _Inputs(debs, dscs or {}, cache), overrides, epoch)
         for planned in dist_files:
             _add(files, planned, lock.source.id)
         dists.append(published)
@@ -305,19 +393,29 @@ def _safe_path(value: str, what: str, source_id: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    debs: Mapping[str, DebInfo]
+    dscs: Mapping[str, DscInfo]
+    cache: Cache
+
+
 def _plan_source(
-    lock: Lock, debs: Mapping[str, DebInfo], overrides: ReleaseOverrides, epoch: int, cache: Cache
+    lock: Lock, inputs: _Inputs, overrides: ReleaseOverrides, epoch: int
 ) -> tuple[list[PlannedFile], PublishedDist]:
     sid = lock.source.id
     prefix = _safe_path(sid.split("/")[0], "prefix", sid)
     dist_dir = f"{prefix}/dists/{_safe_path(lock.source.dist, 'dist', sid)}"
-    files = [_pool_file(prefix, p, cache, sid) for p in lock.packages]
+    files = [_pool_file(prefix, p, inputs.cache, sid) for p in lock.packages]
+    files += [_source_file(prefix, s, f, inputs.cache, sid) for s in lock.source_packages for f in s.files]
     indices: list[PlannedFile] = []
     archs = _architectures(lock)
     for component in lock.source.components:
         _safe_path(component, "component", sid)
         for arch in archs:
-            indices += _index_files(lock, component, arch, debs, overrides)
+            indices += _index_files(lock, component, arch, inputs.debs, overrides)
+        if lock.source_packages:
+            indices += _sources_files(lock, component, inputs.dscs, overrides)
     release = _release_text(lock, overrides, epoch, archs, indices)
     files += [_moved(f, dist_dir) for f in indices]
     files += [_moved(f, dist_dir) for f in _by_hash(indices)]
@@ -338,6 +436,57 @@ def _pool_file(prefix: str, package: LockedPackage, cache: Cache, sid: str) -> P
     if not path.startswith("pool/"):
         raise PublishError(f"{sid}: refusing the pool path {path!r}: it does not start with 'pool/'")
     return PlannedFile(f"{prefix}/{path}", package.sha256, package.size, source=cache.blob_path(package.sha256))
+
+
+def _source_file(prefix: str, source: LockedSource, file: LockedSourceFile, cache: Cache, sid: str) -> PlannedFile:
+    path = _safe_path(source.path(file), "source package path", sid)
+    if not path.startswith("pool/") or "/" in file.name:
+        raise PublishError(f"{sid}: refusing the source package path {path!r}: it must be a file below 'pool/'")
+    return PlannedFile(f"{prefix}/{path}", file.sha256, file.size, source=cache.blob_path(file.sha256))
+
+
+def _sources_files(
+    lock: Lock, component: str, dscs: Mapping[str, DscInfo], overrides: ReleaseOverrides
+) -> list[PlannedFile]:
+    """``<component>/source/`` Sources (three compressions) and its per-directory Release."""
+    chosen = [s for s in lock.source_packages if s.component == component]  # already in name, version order
+    text = b"\n".join(_source_stanza(s, _dsc_of(lock, s, dscs)) for s in chosen)
+    base = f"{component}/source"
+    return [
+        _bytes_file(f"{base}/Sources", text),
+        _bytes_file(f"{base}/Sources.gz", _gzip(text)),
+        _bytes_file(f"{base}/Sources.xz", _xz(text)),
+        _bytes_file(f"{base}/Release", _directory_release(lock, overrides, component, "source")),
+    ]
+
+
+def _dsc_of(lock: Lock, source: LockedSource, dscs: Mapping[str, DscInfo]) -> DscInfo:
+    dsc = next(f for f in source.files if f.name.endswith(".dsc"))
+    if dsc.sha256 not in dscs:
+        raise PublishError(f"{lock.source.id}: {source.path(dsc)} was not read; plan with plan_publish")
+    return dscs[dsc.sha256]
+
+
+def _source_stanza(source: LockedSource, dsc: DscInfo) -> bytes:
+    """One Sources stanza as ``dpkg-scansources`` writes it from a ``.dsc``: its fields in order, ``Source``
+    renamed ``Package`` in place, ``Directory`` before the first checksums field, the ``.dsc`` listed first."""
+    own = {"files": dsc.md5, "checksums-sha1": dsc.sha1, "checksums-sha256": dsc.sha256}
+    ordered: list[tuple[str, str]] = []
+    for name, value in dsc.fields:
+        folded = name.lower()
+        if folded in own and not any(key == "Directory" for key, _ in ordered):
+            ordered.append(("Directory", source.directory))
+        if folded == "source":
+            ordered.append(("Package", source.name))
+        else:
+            ordered.append((name, _with_dsc_line(value, own[folded], dsc) if folded in own else value))
+    return "".join(_field_line(name, value) for name, value in ordered).encode("utf-8")
+
+
+def _with_dsc_line(value: str, digest: str, dsc: DscInfo) -> str:
+    """A checksums field with the ``.dsc``'s own line first (a .dsc cannot list itself)."""
+    rest = value if not value or value.startswith("\n") else "\n " + value
+    return f"\n {digest} {dsc.size} {dsc.name}{rest}"
 
 
 def _bytes_file(path: str, data: bytes) -> PlannedFile:

@@ -10,6 +10,9 @@ What is checked follows Debian's RepositoryFormat (https://wiki.debian.org/Debia
 * every ``Packages{,.gz,.xz}`` parses (deb822) and its variants hold the same stanzas;
 * every pool file a stanza names lies inside the tree and has the stanza's ``Size`` and ``SHA256``; a symlink
   anywhere under the tree pointing outside it is a problem; a pool file no index names is a warning;
+* every ``<component>/source/Sources{,.gz,.xz}`` parses (RepositoryFormat "Sources Indices"), its variants hold
+  the same source packages, and every file of every source package (``Directory`` + each ``Checksums-Sha256``
+  line) lies inside the tree with that size and sha256;
 * every ``Pre-Depends``/``Depends`` or-group of every package can be satisfied inside its dist, by a real
   package of a matching version or by a Provides (a versioned relation only by a versioned Provides, Debian
   Policy §7.5), on the package's architecture or ``all``; when ``dose-distcheck`` is installed it is asked too.
@@ -39,6 +42,7 @@ from minimirror.package import Package
 from minimirror.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.release import IndexEntry, ReleaseFile, parse_release
 from minimirror.signature import dearmor, verify_clearsigned, verify_detached
+from minimirror.sources_index import SourceEntry, parse_sources
 
 __all__ = ["Dist", "Problem", "VerifyReport", "find_dists", "verify_tree"]
 
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 
 KEYRING_NAME = "signing-key.gpg"
 _VARIANTS = ("Packages", "Packages.gz", "Packages.xz")
+_SOURCES_VARIANTS = ("Sources", "Sources.gz", "Sources.xz")
 _DOSE_TIMEOUT = 600
 _CHUNK = 1 << 20
 
@@ -205,6 +210,7 @@ class _Checker:
         indices = self.check_indices(dist, release)
         for packages in indices.values():
             self.check_pool(dist, packages)
+        self.check_sources(dist, release)
         self.check_dependencies(dist, indices)
         self.run_dose(dist, release)
 
@@ -325,6 +331,44 @@ class _Checker:
             what = "size" if actual[0] != int(size) else "sha256"
             return path, f"{what} differs from the index: the file was changed after publishing"
         return None
+
+    # --- source packages ---------------------------------------------------------------------------------
+
+    def check_sources(self, dist: Dist, release: ReleaseFile) -> None:
+        directories = sorted({dist.path / Path(p).parent for p in release.files if Path(p).parent.name == "source"})
+        for directory in directories:
+            variants = [v for v in (directory / n for n in _SOURCES_VARIANTS) if v.is_file()]
+            parsed = [(v, self._parse_sources(v, directory.parent.name)) for v in variants]
+            good = [(v, entries) for v, entries in parsed if entries is not None]
+            self.indices += len(parsed)
+            if not good:
+                continue
+            reference, entries = good[0]
+            for variant, other in good[1:]:
+                if other != entries:
+                    self.problem(variant, f"holds different source packages from {reference.name}; re-run publish")
+            for entry in entries:
+                self._check_source_files(dist, entry, directory)
+
+    def _parse_sources(self, path: Path, component: str) -> tuple[SourceEntry, ...] | None:
+        try:
+            return parse_sources(path, name=self.rel(path), component=component)
+        except ArchiveError as exc:
+            self.problem(path, str(exc).removeprefix(self.rel(path)).lstrip(":").strip())
+            return None
+
+    def _check_source_files(self, dist: Dist, entry: SourceEntry, index: Path) -> None:
+        for file in entry.files:
+            path = dist.archive_root / entry.directory / file.name
+            if path.is_symlink() and not _inside(path.resolve(), self.root):
+                self.problem(path, f"is a symlink leading outside the tree ({entry.name} {entry.version} source)")
+                continue
+            actual = self.file_digest(path)
+            if actual is None:
+                self.problem(path, f"missing ({entry.name} {entry.version} source in {self.rel(index)})")
+            elif actual != (file.size, file.sha256):
+                what = "size" if actual[0] != file.size else "sha256"
+                self.problem(path, f"{what} differs from {self.rel(index)}: the file was changed after publishing")
 
     # --- dependencies ------------------------------------------------------------------------------------
 
