@@ -234,11 +234,11 @@ _KEY_FILE = "signing-key.gpg"
 
 
 def _write_key_file(path: Path, inline_key: str | None, apt_root: Path) -> None:
-    from minimirror.cache import atomic_write
+    from minimirror.atomic import write_atomically
     from minimirror.signature import dearmor
 
     if inline_key is not None:
-        atomic_write(path, dearmor(inline_key.encode(), name=str(path)))
+        write_atomically(path, dearmor(inline_key.encode(), name=str(path)))
         return
     trusted = apt_root / "etc" / "apt"
     keyrings = [trusted / "trusted.gpg"] if (trusted / "trusted.gpg").is_file() else []
@@ -251,4 +251,4 @@ def _write_key_file(path: Path, inline_key: str | None, apt_root: Path) -> None:
             "add the archive key's file:// or https:// URL to source.txt by hand"
         )
     # Binary OpenPGP keyrings concatenate into one keyring that gpgv reads whole.
-    atomic_write(path, b"".join(dearmor(p.read_bytes(), name=str(p)) for p in keyrings))
+    write_atomically(path, b"".join(dearmor(p.read_bytes(), name=str(p)) for p in keyrings))

@@ -26,7 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from minimirror.cache import Cache, atomic_write
+from minimirror.atomic import write_atomically
+from minimirror.cache import Cache
 from minimirror.download import Downloader
 from minimirror.errors import ArchiveError, FetchError, IntegrityError, SignatureError
 from minimirror.release import IndexEntry, ReleaseFile, parse_release
@@ -180,9 +181,9 @@ def _verified_release(
         content, fingerprints = _unsigned_content(raw, name), ()
     if downloader is not None:
         # Kept only once verified, so that --offline can verify it again later.
-        atomic_write(stored / name, raw)
+        write_atomically(stored / name, raw)
         if signature is not None:
-            atomic_write(stored / "Release.gpg", signature)
+            write_atomically(stored / "Release.gpg", signature)
     return name, raw, content, fingerprints
 
 
@@ -253,7 +254,7 @@ def _remote_key(key_url: str, downloader: Downloader | None, cache: Cache, *, re
         return stored.read_bytes()
     key = downloader.get_bytes(key_url)
     assert key is not None
-    atomic_write(stored, key)
+    write_atomically(stored, key)
     return key
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from minimirror.atomic import write_atomically
 from minimirror.errors import IntegrityError
 
 __all__ = ["Cache", "default_cache_dir"]
@@ -32,19 +32,6 @@ def default_cache_dir(environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     base = env.get("XDG_CACHE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".cache")
     return Path(base) / "minimirror"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +65,7 @@ class Cache:
     def put_blob(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         if not self.has_blob(digest, len(data)):
-            atomic_write(self.blob_path(digest), data)
+            write_atomically(self.blob_path(digest), data)
         return digest
 
     def release_dir(self, upstream_key: str) -> Path:

@@ -34,7 +34,8 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from minimirror.cache import Cache, atomic_write
+from minimirror.atomic import write_atomically
+from minimirror.cache import Cache
 from minimirror.errors import MinimirrorError, UsageError
 from minimirror.locking import LockConfig, lock, upstream_of
 from minimirror.sign import generate_key, open_signer
@@ -266,14 +267,14 @@ def _write_archive(archive: Path, packages: Sequence[ExamplePackage]) -> tuple[b
     indices = [(base, plain), (f"{base}.gz", _gzip(plain))]
     dist_dir = archive / "dists" / DIST
     for path, data in indices:
-        atomic_write(dist_dir / path, data)
+        write_atomically(dist_dir / path, data)
     release = release_text(indices)
     key = generate_key("minimirror example archive key")
     with open_signer(key.secret_armored, epoch=EXAMPLE_EPOCH, passphrase=None, name="example key") as signer:
         inrelease = signer.clearsign(release)
-    atomic_write(dist_dir / "Release", release)
-    atomic_write(dist_dir / "InRelease", inrelease)
-    atomic_write(archive / "archive-key.asc", key.public_armored)
+    write_atomically(dist_dir / "Release", release)
+    write_atomically(dist_dir / "InRelease", inrelease)
+    write_atomically(archive / "archive-key.asc", key.public_armored)
     return inrelease, (key.fingerprint, str(archive / "archive-key.asc"))
 
 
@@ -288,7 +289,7 @@ def _prime_cache(example: Example, inrelease: bytes) -> None:
     """Store what an online lock and fetch would have downloaded: the InRelease, the indices, the pool files."""
     cache = Cache(example.cache_dir)
     (source,) = load_sources(example.sources_dir)
-    atomic_write(cache.release_dir(upstream_of(source).cache_key) / "InRelease", inrelease)
+    write_atomically(cache.release_dir(upstream_of(source).cache_key) / "InRelease", inrelease)
     for path in sorted(example.archive_dir.rglob("*")):
         if path.is_file() and (path.suffix == ".deb" or path.name.startswith("Packages")):
             cache.put_blob(path.read_bytes())

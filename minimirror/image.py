@@ -353,10 +353,10 @@ def _install_dir(staged: Path, out: Path) -> None:
 def _write_sbom(spec: ImageSpec, out: Path) -> Path | None:
     if spec.sbom is None:
         return None
-    from minimirror.cache import atomic_write
+    from minimirror.atomic import write_atomically
 
     path = out.with_name(out.name + ".spdx.json")
-    atomic_write(path, spec.sbom)
+    write_atomically(path, spec.sbom)
     path.chmod(0o644)
     return path
 

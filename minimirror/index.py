@@ -25,7 +25,6 @@ import os
 import queue
 import re
 import struct
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -43,6 +42,7 @@ from minimirror._stanzas import (
     iter_stanza_packages,
     iter_stanza_records,
 )
+from minimirror.atomic import write_atomically
 from minimirror.errors import ArchiveError, IntegrityError
 from minimirror.package import Package
 
@@ -284,17 +284,9 @@ def _write_cache(
 ) -> None:
     payload = marshal.dumps((records, dict(sorted(provides.items()))))
     header = _HEADER.pack(_MAGIC, CACHE_FORMAT, bytes.fromhex(sha256), len(payload), zlib.crc32(payload))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as out:
-        try:
-            # No fsync: this is derived data, and a file torn by a crash fails its CRC and is rebuilt;
-            # syncing 50 MB would cost a cold run a fifth of its time.
-            out.write(header)
-            out.write(payload)
-        except BaseException:
-            Path(out.name).unlink(missing_ok=True)
-            raise
-    Path(out.name).replace(path)
+    # Not durable: this is derived data, and a file torn by a crash fails its CRC and is rebuilt; syncing 50 MB
+    # would cost a cold run a fifth of its time.
+    write_atomically(path, header + payload)
 
 
 def _read_cache(

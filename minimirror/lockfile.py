@@ -28,9 +28,7 @@ fetcher or publisher would use as a path is checked so it cannot leave the direc
 from __future__ import annotations
 
 import functools
-import os
 import re
-import tempfile
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +40,7 @@ from typing import Any, ClassVar, Literal, NoReturn
 from debian.debian_support import Version, version_compare
 
 from minimirror.archive import Snapshot
+from minimirror.atomic import write_atomically
 from minimirror.errors import LockError
 
 __all__ = [
@@ -882,34 +881,8 @@ def write_lock(path: Path | str, lock: Lock) -> bool:
 
 
 def _replace_atomically(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = target.stat().st_mode & 0o777
+        mode = target.stat().st_mode & 0o777  # a lock keeps the permissions someone gave it
     except FileNotFoundError:
         mode = 0o644
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(target)  # os.replace: atomic on POSIX
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(target.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable; some filesystems cannot open a directory, which is then not an error."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomically(target, data, mode=mode, durable=True)

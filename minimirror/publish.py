@@ -47,6 +47,7 @@ from secrets import token_hex
 
 from debian.debian_support import version_compare
 
+from minimirror.atomic import fsync_directory
 from minimirror.cache import Cache
 from minimirror.debcontrol import ControlStanza, read_control
 from minimirror.epoch import newest_upstream_date
@@ -751,7 +752,7 @@ def _write_files(plan: PublishPlan, root: Path) -> None:
     for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
         directory.chmod(_DIR_MODE)
         os.utime(directory, (plan.epoch, plan.epoch))
-        _fsync_directory(directory)
+        fsync_directory(directory)
 
 
 def _make_parents(directory: Path, root: Path) -> Iterator[Path]:
@@ -805,7 +806,7 @@ def _swap(staging: Path, out_dir: Path) -> None:
         out_dir.rename(old)
         staging.rename(out_dir)
         shutil.rmtree(old)
-    _fsync_directory(out_dir.parent)
+    fsync_directory(out_dir.parent)
 
 
 def _exchange(first: Path, second: Path) -> bool:
@@ -822,11 +823,3 @@ def _exchange(first: Path, second: Path) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
     raise PublishError(f"cannot swap {first} into {second}: {os.strerror(code)}")
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

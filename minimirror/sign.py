@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import gnupg
 
+from minimirror.atomic import write_atomically
 from minimirror.errors import SignatureError, UsageError
 from minimirror.signature import verify_clearsigned, verify_detached
 
@@ -283,22 +284,6 @@ def write_generated_key(out: Path, key: GeneratedKey, *, force: bool = False) ->
         for path in (out, public_path):
             if path.exists():
                 raise UsageError(f"{path}: already exists; choose another --out (a key is never overwritten)")
-    _write_private(out, key.secret_armored, 0o600)
-    _write_private(public_path, key.public_armored, 0o644)
+    write_atomically(out, key.secret_armored, mode=0o600, durable=True)
+    write_atomically(public_path, key.public_armored, durable=True)
     return out, public_path
-
-
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    """Create the file with ``mode`` from the first byte (never readable by others, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

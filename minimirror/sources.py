@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from minimirror.atomic import write_atomically
 from minimirror.errors import Diagnostic, DiagnosticsError, QueryError, UsageError
 from minimirror.query import Query, parse_query
 from minimirror.settings import (
@@ -478,22 +478,11 @@ def render_source(
     return files
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        Path(temporary).replace(path)  # os.replace: atomic on POSIX
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def apply_source_files(directory: Path, files: Mapping[str, str]) -> None:
     """Write ``files`` into ``directory`` atomically, one by one; remove managed optional files not given."""
     directory.mkdir(parents=True, exist_ok=True)
     for filename, text in sorted(files.items()):
-        _write_atomically(directory / filename, text)
+        write_atomically(directory / filename, text)
     for optional in (APTLY_CONF, MINIMIRROR_TOML):
         if optional not in files:
             (directory / optional).unlink(missing_ok=True)
