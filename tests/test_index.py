@@ -229,6 +229,18 @@ def test_providers_keep_versioned_provides_and_components() -> None:
     assert [p.name for p in index] == ["mta-a", "mta-b", "mta-c", "plain"]
 
 
+def test_providers_are_found_whatever_the_field_name_case_and_from_the_parsed_cache(tmp_path: Path) -> None:
+    from minimirror.index import load_index_part
+
+    text = stanza("a", "1", extra="PROVIDES: virt") + stanza("b", "1", extra="Description: provides: nothing")
+    data = text.encode()
+    for _ in range(2):  # cold, then warm from the parsed cache
+        part = load_index_part(data, sha(data), tmp_path, component="main")
+        index = PackageIndex([part])
+        assert [(p.name, v) for p, v in index.providers("virt")] == [("a", None)]
+        assert index.providers("nothing") == ()
+
+
 def test_field_of_is_case_insensitive_without_full_parse() -> None:
     (package,) = parse(stanza("a", "1", extra="provides: b"))
     assert field_of(package, "Provides") == "b"
