@@ -100,7 +100,7 @@ def end_to_end(data_dir: Path, repeat: int) -> tuple[float, float]:
             load_index_part(cache.blob_path(i.sha256), i.sha256, cache.parsed_dir, component=i.component)
             for i in snapshot.indices
         ]
-        return len(PackageIndex(parts))
+        return len(PackageIndex(parts).by_name("bash"))  # what a lock does: look names up, not list them all
 
     with serve_directory(data_dir / "debian-bookworm") as url:
         cold = warm = float("inf")

@@ -16,6 +16,8 @@ raises :class:`~minimirror.errors.IntegrityError`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import io
@@ -23,13 +25,15 @@ import lzma
 import marshal
 import os
 import queue
+import shutil
 import struct
+import subprocess
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from debian.debian_support import version_compare
 
@@ -123,11 +127,73 @@ def _decompressed_blocks(stream: BinaryIO, index: str) -> Iterator[bytes]:
     head = stream.read(len(_XZ_MAGIC))
     stream.seek(0)
     if head.startswith(_XZ_MAGIC):
-        yield from _read_ahead(_xz_blocks(stream), index, "xz")
+        xz = shutil.which("xz")
+        if xz is not None:
+            yield from _xz_process_blocks(xz, stream, index)
+        else:
+            yield from _read_ahead(_xz_blocks(stream), index, "xz")
     elif head.startswith(_GZIP_MAGIC):
         yield from _read_ahead(_gzip_blocks(stream), index, "gzip")
     else:
         yield from iter(functools.partial(stream.read, _BLOCK_BYTES), b"")
+
+
+def _xz_process_blocks(xz: str, stream: BinaryIO, index: str) -> Iterator[bytes]:
+    """Decompress with the ``xz`` program (xz-utils, on every Debian system) in a child process.
+
+    Why not the lzma module alone: in a thread it holds the GIL while it fills each output buffer, so it barely
+    overlaps the parser; a child process decodes on the other core, and a cold load costs about the larger of
+    the two instead of their sum. The child reads the compressed bytes from a feeding thread (pipe writes release
+    the GIL) and is always reaped; a non-zero exit is a corrupt index, named.
+    """
+    child = subprocess.Popen(
+        [xz, "--decompress", "--stdout", "--quiet"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    feeder = threading.Thread(target=_feed, args=(stream, child.stdin), daemon=True)
+    feeder.start()
+    try:
+        yield from _read_ahead(_pipe_blocks(child.stdout), index, "xz")
+        feeder.join()
+        error = child.stderr.read().decode(errors="replace").strip()
+        if child.wait() != 0:
+            raise ArchiveError(
+                f"{index}: corrupt or truncated xz data ({error or 'xz failed'}); download the index again"
+            )
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        feeder.join(timeout=5)
+        for pipe in (child.stdout, child.stderr):
+            pipe.close()
+
+
+_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ, Linux; Python 3.11's fcntl module does not name it
+
+
+def _pipe_blocks(pipe: IO[bytes]) -> Iterator[bytes]:
+    """What the child has written so far, a big pipe at a time: few GIL round trips for the reading thread."""
+    fd = pipe.fileno()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+    while block := os.read(fd, _PIPE_BYTES):
+        yield block
+
+
+def _feed(stream: BinaryIO, sink: IO[bytes]) -> None:
+    try:
+        for piece in iter(functools.partial(stream.read, _INPUT_BYTES), b""):
+            sink.write(piece)
+    except (BrokenPipeError, ValueError):
+        pass  # the consumer stopped early (an error in the index, or a killed child): nothing more to feed
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()
 
 
 # The decompressors are driven directly, with big input and output pieces, rather than through LZMAFile or
@@ -285,14 +351,14 @@ def _write_cache(
     provides: Mapping[int, Sequence[tuple[str, str | None]]],
     names: Mapping[str, Sequence[int]],
 ) -> None:
-    payload = marshal.dumps((records, dict(sorted(provides.items())), {k: tuple(v) for k, v in names.items()}))
+    payload = marshal.dumps((records, dict(sorted(provides.items())), dict(names)))
     header = _HEADER.pack(_MAGIC, CACHE_FORMAT, bytes.fromhex(sha256), len(payload), zlib.crc32(payload))
     # Not durable: this is derived data, and a file torn by a crash fails its CRC and is rebuilt; syncing 50 MB
     # would cost a cold run a fifth of its time.
     write_atomically(path, header + payload)
 
 
-_Cached = tuple[Sequence[_Record], dict[int, tuple[tuple[str, str | None], ...]], dict[str, tuple[int, ...]]]
+_Cached = tuple[Sequence[_Record], dict[int, tuple[tuple[str, str | None], ...]], dict[str, list[int]]]
 
 
 def _read_cache(path: Path, sha256: str) -> _Cached | None:
@@ -326,7 +392,7 @@ def _well_formed(loaded: object) -> bool:
     if not (isinstance(records, tuple) and isinstance(provides, dict) and isinstance(names, dict)):
         return False
     a_name = next(iter(names.items()), None)
-    if a_name is not None and not (type(a_name[0]) is str and type(a_name[1]) is tuple):
+    if a_name is not None and not (type(a_name[0]) is str and type(a_name[1]) is list):
         return False
     sample = records[:1]
     shaped = all(
@@ -531,7 +597,7 @@ class PackageIndex:
             yield from self.by_name(name)
 
     def __len__(self) -> int:
-        return sum(len(self.by_name(name)) for name in self.names())
+        return len({_entry_key(entry) for part in self._parts for entry in part.entries})
 
     def __contains__(self, package: object) -> bool:
         return isinstance(package, Package) and any(p.key == package.key for p in self.by_name(package.name))

@@ -122,8 +122,15 @@ def test_streaming_xz_and_gzip_equal_plain(tmp_path: Path) -> None:
     assert len(plain) == 4000
 
 
-def test_truncated_xz_is_an_archive_error() -> None:
-    data = lzma.compress(TEXT.encode() * 50)
+@pytest.mark.parametrize("xz_program", [True, False], ids=["xz-process", "lzma-module"])
+def test_xz_with_and_without_the_xz_program(xz_program: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    if not xz_program:  # the fallback when xz-utils is missing
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+    body = "".join(stanza(f"p{number}", "1.0") for number in range(2000))
+    data = lzma.compress(body.encode())
+    assert [p.key for p in parse(data)] == [(f"p{number}", "1.0", "amd64") for number in range(2000)]
     with pytest.raises(ArchiveError, match="idx: corrupt or truncated xz"):
         parse(data[: len(data) // 2], name="idx")
 
