@@ -10,7 +10,6 @@ out of every ``repr`` and message.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from minimirror.fetch import FetchConfig, FetchProgress, FetchReport, fetch
 from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult
 from minimirror.imaging import ImageConfig, make_image
 from minimirror.publish import PublishConfig, PublishOptions, PublishReport, ReleaseOverrides, publish
+from minimirror.signingkey import KEY_ENV, PASSPHRASE_ENV, SigningChoice, signing_from_environment
 
 __all__ = [
     "KEY_ENV",
@@ -32,36 +32,6 @@ __all__ = [
     "build",
     "signing_from_environment",
 ]
-
-KEY_ENV = "RELEASE_SIGN_KEY_PATH"
-PASSPHRASE_ENV = "RELEASE_SIGN_KEY_PASSPHRASE"
-
-
-# --- signing, from the environment only ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SigningChoice:
-    """The key to sign with (None: unsigned) and its passphrase, which no repr or message shows."""
-
-    key_path: Path | None
-    passphrase: str | None = field(default=None, repr=False)
-
-    def describe(self) -> str:
-        if self.key_path is None:
-            return f"UNSIGNED: ${KEY_ENV} is not set (set it, and ${PASSPHRASE_ENV} if the key has one, to sign)"
-        protected = f", passphrase from ${PASSPHRASE_ENV}" if self.passphrase else ""
-        return f"signed with {self.key_path} (from ${KEY_ENV}{protected})"
-
-
-def signing_from_environment(environ: Mapping[str, str] | None = None) -> SigningChoice:
-    """``$RELEASE_SIGN_KEY_PATH`` and ``$RELEASE_SIGN_KEY_PASSPHRASE``; unsigned when the key is unset or empty."""
-    env = os.environ if environ is None else environ
-    key = env.get(KEY_ENV) or None
-    if key is None:
-        return SigningChoice(None)
-    return SigningChoice(Path(key), env.get(PASSPHRASE_ENV) or None)
-
 
 # --- one build --------------------------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ Secrets come from the environment only: ``$RELEASE_SIGN_KEY_PATH`` (the default 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,13 @@ import click
 from minimirror.cli._common import cache_option, err_console, invocation, locks_option, out_console
 from minimirror.cli.image import image_options, print_image
 from minimirror.errors import UsageError
+from minimirror.signingkey import (
+    KEY_ENV,
+    PASSPHRASE_ENV,
+    SigningChoice,
+    environment_passphrase,
+    signing_from_environment,
+)
 
 if TYPE_CHECKING:
     from minimirror.image import ImageFormat
@@ -30,23 +36,21 @@ __all__ = ["build", "key", "publish", "publish_options", "run_build"]
 
 log = logging.getLogger("minimirror.publish")
 
-_KEY_ENV = "RELEASE_SIGN_KEY_PATH"
-_PASSPHRASE_ENV = "RELEASE_SIGN_KEY_PASSPHRASE"
 
-
-def _signing_key(sign_key: Path | None, no_sign: bool) -> Path | None:
-    """Exactly one of --sign-key / --no-sign, unless $RELEASE_SIGN_KEY_PATH stands in for --sign-key."""
+def _signing(sign_key: Path | None, no_sign: bool) -> SigningChoice:
+    """Exactly one of --sign-key / --no-sign, unless $RELEASE_SIGN_KEY_PATH stands in for --sign-key; the
+    passphrase always from the environment (:func:`minimirror.building.signing_from_environment`)."""
     if sign_key is not None and no_sign:
         raise UsageError("give either --sign-key FILE or --no-sign, not both")
     if no_sign:
-        return None
+        return SigningChoice(None)
+    from_environment = signing_from_environment()
     if sign_key is not None:
-        return sign_key
-    from_env = os.environ.get(_KEY_ENV)
-    if from_env:
-        return Path(from_env)
+        return SigningChoice(sign_key, environment_passphrase())
+    if from_environment.key_path is not None:
+        return from_environment
     raise UsageError(
-        f"publish needs a signing key: give --sign-key FILE (or set ${_KEY_ENV}), "
+        f"publish needs a signing key: give --sign-key FILE (or set ${KEY_ENV}), "
         "or --no-sign for an unsigned repository (never for production); "
         "`minimirror key generate --out FILE` makes a key"
     )
@@ -96,7 +100,7 @@ _PUBLISH_OPTIONS = [
         "--sign-key",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
-        help=f"Armored secret key to sign with (default ${_KEY_ENV}); passphrase from ${_PASSPHRASE_ENV}.",
+        help=f"Armored secret key to sign with (default ${KEY_ENV}); passphrase from ${PASSPHRASE_ENV}.",
     ),
     click.option("--no-sign", is_flag=True, help="Publish without signatures (tests only; apt refuses it by default)."),
     click.option(
@@ -129,12 +133,11 @@ def run_build(
     image: ImageChoice | None = None,
 ) -> None:
     """One :func:`minimirror.building.build` with the options of ``publish``/``build``, and its report."""
-    from minimirror.building import BuildConfig, SigningChoice, build
+    from minimirror.building import BuildConfig, build
     from minimirror.cli.fetch import progress_bar, summary
     from minimirror.image import DEFAULT_TAG
 
-    key_path = _signing_key(sign_key, no_sign)
-    passphrase = os.environ.get(_PASSPHRASE_ENV) or None if key_path is not None else None
+    signing = _signing(sign_key, no_sign)
     options = _options(sources_dir)
     image = image or ImageChoice()
     config = BuildConfig(
@@ -142,7 +145,7 @@ def run_build(
         cache_dir=cache_dir,
         out_dir=out_dir,
         image_path=image.path,
-        signing=SigningChoice(key_path, passphrase),
+        signing=signing,
         epoch=options.epoch,
         tag=image.tag or DEFAULT_TAG,
         image_format=image.fmt,
@@ -243,7 +246,7 @@ def generate(out_file: Path, uid: str | None) -> None:
     """Generate an Ed25519 signing key, protected with $RELEASE_SIGN_KEY_PASSPHRASE when it is set."""
     from minimirror.sign import DEFAULT_UID, generate_key, write_generated_key
 
-    passphrase = os.environ.get(_PASSPHRASE_ENV) or None
+    passphrase = environment_passphrase()
     generated = generate_key(uid or DEFAULT_UID, passphrase=passphrase)
     secret, public = write_generated_key(out_file, generated)
     if not passphrase:
