@@ -19,7 +19,7 @@ import httpx
 from minimirror.epoch import environment_epoch
 from minimirror.fetch import FetchConfig, FetchProgress, FetchReport, fetch
 from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult
-from minimirror.imaging import ImageConfig, make_image
+from minimirror.imaging import ImageConfig, PushVia, make_image
 from minimirror.publish import PublishConfig, PublishOptions, PublishReport, ReleaseOverrides, publish
 from minimirror.signingkey import KEY_ENV, PASSPHRASE_ENV, SigningChoice, signing_from_environment
 
@@ -55,6 +55,7 @@ class BuildConfig:
     image_push: str | None = None
     image_load: bool = False
     docker_host: str | None = None
+    push_via: PushVia = "registry"
     overrides: Mapping[str, ReleaseOverrides] = field(default_factory=dict)
     fetch_missing: bool = True
     """False: an offline build; a pool file missing from the cache is an error naming it."""
@@ -107,6 +108,7 @@ def build(
             push=config.image_push,
             load=config.image_load,
             docker_host=config.docker_host,
+            push_via=config.push_via,
         )
         image = make_image(image_config)
     return BuildOutcome(fetched, published, image)

@@ -5,12 +5,18 @@ Talks the Docker Engine API (docs.docker.com/engine/api, ``POST /images/load`` w
 ``podman system service`` serves as well. The socket is ``docker_host`` when given, else ``DOCKER_HOST``, else the
 SDK's default (``unix:///var/run/docker.sock``). SDK and transport errors become :class:`EngineError` naming the
 socket and what to start, so a missing engine is a one-line message, not a traceback.
+
+:func:`push_image` is ``POST /images/{name}/tag`` then ``POST /images/{name}/push`` (the engine's own credentials:
+the SDK's ``~/.docker/config.json`` lookup for Docker, plus Podman's auth.json and ``registries.conf``). The push
+progress is a JSON stream; an ``error`` object in it is the failure, and the manifest digest is the ``aux.Digest``
+of the last event (Docker) or the ``TAG: digest: sha256:... size: N`` status line.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +27,21 @@ from minimirror.errors import UsageError
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["EngineError", "LoadedImage", "connect", "load_image", "remove_container", "remove_image", "run_image"]
+__all__ = [
+    "EngineError",
+    "EnginePush",
+    "LoadedImage",
+    "connect",
+    "load_image",
+    "push_digest",
+    "push_image",
+    "remove_container",
+    "remove_image",
+    "run_image",
+]
 
 _TIMEOUT = 120
+_STATUS_DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
 
 class EngineError(UsageError):
@@ -36,6 +54,14 @@ class LoadedImage:
 
     id: str
     tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnginePush:
+    """What the engine pushed: the reference, and the manifest digest it reported (``None`` if it reported none)."""
+
+    reference: str
+    digest: str | None
 
 
 def _where(docker_host: str | None) -> str:
@@ -144,3 +170,42 @@ def remove_image(image: str, docker_host: str | None = None) -> None:
             client.images.remove(image, force=True)
     finally:
         client.close()
+
+
+def push_image(image: str, reference: str, docker_host: str | None = None) -> EnginePush:
+    """Tag ``image`` (an id or name the engine holds) as ``reference`` (``HOST/NAME:TAG``) and push it with the
+    engine's own credentials; the digest the engine reports. The new tag stays in the engine, as ``docker push``'s."""
+    from minimirror.registry import parse_reference
+
+    ref = parse_reference(reference)
+    if ref.digest or not ref.tag:
+        raise EngineError(f"--push {reference!r}: give a tag to push to (HOST/NAME:TAG), not a digest")
+    repository = f"{ref.host}/{ref.name}"
+    client = connect(docker_host)
+    try:
+        with _translated(docker_host, f"push {reference}"):
+            client.images.get(image).tag(repository, ref.tag)
+            events = client.images.push(repository, tag=ref.tag, stream=True, decode=True)
+            digest = push_digest(events, reference, _where(docker_host))
+        return EnginePush(reference, digest)
+    finally:
+        client.close()
+
+
+def push_digest(events: Iterable[Mapping[str, Any]], reference: str, where: str) -> str | None:
+    """The manifest digest in an engine's push progress stream; an ``error`` event raises :class:`EngineError`."""
+    digest: str | None = None
+    for event in events:
+        if "error" in event or "errorDetail" in event:
+            detail = event.get("error") or (event.get("errorDetail") or {}).get("message", "")
+            raise EngineError(
+                f"the container engine at {where} could not push {reference}: {detail}; check that the registry "
+                "is reachable from the engine, the engine's login for it (`docker login`/`podman login`), and, "
+                "for a plain-HTTP registry, the engine's insecure-registries (registries.conf for Podman)"
+            )
+        aux = event.get("aux")
+        if isinstance(aux, Mapping) and isinstance(aux.get("Digest"), str):
+            digest = aux["Digest"]
+        elif (found := _STATUS_DIGEST.search(str(event.get("status", "")))) is not None:
+            digest = found.group(1)
+    return digest

@@ -339,8 +339,22 @@ def _check_output(spec: ImageSpec, out: Path, fmt: ImageFormat) -> None:
         raise UsageError(f"{out}: is a directory; a docker-archive is one file, choose a file path")
 
 
+def _restore_interrupted(out: Path) -> None:
+    """Put back the layout a killed run had moved aside (``.<out>.old.*/layout``) just before its second rename.
+
+    Such a run left no ``out`` at all: its previous image is whole beside it, and becomes ``out`` again."""
+    if out.exists() or out.is_symlink():
+        return
+    waiting = sorted(out.parent.glob(f".{out.name}.old.*/layout"), key=lambda path: path.stat().st_mtime)
+    if waiting and (waiting[-1] / "oci-layout").is_file():
+        waiting[-1].replace(out)
+        shutil.rmtree(waiting[-1].parent, ignore_errors=True)
+
+
 def _install_dir(staged: Path, out: Path) -> None:
-    """Move ``staged`` to ``out``; an existing layout is swapped out by rename, then removed."""
+    """Move ``staged`` to ``out``; an existing layout is swapped out by rename, then removed.
+
+    A kill between the two renames leaves the old layout in ``.<out>.old.*``; the next run restores it first."""
     old = None
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -380,6 +394,8 @@ def build_image(
     output as ``<out>.spdx.json``. ``after`` (push, load) is called once the output is in place, with the image's
     layout still at hand.
     """
+    if fmt == "oci":
+        _restore_interrupted(out)
     _check_output(spec, out, fmt)
     plans = (_server_entries(spec), _repository_entries(spec))
     out.parent.mkdir(parents=True, exist_ok=True)

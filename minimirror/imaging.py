@@ -4,7 +4,9 @@ The one orchestration both ``minimirror image`` and ``minimirror build`` call (:
 format itself is :mod:`minimirror.image`. With ``base``, the server is the base image's nginx
 (:mod:`minimirror.baseimage`) and busybox-static is not needed; ``push`` sends the written image to a registry
 (:mod:`minimirror.registry`), ``load`` into a Docker or Podman engine (:mod:`minimirror.engine`), both after the
-output is in place, so a failed push or load leaves a complete image behind.
+output is in place, so a failed push or load leaves a complete image behind. With ``push_via="engine"`` the image
+is loaded into the engine and the engine pushes it (:func:`minimirror.engine.push_image`, its own credentials); an
+engine may recompress layers and so push another manifest digest than the built one: then both are reported.
 """
 
 from __future__ import annotations
@@ -12,16 +14,23 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import json
+import logging
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from minimirror.epoch import source_date_epoch
 from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, StagedImage, build_image
 from minimirror.lockfile import Lock, LockedPackage, read_locks
 
-__all__ = ["ImageConfig", "image_spec", "make_image"]
+__all__ = ["ImageConfig", "PushVia", "image_spec", "make_image"]
+
+log = logging.getLogger(__name__)
+
+PushVia = Literal["registry", "engine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,7 @@ class ImageConfig:
     push: str | None = None  # HOST/NAME:TAG
     load: bool = False
     docker_host: str | None = None
+    push_via: PushVia = "registry"  # "engine": load, then the engine pushes (implies load)
 
 
 @dataclass
@@ -48,10 +58,7 @@ class _Delivered:
 
 def make_image(config: ImageConfig) -> ImageResult:
     """Write the image of ``config.repo_dir``, served by the locked busybox-static or the base's nginx."""
-    if config.push is not None:
-        from minimirror.registry import parse_reference
-
-        parse_reference(config.push)  # a bad --push fails before anything is built
+    _check_push(config)
     locks = read_locks(config.locks_dir)
     epoch = source_date_epoch(locks, config.environ)
     if config.base is not None:
@@ -69,24 +76,69 @@ def make_image(config: ImageConfig) -> ImageResult:
     return dataclasses.replace(result, pushed=delivered.pushed, loaded=delivered.loaded)
 
 
+def _check_push(config: ImageConfig) -> None:
+    """A bad --push or --push-via fails before anything is built."""
+    from minimirror.errors import UsageError
+    from minimirror.registry import parse_reference
+
+    if config.push is None:
+        if config.push_via == "engine":
+            raise UsageError("--push-via engine needs --push HOST/NAME:TAG: the reference the engine pushes to")
+        return
+    ref = parse_reference(config.push)
+    if ref.digest or not ref.tag:
+        raise UsageError(f"--push {config.push!r}: give a tag to push to (HOST/NAME:TAG), not a digest")
+
+
 def _deliver(config: ImageConfig, staged: StagedImage, delivered: _Delivered) -> None:
     """Push and/or load the image just written."""
-    if config.push is not None:
+    if config.push is not None and config.push_via == "registry":
         from minimirror.download import make_client
         from minimirror.registry import push_layout
 
         with make_client(timeout=120.0) as client:
             pushed = push_layout(staged.layout, config.push, client, environ=config.environ)
         delivered.pushed = f"{pushed.reference}@{pushed.digest}"
-    if config.load:
-        from minimirror.engine import load_image
+    if config.load or config.push_via == "engine":
+        loaded = delivered.loaded = _load(config, staged)
+        if config.push is not None and config.push_via == "engine":
+            delivered.pushed = _push_via_engine(config.push, loaded, _manifest_digest(staged.layout), config)
 
-        if config.fmt == "docker-archive":
-            delivered.loaded = load_image(config.image_path, config.docker_host).id
-            return
-        with tempfile.TemporaryDirectory(prefix=".load.", dir=config.image_path.parent) as tmp:
-            staged.docker_archive(Path(tmp) / "image.tar")
-            delivered.loaded = load_image(Path(tmp) / "image.tar", config.docker_host).id
+
+def _load(config: ImageConfig, staged: StagedImage) -> str:
+    """Load the image into the engine; its id there."""
+    from minimirror.engine import load_image
+
+    if config.fmt == "docker-archive":
+        return load_image(config.image_path, config.docker_host).id
+    with tempfile.TemporaryDirectory(prefix=".load.", dir=config.image_path.parent) as tmp:
+        staged.docker_archive(Path(tmp) / "image.tar")
+        return load_image(Path(tmp) / "image.tar", config.docker_host).id
+
+
+def _push_via_engine(target: str, image_id: str, built: str, config: ImageConfig) -> str:
+    """The engine pushes the loaded image; ``REF@DIGEST`` it reported, with a warning when it is not ``built``."""
+    from minimirror.engine import push_image
+
+    pushed = push_image(image_id, target, config.docker_host)
+    if pushed.digest is None:
+        log.warning(
+            "the engine pushed %s without reporting a digest; the built manifest is %s, the registry's may differ "
+            "(check with `skopeo inspect docker://%s`)", target, built, target,
+        )  # fmt: skip
+        return pushed.reference
+    if pushed.digest != built:
+        log.warning(
+            "the engine rewrote the manifest pushing %s (it recompresses layers): the registry has %s, the built "
+            "image is %s; use --push-via registry to push the built bytes", target, pushed.digest, built,
+        )  # fmt: skip
+    return f"{pushed.reference}@{pushed.digest}"
+
+
+def _manifest_digest(layout: Path) -> str:
+    """The digest of the one manifest of the OCI layout ``layout``."""
+    digest: str = json.loads((layout / "index.json").read_bytes())["manifests"][0]["digest"]
+    return digest
 
 
 def _find_busybox(locks: Sequence[Lock], locks_dir: Path, arch: str | None) -> LockedPackage:

@@ -11,12 +11,18 @@ Implements the OCI distribution-spec v1.1 (github.com/opencontainers/distributio
 - auth, as Docker's token specification (distribution/docs/spec/auth/token.md) and RFC 7617 describe it: a
   request is sent anonymously first; a ``401`` with ``WWW-Authenticate: Basic`` is retried with the credentials,
   one with ``WWW-Authenticate: Bearer realm=...,service=...,scope=...`` fetches a token from the realm (with the
-  credentials as Basic auth when there are some, anonymously otherwise) and retries with it.
+  credentials as Basic auth when there are some, anonymously otherwise) and retries with it;
+- reliability: idempotent requests (``GET``, ``HEAD``) are retried, at most ``retries`` more times with doubling
+  waits, after a network error, a timeout, a body cut short or a ``429``/``5xx`` answer (RFC 9110 §9.2.2 lets a
+  client repeat them); ``POST``/``PATCH``/``PUT`` are sent once. A manifest is read up to 4 MiB and a blob up to the
+  size its manifest's descriptor gives, so an endless body is refused, never buffered; a redirect to a scheme other
+  than http(s) is refused.
 
 Credentials come only from the environment (``MINIMIRROR_REGISTRY_USER``/``MINIMIRROR_REGISTRY_PASSWORD``) or a
 ``~/.docker/config.json``-style auth file (``$REGISTRY_AUTH_FILE``, ``$DOCKER_CONFIG/config.json`` or
 ``~/.docker/config.json``: ``{"auths": {"host": {"auth": base64("user:password")}}}``); they are never logged
 and never part of an error message. Memory stays bounded: blobs stream to disk, and an upload holds one chunk.
+See docs/reliability.md for the faults tried.
 """
 
 from __future__ import annotations
@@ -27,14 +33,18 @@ import json
 import logging
 import os
 import re
-from collections.abc import Generator, Iterator, Mapping
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlencode, urljoin
 
 import httpx
 
 from minimirror.errors import FetchError, IntegrityError, UsageError
+
+_T = TypeVar("_T")
 
 __all__ = [
     "MANIFEST_TYPES",
@@ -62,10 +72,25 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _NAME = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+RETRIES = 3
+"""How many more times an idempotent request is sent after a transient failure."""
+BACKOFF = 0.25
+"""The first wait between tries, in seconds; it doubles each time (0.25, 0.5, 1: under 2 s in all)."""
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 class RegistryError(FetchError):
     """A registry request that failed: names the URL, the status and what to do."""
+
+
+class _TransientStatus(Exception):
+    """A ``429``/``5xx`` answer to an idempotent request: worth another try."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +191,12 @@ class _RegistryAuth(httpx.Auth):
     """Anonymous first; on a 401, Basic with the credentials or a bearer token from the challenge's realm.
 
     The last working ``Authorization`` value is reused for later requests, so a push authenticates once per
-    scope. Request bodies are bytes (one chunk at most), so a request can be resent after a challenge.
+    scope. Request bodies are bytes (one chunk at most), so a request can be resent after a challenge. Only the
+    token service's answer is read here: ``requires_response_body`` would make httpx read every body (a blob,
+    an endless one) into memory before the caller streams it.
     """
 
-    requires_response_body = True
+    requires_response_body = False
 
     def __init__(self, credentials: Credentials | None) -> None:
         self.credentials = credentials
@@ -201,6 +228,7 @@ class _RegistryAuth(httpx.Auth):
     @staticmethod
     def _token(response: httpx.Response) -> str:
         url = str(response.request.url.copy_with(query=None))
+        response.read()
         if response.status_code != 200:
             hint = "set MINIMIRROR_REGISTRY_USER/MINIMIRROR_REGISTRY_PASSWORD or log in (auth file)"
             raise RegistryError(url, f"the token service answered {response.status_code}", hint)
@@ -235,16 +263,43 @@ class Manifest:
 class RegistryClient:
     """One registry, one repository; the network is the ``httpx.Client`` given (tests give a MockTransport)."""
 
-    def __init__(self, client: httpx.Client, ref: Reference, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        client: httpx.Client,
+        ref: Reference,
+        credentials: Credentials | None = None,
+        *,
+        retries: int = RETRIES,
+        backoff: float | None = None,
+    ) -> None:
         self.client, self.ref = client, ref
+        self.retries, self.backoff = retries, BACKOFF if backoff is None else backoff
         self._auth = _RegistryAuth(credentials)
+        self._sizes: dict[str, int] = {}  # digest -> size, from the descriptors of the manifests read
+
+    def _retrying(self, method: str, url: str, call: Callable[[], _T]) -> _T:
+        """``call()``; for GET/HEAD again after a transient failure, up to ``retries`` more times, with backoff."""
+        attempts = 1 + self.retries if method in _IDEMPOTENT else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except (*_TRANSIENT, _TransientStatus) as exc:
+                if attempt == attempts:
+                    raise _failure(url, exc, attempt) from exc
+                log.info("%s %s: %s; trying again (%d/%d)", method, url, _reason(exc), attempt + 1, attempts)
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            except httpx.HTTPError as exc:  # not transient: a file: redirect, too many redirects, a bad URL
+                raise _failure(url, exc, attempt) from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _send(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        try:
+        def once() -> httpx.Response:
             response = self.client.request(method, url, auth=self._auth, **kwargs)  # type: ignore[arg-type]
-        except httpx.HTTPError as exc:
-            raise RegistryError(url, f"{type(exc).__name__}: {exc}", "is the registry running and reachable?") from exc
-        return response
+            if response.status_code in _RETRY_STATUS and method in _IDEMPOTENT:
+                raise _TransientStatus(response.status_code)
+            return response
+
+        return self._retrying(method, url, once)
 
     def _check(self, response: httpx.Response, *expected: int) -> httpx.Response:
         if response.status_code in expected:
@@ -258,30 +313,80 @@ class RegistryClient:
         }.get(response.status_code, "")
         raise RegistryError(url, f"HTTP {response.status_code} {detail}".strip(), hint)
 
+    def _stream(self, url: str, limit: int, sink: Callable[[bytes], None], **kwargs: object) -> httpx.Response:
+        """GET ``url`` and feed its body to ``sink``; more than ``limit`` bytes is refused (an endless body)."""
+        with self.client.stream("GET", url, auth=self._auth, **kwargs) as response:  # type: ignore[arg-type]
+            if response.status_code in _RETRY_STATUS:
+                raise _TransientStatus(response.status_code)
+            if response.status_code != 200:
+                response.read()  # an error page, for the message
+            self._check(response, 200)
+            received = 0
+            for chunk in response.iter_bytes(1 << 20):
+                received += len(chunk)
+                if received > limit:
+                    raise RegistryError(url, f"the body is longer than the {limit} bytes expected; refusing it")
+                sink(chunk)
+        return response
+
     def get_manifest(self, reference: str) -> Manifest:
         """The manifest or index at ``reference`` (a tag or a digest); a digest is verified."""
         url = f"{self.ref.base_url}/manifests/{reference}"
-        response = self._check(self._send("GET", url, headers={"Accept": ", ".join(MANIFEST_TYPES)}), 200)
-        data = response.content
-        if len(data) > _MAX_MANIFEST:
-            raise RegistryError(url, f"manifest of {len(data)} bytes is larger than 4 MiB")
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+
+        def once() -> tuple[httpx.Response, bytes]:
+            body = bytearray()
+            return self._stream(url, _MAX_MANIFEST, body.extend, headers=headers), bytes(body)
+
+        response, data = self._retrying("GET", url, once)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise IntegrityError(f"{url}: the registry sent a manifest whose digest is {digest}; refusing it")
         media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        return Manifest(data, json.loads(data).get("mediaType") or media_type, digest)
+        try:
+            body = json.loads(data)
+        except ValueError:
+            raise RegistryError(url, "the manifest is not JSON", "check the registry and the reference") from None
+        self._remember_sizes(body)
+        return Manifest(data, (body.get("mediaType") if isinstance(body, dict) else None) or media_type, digest)
 
-    def get_blob(self, digest: str, out: Path) -> None:
-        """Stream the blob ``digest`` to ``out`` (via a temporary name), refusing it if its sha256 differs."""
+    def _remember_sizes(self, body: object) -> None:
+        """The sizes of the config and layers a manifest names: the most :meth:`get_blob` will read of each."""
+        if not isinstance(body, dict):
+            return
+        config = body.get("config")
+        layers = body.get("layers")
+        descriptors = [config] if isinstance(config, dict) else []
+        descriptors += [layer for layer in layers if isinstance(layer, dict)] if isinstance(layers, list) else []
+        for descriptor in descriptors:
+            if isinstance(descriptor.get("digest"), str) and isinstance(descriptor.get("size"), int):
+                self._sizes[descriptor["digest"]] = descriptor["size"]
+
+    def get_blob(self, digest: str, out: Path, *, size: int | None = None) -> None:
+        """Stream the blob ``digest`` to ``out`` (via a temporary name), refusing it if its sha256 differs.
+
+        At most ``size`` bytes are read: by default the size a manifest read by this client gave for it."""
         url = f"{self.ref.base_url}/blobs/{digest}"
         partial = out.with_name(out.name + ".partial")
+        limit = size if size is not None else self._sizes.get(digest, 1 << 62)
         hasher = hashlib.sha256()
-        with self.client.stream("GET", url, auth=self._auth) as response:
-            self._check(response, 200)
+
+        def once() -> None:
+            nonlocal hasher
+            hasher = hashlib.sha256()
             with partial.open("wb") as handle:
-                for chunk in response.iter_bytes(1 << 20):
+
+                def sink(chunk: bytes) -> None:
                     hasher.update(chunk)
                     handle.write(chunk)
+
+                self._stream(url, limit, sink)
+
+        try:
+            self._retrying("GET", url, once)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         if "sha256:" + hasher.hexdigest() != digest:
             partial.unlink()
             raise IntegrityError(f"{url}: the blob's sha256 is {hasher.hexdigest()}, not {digest}; refusing it")
@@ -332,6 +437,22 @@ class RegistryClient:
         if answered != digest:
             raise IntegrityError(f"{url}: the registry stored the manifest as {answered}, not {digest}")
         return digest
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _TransientStatus) else f"{type(exc).__name__}: {exc}"
+
+
+def _failure(url: str, exc: BaseException, attempts: int) -> RegistryError:
+    """The error for a request that failed for good: the URL, what happened (after how many tries), what to do."""
+    tries = f" (after {attempts} tries)" if attempts > 1 else ""
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        hint = "the registry redirected to a URL that is not http(s); minimirror does not follow it"
+    elif isinstance(exc, _TransientStatus):
+        hint = "the registry is failing; try again later or ask its operator"
+    else:
+        hint = "is the registry running and reachable?"
+    return RegistryError(url, _reason(exc) + tries, hint)
 
 
 def _chunks(handle: object, size: int) -> Iterator[bytes]:

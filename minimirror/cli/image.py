@@ -15,6 +15,7 @@ from minimirror.cli._common import cache_option, invocation, locks_option, out_c
 
 if TYPE_CHECKING:
     from minimirror.image import ImageFormat, ImageResult
+    from minimirror.imaging import PushVia
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -22,7 +23,7 @@ __all__ = ["image", "image_options", "print_image"]
 
 
 def image_options(func: F) -> F:
-    """--format, --tag, --arch, --base, --push, --load and --docker-host: shared by ``image`` and ``build``."""
+    """--format, --tag, --arch, --base, --push, --load, --docker-host, --push-via: shared by ``image`` and ``build``."""
     for option in reversed(_IMAGE_OPTIONS):
         func = option(func)
     return func
@@ -59,6 +60,14 @@ _IMAGE_OPTIONS = [
     click.option(
         "--docker-host", default=None, metavar="URL", help="The engine's socket for --load.  [default: DOCKER_HOST]"
     ),
+    click.option(
+        "--push-via",
+        type=click.Choice(["registry", "engine"]),
+        default="registry",
+        show_default=True,
+        help="registry: push the built manifest over the OCI distribution API. engine: load the image (as --load) "
+        "and let the engine at --docker-host push it with its own login; it may recompress layers (another digest).",
+    ),
 ]
 
 
@@ -84,6 +93,7 @@ def image(
     push: str | None,
     load: bool,
     docker_host: str | None,
+    push_via: PushVia,
     locks_dir: Path,
     cache_dir: Path,
 ) -> None:
@@ -98,7 +108,7 @@ def image(
 
     config = ImageConfig(
         locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch,
-        base=base, push=push, load=load, docker_host=docker_host,
+        base=base, push=push, load=load, docker_host=docker_host, push_via=push_via,
     )  # fmt: skip
     result = make_image(config)
     print_image(result)

@@ -28,6 +28,7 @@ from minimirror.signingkey import (
 
 if TYPE_CHECKING:
     from minimirror.image import ImageFormat
+    from minimirror.imaging import PushVia
     from minimirror.publish import PublishOptions, PublishReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -154,6 +155,7 @@ def run_build(
         image_push=image.push,
         image_load=image.load,
         docker_host=image.docker_host,
+        push_via=image.push_via,
         overrides=options.overrides,
         fetch_missing=not no_fetch,
     )
@@ -208,9 +210,10 @@ def build(
     push: str | None,
     load: bool,
     docker_host: str | None,
+    push_via: PushVia,
 ) -> None:
     """fetch + publish (+ image with --image): the mirror from the locks, in one command."""
-    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host)
+    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host, push_via)
     run_build(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch, image)
 
 
@@ -226,6 +229,7 @@ class ImageChoice:
     push: str | None = None
     load: bool = False
     docker_host: str | None = None
+    push_via: PushVia = "registry"
 
 
 @click.group("key")
