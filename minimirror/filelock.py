@@ -134,6 +134,12 @@ def publish_lock(out_dir: Path, *, wait: LockWait | None = None) -> contextlib.A
     return folder_lock(out.parent / PUBLISH_LOCK_NAME, folder=out, purpose="published tree", wait=wait)
 
 
+def image_lock(image: Path, *, wait: LockWait | None = None) -> contextlib.AbstractContextManager[None]:
+    """The lock of an image output (an OCI layout or a tar): a file beside it, as the output is swapped."""
+    out = Path(os.path.abspath(image))  # noqa: PTH100 - not resolve(): the output may be a symlink
+    return folder_lock(out.parent / f".{out.name}.minimirror-lock", folder=out, purpose="image", wait=wait)
+
+
 def _open(lock_file: Path, folder: Path) -> int:
     try:
         return os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from minimirror import __version__
 from minimirror.errors import UsageError
+from minimirror.filelock import image_lock
 from minimirror.httpd import ENTRYPOINT, NOBODY, PORT, server_entries
 from minimirror.layers import LayerDigest, LayerEntry, make_tarinfo, scan_tree, write_layer
 from minimirror.sbom import rfc3339
@@ -394,11 +395,26 @@ def build_image(
     output as ``<out>.spdx.json``. ``after`` (push, load) is called once the output is in place, with the image's
     layout still at hand.
     """
-    if fmt == "oci":
-        _restore_interrupted(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with image_lock(out):
+        if fmt == "oci":
+            _restore_interrupted(out)
+        _remove_abandoned_staging(out)
+        return _build_locked(spec, out, fmt, after)
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """Staging folders (``.<out>.*/``) that killed runs left: safe to remove while we hold the output's lock."""
+    for stale in out.parent.glob(f".{out.name}.*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _build_locked(
+    spec: ImageSpec, out: Path, fmt: ImageFormat, after: Callable[[StagedImage], None] | None
+) -> ImageResult:
     _check_output(spec, out, fmt)
     plans = (_server_entries(spec), _repository_entries(spec))
-    out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         layout = _write_layout(spec, work / "layout", plans)

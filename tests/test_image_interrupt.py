@@ -128,3 +128,26 @@ def test_a_layout_moved_aside_by_a_killed_swap_is_restored_first(mirror: Mirror,
     assert not out.exists() and snapshot(aside / "layout") == before  # another output is not touched
     assert main(mirror.image_args(out)) == 0
     assert snapshot(out) != before and not aside.exists()  # restored, then replaced by the new image
+
+
+def test_staging_left_by_killed_runs_is_removed_by_the_next_run(mirror: Mirror, tmp_path: Path) -> None:
+    out = tmp_path / "image"
+    abandoned = tmp_path / ".image.k1ll3d"
+    (abandoned / "layout" / "blobs").mkdir(parents=True)
+    (abandoned / "layout" / "blobs" / "half-written").write_bytes(b"\0" * 1024)
+    assert main(mirror.image_args(out)) == 0
+    assert not abandoned.exists()
+    assert sorted(p.name for p in tmp_path.glob(".image.*")) == [".image.minimirror-lock"]  # only the lock file
+
+
+def test_two_runs_on_one_output_take_turns(mirror: Mirror, tmp_path: Path) -> None:
+    out = tmp_path / "image"
+    args = [sys.executable, "-m", "minimirror", *mirror.image_args(out)]
+    children = [subprocess.Popen(args, env=_env(), stderr=subprocess.PIPE) for _ in range(2)]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err.decode()
+    single = tmp_path / "single"
+    assert main(mirror.image_args(single)) == 0
+    assert manifest_digest(out) == manifest_digest(single)
+    assert snapshot(out) == snapshot(single)
