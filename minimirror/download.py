@@ -229,7 +229,9 @@ class Downloader:
             try:
                 return attempt()
             except _Transient as exc:
-                reason, final = str(exc), exc.final
+                # A body that did not match what was verified is the finding that matters: keep it even when a
+                # later try fails otherwise (e.g. a lying server's leftover bytes spoiling the reused connection).
+                reason, final = str(exc), exc.final or final
                 if number + 1 < self._retry.attempts:
                     delay = self._retry.delay(number)
                     log.info("retrying %s in %.1fs after: %s", url, delay, reason)
