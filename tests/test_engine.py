@@ -24,6 +24,7 @@ import docker
 import httpx
 import pytest
 from fixtures.plugin import ArchiveFactory, ServerFactory
+from fixtures.podman import podman_service
 from test_image import HOST_BUSYBOX, Mirror, mirror_packages
 from test_registry import make_base, start_registry, stop_registry
 
@@ -46,42 +47,8 @@ def engine() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("the podman flags used here (runc, vfs, cgroupfs) need root")
     root = Path(tempfile.mkdtemp(prefix="mm-eng-", dir="/tmp"))  # short: podman limits --runroot's length
-    url = f"unix://{root / 'api.sock'}"
-    argv = [
-        "podman", "--root", str(root / "s"), "--runroot", str(root / "r"), "--runtime", "runc",
-        "--storage-driver=vfs", "--cgroup-manager=cgroupfs", "--events-backend=file",
-        "system", "service", "--time=0", url,
-    ]  # fmt: skip
-    with (root / "service.log").open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_engine(url, process, root)
+    with podman_service(root) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _wait_for_engine(url: str, process: subprocess.Popen[bytes], root: Path) -> None:
-    deadline = time.monotonic() + _WAIT
-    while time.monotonic() < deadline and process.poll() is None:
-        if not Path(url.removeprefix("unix://")).exists():  # the SDK leaks a socket when connect() fails
-            time.sleep(0.1)
-            continue
-        client = docker.DockerClient(base_url=url, timeout=5)
-        try:
-            client.ping()
-            return
-        except docker.errors.DockerException:
-            time.sleep(0.2)
-        finally:
-            client.close()
-    raise AssertionError(f"podman system service did not answer: {(root / 'service.log').read_text()}")
 
 
 @pytest.fixture

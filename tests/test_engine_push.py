@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from fixtures.plugin import ArchiveFactory, ServerFactory
-from test_engine import _wait_for_engine
+from fixtures.podman import podman_service
 from test_image import Mirror, busybox_bytes, mirror_packages
 from test_registry import Registry, free_port, start_registry, stop_registry
 
@@ -54,26 +54,8 @@ def engine(registry: Registry) -> Iterator[str]:
     conf.write_text(
         f'unqualified-search-registries = []\n[[registry]]\nlocation = "{registry.host}"\ninsecure = true\n'
     )
-    url = f"unix://{root / 'api.sock'}"
-    argv = [
-        "podman", "--root", str(root / "s"), "--runroot", str(root / "r"), "--runtime", "runc",
-        "--storage-driver=vfs", "--cgroup-manager=cgroupfs", "--events-backend=file",
-        "system", "service", "--time=0", url,
-    ]  # fmt: skip
-    env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(conf)}
-    with (root / "service.log").open("wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        _wait_for_engine(url, process, root)
+    with podman_service(root, registries_conf=conf) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
