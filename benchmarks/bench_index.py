@@ -90,7 +90,8 @@ def end_to_end(data_dir: Path, repeat: int) -> tuple[float, float]:
     from minimirror.archive import Upstream, open_snapshot
     from minimirror.cache import Cache
     from minimirror.download import Downloader, make_client
-    from minimirror.index import PackageIndex, load_index_part
+    from minimirror.index import PackageIndex
+    from minimirror.indexcache import load_index_part
 
     def load(cache: Cache, url: str) -> int:
         upstream = Upstream(f"{url}/", f"file://{DEBIAN_KEYRING}", "bookworm", ("main",), ("amd64",))
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     path = data_dir / INDEX
     memory(path)  # first: a child forked from a big parent counts the parent's pages in its peak RSS
-    from minimirror.index import load_index_cached
+    from minimirror.indexcache import load_index_cached
 
     raw = path.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()

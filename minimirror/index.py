@@ -1,17 +1,16 @@
-"""Binary package indices: stream a ``Packages`` file into :class:`~minimirror.package.Package` values,
-cache the parsed form by the index's sha256, and look packages up by name and by what they provide.
+"""Binary package indices: stream a ``Packages`` file into :class:`~minimirror.package.Package` values, and
+look packages up by name and by what they provide (the parsed form is cached by :mod:`minimirror.indexcache`).
 
 Formats: the Debian archive's binary index, ``dists/<dist>/<component>/binary-<arch>/Packages{,.gz,.xz}``
 (https://wiki.debian.org/DebianRepository/Format), whose stanzas are deb822 (``man 5 deb822``; Debian
 Policy §5.1). The hand-written hot loop lives in :mod:`minimirror._stanzas`; its docstring says why.
 
     iter_packages(source, name=...)            stream: decompress (xz, gzip or plain, by magic) and yield
-    load_index_cached(source, sha256, cache)   the whole index, verified, from the parsed-form cache if warm
-    PackageIndex.build([(component, packages)])  immutable lookup: by_name, providers, component_of
+    PackageIndex([IndexPart(...)])             immutable lookup: by_name, providers, component_of
+    PackageIndex.build([(component, packages)])  the same from packages in memory
 
 Every problem with an index's content raises :class:`~minimirror.errors.ArchiveError` (a stanza-level one
-is an :class:`IndexFormatError` with ``index``, ``line`` and ``problem``); a sha256 that does not match
-raises :class:`~minimirror.errors.IntegrityError`.
+is an :class:`IndexFormatError` with ``index``, ``line`` and ``problem``).
 """
 
 from __future__ import annotations
@@ -19,18 +18,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import io
 import lzma
-import marshal
 import os
 import queue
 import shutil
-import struct
 import subprocess
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, BinaryIO
@@ -41,28 +37,32 @@ from minimirror._stanzas import (
     MAX_FIELD_BYTES,
     MAX_STANZA_BYTES,
     IndexFormatError,
+    Record,
     StanzaFields,
     iter_stanza_packages,
     iter_stanza_records,
 )
-from minimirror.atomic import write_atomically
-from minimirror.errors import ArchiveError, IntegrityError
+from minimirror.errors import ArchiveError
 from minimirror.package import Package
 
 __all__ = [
-    "CACHE_FORMAT",
     "MAX_FIELD_BYTES",
     "MAX_STANZA_BYTES",
     "IndexFormatError",
+    "IndexPart",
     "IndexSource",
+    "Numbers",
     "PackageIndex",
     "Provider",
     "StanzaFields",
     "field_of",
     "iter_decompressed",
     "iter_packages",
-    "load_index_cached",
+    "iter_records",
+    "materialize",
+    "name_table",
     "parse_provides",
+    "provided_table",
 ]
 
 IndexSource = str | os.PathLike[str] | bytes
@@ -70,9 +70,6 @@ IndexSource = str | os.PathLike[str] | bytes
 
 Provider = tuple[Package, str | None]
 """A package providing a name, and the version it provides (``None`` for an unversioned Provides)."""
-
-CACHE_FORMAT = 3
-"""Bumped whenever the cache layout or what the parser extracts changes; other versions are rebuilt."""
 
 _BLOCK_BYTES = 16 << 20  # decompressed bytes handed to the parser at a time
 _INPUT_BYTES = 1 << 20  # compressed bytes fed to the decompressor at a time
@@ -85,9 +82,9 @@ _DECOMPRESSION_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 # --- streaming -------------------------------------------------------------------------------------------
 
 
-def iter_records(source: IndexSource, *, name: str | None = None) -> Iterator[_Record]:
+def iter_records(source: IndexSource, *, name: str | None = None) -> Iterator[Record]:
     """Like :func:`iter_packages`, as the parser's records: what the cache and the index keep."""
-    index = name if name is not None else _default_name(source)
+    index = name if name is not None else default_name(source)
     with _open(source) as stream:
         yield from iter_stanza_records(_decompressed_blocks(stream, index), index)
 
@@ -99,7 +96,7 @@ def iter_packages(source: IndexSource, *, name: str | None = None) -> Iterator[P
     by what the caller keeps plus a few blocks of a few MiB. xz and gzip decompression run in a helper
     thread (both release the GIL), overlapping the parse.
     """
-    index = name if name is not None else _default_name(source)
+    index = name if name is not None else default_name(source)
     with _open(source) as stream:
         yield from iter_stanza_packages(_decompressed_blocks(stream, index), index)
 
@@ -107,12 +104,12 @@ def iter_packages(source: IndexSource, *, name: str | None = None) -> Iterator[P
 def iter_decompressed(source: IndexSource, *, name: str | None = None) -> Iterator[bytes]:
     """The decompressed bytes of an index (xz, gzip or plain, told by magic bytes), in blocks; a corrupt
     stream is an :class:`~minimirror.errors.ArchiveError` naming ``name``. Used for ``Sources`` indices."""
-    index = name if name is not None else _default_name(source)
+    index = name if name is not None else default_name(source)
     with _open(source) as stream:
         yield from _decompressed_blocks(stream, index)
 
 
-def _default_name(source: IndexSource) -> str:
+def default_name(source: IndexSource) -> str:
     return "<bytes>" if isinstance(source, bytes) else os.fspath(source)
 
 
@@ -290,122 +287,6 @@ def _drain(blocks: queue.Queue[bytes | BaseException]) -> None:
         return
 
 
-# --- the parsed-form cache -------------------------------------------------------------------------------
-
-# Header: magic, format version, sha256 of the index (raw 32 bytes), payload length, CRC-32 of the payload.
-# The payload is marshal (the fastest stdlib serializer for tuples of str/bytes/int) of a tuple of
-# (name, version, architecture, line, raw stanza) records. marshal is not safe against crafted input, so
-# the CRC is checked before it is loaded: a truncated or damaged file is rebuilt, never loaded.
-_MAGIC = b"MMPKGIX\x00"
-_HEADER = struct.Struct("<8sH32sQI")
-_Record = tuple[str, str, str, int, bytes]
-
-
-def load_index_cached(
-    source: IndexSource, sha256: str, cache_dir: str | os.PathLike[str], *, name: str | None = None
-) -> list[Package]:
-    """All packages of an index whose sha256 is ``sha256`` (of the file as given, compressed or not).
-
-    Warm: read from ``cache_dir/<sha256>.v<CACHE_FORMAT>.packages`` without parsing the text again.
-    Cold (no cache, or a cache file that fails validation): hash ``source``, refuse it with
-    :class:`IntegrityError` unless it matches, parse it, and write the cache atomically.
-    """
-    part = load_index_part(source, sha256, cache_dir, component="", name=name)
-    return [_materialize(entry, part.name) for entry in part.entries]
-
-
-def load_index_part(
-    source: IndexSource,
-    sha256: str,
-    cache_dir: str | os.PathLike[str],
-    *,
-    component: str,
-    name: str | None = None,
-) -> IndexPart:
-    """One index as a :class:`PackageIndex` part, from the parsed-form cache when warm (see
-    :func:`load_index_cached`). Warm, no :class:`Package` is made here: the index makes them on demand."""
-    index = name if name is not None else _default_name(source)
-    path = Path(cache_dir) / f"{sha256}.v{CACHE_FORMAT}.packages"
-    cached = _read_cache(path, sha256)
-    if cached is not None:
-        return IndexPart(component, index, *cached)
-    records = _parse_verified(source, sha256, index)
-    provides = provides_table(records)
-    names = name_table(records)
-    _write_cache(path, sha256, records, provides, names)
-    return IndexPart(component, index, records, provides, names)
-
-
-def _parse_verified(source: IndexSource, sha256: str, index: str) -> tuple[_Record, ...]:
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != sha256.lower():
-        raise IntegrityError(f"{index}: sha256 is {actual}, expected {sha256}; download the index again")
-    return tuple(iter_records(data, name=index))
-
-
-def _write_cache(
-    path: Path,
-    sha256: str,
-    records: tuple[_Record, ...],
-    provides: Mapping[int, Sequence[tuple[str, str | None]]],
-    names: Mapping[str, Sequence[int]],
-) -> None:
-    payload = marshal.dumps((records, dict(sorted(provides.items())), dict(names)))
-    header = _HEADER.pack(_MAGIC, CACHE_FORMAT, bytes.fromhex(sha256), len(payload), zlib.crc32(payload))
-    # Not durable: this is derived data, and a file torn by a crash fails its CRC and is rebuilt; syncing 50 MB
-    # would cost a cold run a fifth of its time.
-    write_atomically(path, header + payload)
-
-
-_Cached = tuple[Sequence[_Record], dict[int, tuple[tuple[str, str | None], ...]], dict[str, list[int]]]
-
-
-def _read_cache(path: Path, sha256: str) -> _Cached | None:
-    """The records, Provides table and name table of a valid cache file for ``sha256``; ``None`` when absent,
-    stale or damaged."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if len(data) < _HEADER.size:
-        return None
-    magic, version, digest, length, crc = _HEADER.unpack_from(data)
-    payload = memoryview(data)[_HEADER.size :]
-    if (magic, version, digest.hex(), length) != (_MAGIC, CACHE_FORMAT, sha256.lower(), len(payload)):
-        return None
-    if zlib.crc32(payload) != crc:
-        return None
-    try:
-        loaded = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-    return loaded if _well_formed(loaded) else None
-
-
-def _well_formed(loaded: object) -> bool:
-    """The shape we write. The CRC already vouches that the bytes are the ones we wrote, so one record and
-    one Provides entry stand for the rest; checking all 63,000 would cost a fifth of a warm load."""
-    if not (isinstance(loaded, tuple) and len(loaded) == 3):
-        return False
-    records, provides, names = loaded
-    if not (isinstance(records, tuple) and isinstance(provides, dict) and isinstance(names, dict)):
-        return False
-    a_name = next(iter(names.items()), None)
-    if a_name is not None and not (type(a_name[0]) is str and type(a_name[1]) is list):
-        return False
-    sample = records[:1]
-    shaped = all(
-        type(r) is tuple and len(r) == 5 and type(r[0]) is str and type(r[1]) is str and type(r[2]) is str
-        and type(r[3]) is int and type(r[4]) is bytes
-        for r in sample
-    )  # fmt: skip
-    first = next(iter(provides.items()), None)
-    return shaped and (
-        first is None or (type(first[0]) is int and 0 <= first[0] < len(records) and type(first[1]) is tuple)
-    )
-
-
 # --- lookup ----------------------------------------------------------------------------------------------
 
 
@@ -447,35 +328,40 @@ def _version_order(left: Package, right: Package) -> int:
 _ORDER_KEY = functools.cmp_to_key(_version_order)
 
 
-_Entry = Package | tuple[str, str, str, int, bytes]
-"""A package, or the cached record it is made from on demand: (name, version, architecture, line, raw)."""
+_Entry = Package | Record
+"""A package, or the record it is made from on demand: (name, version, architecture, line, raw stanza)."""
 _Key = tuple[str, str, str]
+
+Numbers = int | tuple[int, ...]
+"""Entry numbers in file order: a bare int for the common single one (a third of the cost to load)."""
 
 
 @dataclass(frozen=True, slots=True)
 class IndexPart:
-    """One index's entries in file order, and the Provides values of those that have one."""
+    """One index's entries in file order, with its lookup tables when they were kept (the parsed cache)."""
 
     component: str
     name: str
     entries: Sequence[_Entry]
-    provides: Mapping[int, Sequence[tuple[str, str | None]]] | None = None
-    """Entry number -> what it provides (name, version or None); None to read it from the entries."""
-    names: Mapping[str, Sequence[int]] | None = None
-    """Package name -> its entry numbers, in file order; None to read it from the entries."""
+    names: Mapping[str, Numbers] | None = None
+    """Package name -> its entry numbers; None to compute it from the entries."""
+    provided: Mapping[str, Numbers] | None = None
+    """Name in a Provides field -> the entry numbers that provide it; None to compute it from the entries."""
 
 
 class PackageIndex:
     """An immutable set of packages from one or more indices, with the component each came from.
 
-    Lazy: construction reads each part's name table (kept in the parsed cache, so a warm run does not walk the
-    63,000 entries) and checks only the packages that appear more than once; a :class:`Package` is made the
-    first time its name is looked up, so a resolution that touches a few hundred names never builds the rest.
-    Iteration is in (name, newest version first, architecture) order; :meth:`by_name` and :meth:`providers`
-    answer in that order too.
+    Lazy: construction reads nothing but each part's name table (kept in the parsed cache); a :class:`Package`
+    is made the first time its name is looked up (or a name it provides), so a resolution that touches a few
+    hundred names never reads the rest. The same (name, version, architecture) in several places (an ``all``
+    package in each ``binary-<arch>``) is kept once, from the first place, and must be the same file there:
+    checked when its name is first looked up, an :class:`~minimirror.errors.ArchiveError` naming both places
+    if not. Iteration is in (name, newest version first, architecture) order; :meth:`by_name` and
+    :meth:`providers` answer in that order too.
     """
 
-    __slots__ = ("_first", "_parts", "_provided", "_sorted")
+    __slots__ = ("_first", "_parts", "_provided", "_providers", "_sorted")
 
     def __init__(self, parts: Sequence[IndexPart]) -> None:
         self._parts = tuple(
@@ -485,57 +371,46 @@ class PackageIndex:
         # up: ordered like the indices, so it doubles as the package's position (apt's cache ID order).
         self._first: dict[_Key, int] = {}
         self._sorted: dict[str, tuple[Package, ...]] = {}
-        self._provided: dict[str, list[tuple[_Key, str | None]]] | None = None
-        self._check_repeated_names()
+        self._provided: list[Mapping[str, Numbers] | None] = [part.provided for part in self._parts]
+        self._providers: dict[str, tuple[Provider, ...]] = {}
 
-    def _codes(self, name: str) -> list[int]:
+    @classmethod
+    def build(cls, parts: Iterable[tuple[str, Iterable[Package]]]) -> PackageIndex:
+        """From ``(component, packages)`` pairs, e.g. one per ``<component>/binary-<arch>/Packages``."""
+        return cls([IndexPart(component, "", tuple(packages)) for component, packages in parts])
+
+    def _codes(self, numbers_of: Callable[[int], Numbers | None]) -> list[int]:
+        """``part number << 32 | entry number`` of the entries ``numbers_of(part number)`` gives, in index order."""
         codes: list[int] = []
-        for part_number, part in enumerate(self._parts):
-            numbers = part.names.get(name) if part.names is not None else None
-            if numbers:
+        for part_number in range(len(self._parts)):
+            numbers = numbers_of(part_number)
+            if numbers is not None:
                 base = part_number << 32
-                codes.extend(base | number for number in numbers)
+                if type(numbers) is int:
+                    codes.append(base | numbers)
+                else:
+                    codes.extend(base | number for number in numbers)  # type: ignore[union-attr]
         return codes
+
+    def _named(self, name: str) -> list[int]:
+        return self._codes(lambda number: self._parts[number].names.get(name))  # type: ignore[union-attr]
 
     def _entry(self, code: int) -> tuple[_Entry, IndexPart]:
         part = self._parts[code >> 32]
         return part.entries[code & 0xFFFFFFFF], part
-
-    def _check_repeated_names(self) -> None:
-        """The same (name, version, arch) twice must be the same file: checked eagerly, but only for names
-        that occur more than once (several versions, or an ``all`` package in each ``binary-<arch>``)."""
-        counts: dict[str, int] = {}
-        for part in self._parts:
-            assert part.names is not None
-            for name, numbers in part.names.items():
-                counts[name] = counts.get(name, 0) + len(numbers)
-        for name in sorted(name for name, count in counts.items() if count > 1):
-            seen: dict[_Key, int] = {}
-            for code in self._codes(name):
-                entry, _ = self._entry(code)
-                first = seen.setdefault(_entry_key(entry), code)
-                if first != code:
-                    self._check_same(first, code)
-
-    @classmethod
-    def build(cls, parts: Iterable[tuple[str, Iterable[Package]]]) -> PackageIndex:
-        """From ``(component, packages)`` pairs, e.g. one per ``<component>/binary-<arch>/Packages``.
-
-        The same (name, version, architecture) met twice (an ``all`` package in each ``binary-<arch>``)
-        is kept once, with the first component; met twice with different SHA256 it is an ArchiveError
-        naming both places.
-        """
-        return cls([IndexPart(component, "", tuple(packages)) for component, packages in parts])
 
     def by_name(self, name: str) -> tuple[Package, ...]:
         """Every package called ``name``, newest version first."""
         found = self._sorted.get(name)
         if found is None:
             packages = []
-            for code in self._codes(name):
+            for code in self._named(name):
                 entry, part = self._entry(code)
-                if self._first.setdefault(_entry_key(entry), code) == code:
-                    packages.append(_materialize(entry, part.name))
+                first = self._first.setdefault(_entry_key(entry), code)
+                if first == code:
+                    packages.append(materialize(entry, part.name))
+                else:
+                    self._check_same(first, code)
             found = tuple(packages) if len(packages) < 2 else tuple(sorted(packages, key=_ORDER_KEY))
             self._sorted[name] = found
         return found
@@ -543,32 +418,29 @@ class PackageIndex:
     def providers(self, name: str) -> tuple[Provider, ...]:
         """Every package whose Provides names ``name``, with the provided version (None if unversioned),
         in the order of :meth:`by_name` of the providing packages' names."""
-        provided = self._provided_table().get(name, ())
+        found = self._providers.get(name)
+        if found is None:
+            found = self._providers[name] = self._find_providers(name)
+        return found
+
+    def _find_providers(self, name: str) -> tuple[Provider, ...]:
+        providing: dict[_Key, None] = {}
+        for code in self._codes(lambda number: self._provided_table(number).get(name)):
+            entry, _ = self._entry(code)
+            providing[_entry_key(entry)] = None
         found: list[Provider] = []
-        for key, version in provided:
-            package = self.get(*key)
+        for key in providing:
+            package = self.get(*key)  # the kept copy of a stanza that is in several places
             if package is not None:
-                found.append((package, version))
+                found.extend((package, version) for provided, version in _provides(package) if provided == name)
         order = {p.key: (p.name, n) for p, _ in found for n, q in enumerate(self.by_name(p.name)) if q.key == p.key}
         return tuple(sorted(dict.fromkeys(found), key=lambda item: order[item[0].key]))
 
-    def _provided_table(self) -> dict[str, list[tuple[_Key, str | None]]]:
-        """Provided name -> (key, version), once, from each part's Provides table; the same key again in a
-        later part is the same stanza (checked at construction) and is skipped."""
-        if self._provided is None:
-            table: dict[str, list[tuple[_Key, str | None]]] = {}
-            seen: set[_Key] = set()
-            for part in self._parts:
-                provides = part.provides if part.provides is not None else provides_table(part.entries)
-                for number, items in provides.items():
-                    key = _entry_key(part.entries[number])
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                    for provided, version in items:
-                        table.setdefault(provided, []).append((key, version))
-            self._provided = table
-        return self._provided
+    def _provided_table(self, part_number: int) -> Mapping[str, Numbers]:
+        table = self._provided[part_number]
+        if table is None:
+            table = self._provided[part_number] = provided_table(self._parts[part_number].entries)
+        return table
 
     def component_of(self, package: Package) -> str:
         """The component (``main``, ...) the package was read from; KeyError if it is not in the index."""
@@ -597,7 +469,7 @@ class PackageIndex:
             yield from self.by_name(name)
 
     def __len__(self) -> int:
-        return len({_entry_key(entry) for part in self._parts for entry in part.entries})
+        return sum(len(self.by_name(name)) for name in self.names())
 
     def __contains__(self, package: object) -> bool:
         return isinstance(package, Package) and any(p.key == package.key for p in self.by_name(package.name))
@@ -608,16 +480,41 @@ class PackageIndex:
     def _check_same(self, first: int, second: int) -> None:
         (one, one_part), (two, two_part) = self._entry(first), self._entry(second)
         _check_same(
-            _materialize(one, one_part.name), one_part.component, _materialize(two, two_part.name), two_part.component
+            materialize(one, one_part.name), one_part.component, materialize(two, two_part.name), two_part.component
         )
 
 
-def name_table(entries: Sequence[_Entry]) -> dict[str, list[int]]:
+def name_table(entries: Sequence[_Entry]) -> dict[str, Numbers]:
     """Package name -> entry numbers in file order: what a part's lookups go through."""
     table: dict[str, list[int]] = {}
     for number, entry in enumerate(entries):
         table.setdefault(entry[0] if type(entry) is tuple else entry.name, []).append(number)  # type: ignore[union-attr]
-    return table
+    return _compact(table)
+
+
+def provided_table(entries: Sequence[_Entry]) -> dict[str, Numbers]:
+    """Name in a Provides field -> the entries providing it (a quick byte search finds the stanzas to parse)."""
+    table: dict[str, list[int]] = {}
+    for number, entry in enumerate(entries):
+        if isinstance(entry, Package):
+            raw = entry.fields.raw if isinstance(entry.fields, StanzaFields) else None
+        else:
+            raw = entry[4]
+        # A cheap prefilter, case-insensitive as deb822 field names are; a "provides:" inside another field's
+        # text only costs a lookup that finds nothing. (A regex with re.I|re.M per stanza was four times slower.)
+        if raw is None or b"provides:" in raw.lower():
+            for provided in dict.fromkeys(name for name, _ in _provides(materialize(entry, ""))):
+                table.setdefault(provided, []).append(number)
+    return _compact(table)
+
+
+def _compact(table: dict[str, list[int]]) -> dict[str, Numbers]:
+    return {name: numbers[0] if len(numbers) == 1 else tuple(numbers) for name, numbers in table.items()}
+
+
+def _provides(package: Package) -> list[tuple[str, str | None]]:
+    value = field_of(package, "Provides")
+    return parse_provides(value) if value else []
 
 
 def _entry_key(entry: _Entry) -> _Key:
@@ -626,29 +523,12 @@ def _entry_key(entry: _Entry) -> _Key:
     return (entry[0], entry[1], entry[2])
 
 
-def _materialize(entry: _Entry, index: str) -> Package:
+def materialize(entry: _Entry, index: str) -> Package:
+    """The :class:`Package` of an entry; ``index`` names the file its errors point to."""
     if isinstance(entry, Package):
         return entry
     name, version, arch, line, raw = entry
     return Package(name, version, arch, StanzaFields(raw, index, line))
-
-
-def provides_table(entries: Sequence[_Entry]) -> dict[int, tuple[tuple[str, str | None], ...]]:
-    """Entry number -> what it provides, for the entries with a Provides field (a quick byte search first)."""
-    table: dict[int, tuple[tuple[str, str | None], ...]] = {}
-    for number, entry in enumerate(entries):
-        raw = entry.fields.raw if isinstance(entry, Package) and isinstance(entry.fields, StanzaFields) else None
-        if isinstance(entry, Package) and raw is None:
-            value = entry.field("Provides")
-        # A cheap prefilter, case-insensitive as deb822 field names are; a "provides:" inside another field's
-        # text only costs a lookup that finds nothing. (A regex with re.I|re.M per stanza was four times slower.)
-        elif b"provides:" in (raw if raw is not None else entry[4]).lower():  # type: ignore[index]
-            value = _materialize(entry, "").field("Provides")
-        else:
-            continue
-        if value:
-            table[number] = tuple(parse_provides(value))
-    return table
 
 
 def _check_same(first: Package, first_component: str, second: Package, second_component: str) -> None:

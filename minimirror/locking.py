@@ -27,7 +27,8 @@ from minimirror.cache import Cache
 from minimirror.download import Downloader, make_client
 from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
 from minimirror.filelock import cache_lock
-from minimirror.index import PackageIndex, load_index_part
+from minimirror.index import PackageIndex
+from minimirror.indexcache import load_index_part
 from minimirror.lockfile import (
     Lock,
     LockedPackage,

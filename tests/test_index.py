@@ -18,9 +18,9 @@ from minimirror.index import (
     StanzaFields,
     field_of,
     iter_packages,
-    load_index_cached,
     parse_provides,
 )
+from minimirror.indexcache import load_index_cached, load_index_part
 from minimirror.package import Package
 
 REAL_INDEX = (
@@ -185,8 +185,11 @@ def test_duplicate_field_in_lazy_parse_names_both_lines() -> None:
 def test_same_package_with_different_sha256_names_both() -> None:
     first = parse(GOOD + "SHA256: 11\n", name="main/Packages")
     second = parse("\n" + GOOD + "SHA256: 22\n", name="contrib/Packages")
-    with pytest.raises(ArchiveError, match=r"a_1_all .*11 in main/Packages:1 \(main\).*22 in contrib/Packages:2"):
-        PackageIndex.build([("main", first), ("contrib", second)])
+    inconsistent = PackageIndex.build([("main", first), ("contrib", second)])  # checked when looked up
+    pattern = r"a_1_all .*11 in main/Packages:1 \(main\).*22 in contrib/Packages:2"
+    for look_up in (lambda: inconsistent.by_name("a"), lambda: list(inconsistent), lambda: len(inconsistent)):
+        with pytest.raises(ArchiveError, match=pattern):
+            look_up()
     index = PackageIndex.build([("main", first), ("contrib", parse(GOOD + "SHA256: 11\n"))])
     assert len(index) == 1
     assert index.component_of(first[0]) == "main"
@@ -237,7 +240,6 @@ def test_providers_keep_versioned_provides_and_components() -> None:
 
 
 def test_providers_are_found_whatever_the_field_name_case_and_from_the_parsed_cache(tmp_path: Path) -> None:
-    from minimirror.index import load_index_part
 
     text = stanza("a", "1", extra="PROVIDES: virt") + stanza("b", "1", extra="Description: provides: nothing")
     data = text.encode()
@@ -269,15 +271,15 @@ def test_cache_round_trip_and_warm_load_skips_parsing(tmp_path: Path, monkeypatc
     data = lzma.compress(TEXT.encode())
     cold = load_index_cached(data, sha(data), tmp_path, name="idx")
     assert snapshot(cold) == snapshot(parse(TEXT))
-    import minimirror.index as module
+    import minimirror.indexcache as module
 
-    monkeypatch.setattr(module, "iter_packages", lambda *a, **k: pytest.fail("warm load parsed the text"))
+    monkeypatch.setattr(module, "iter_records", lambda *a, **k: pytest.fail("warm load parsed the text"))
     warm = load_index_cached(b"not even read", sha(data), tmp_path, name="idx")
     assert snapshot(warm) == snapshot(cold)
     assert [p.fields.line for p in warm] == [1, 15]  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty", "other-version"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "flip-table", "garbage", "empty", "other-version"])
 def test_damaged_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     data = TEXT.encode()
     load_index_cached(data, sha(data), tmp_path)
@@ -287,6 +289,8 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
         content = content[: len(content) - 7]
     elif damage == "flip":
         content[-20] ^= 0xFF
+    elif damage == "flip-table":
+        content[90] ^= 0xFF  # inside the table, just after the 62-byte header
     elif damage == "garbage":
         content = bytearray(random.Random(1).randbytes(len(content)))
     elif damage == "empty":
@@ -296,6 +300,46 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     cache_file.write_bytes(bytes(content))
     assert snapshot(load_index_cached(data, sha(data), tmp_path)) == snapshot(parse(TEXT))
     assert cache_file.read_bytes() != bytes(content)  # rewritten
+
+
+def _warm_index(tmp_path: Path, source: Path, sha256: str) -> PackageIndex:
+    return PackageIndex([load_index_part(source, sha256, tmp_path / "parsed", component="main", name="idx")])
+
+
+def test_warm_lookups_read_only_their_records_and_a_damaged_one_is_parsed_again(tmp_path: Path) -> None:
+    text = "".join(stanza(f"p{n}", "1", extra=f"Provides: v{n}") for n in range(50))
+    source = tmp_path / "Packages"
+    source.write_text(text)
+    digest = sha(source.read_bytes())
+    _warm_index(tmp_path, source, digest)  # cold: parses and writes the cache
+    (cache_file,) = (tmp_path / "parsed").iterdir()
+    content = bytearray(cache_file.read_bytes())
+    at = content.rindex(b"Package: p49")  # inside the last record
+    content[at + 9] ^= 0x01  # "p49" -> "q49": a different but well-formed record, caught by its CRC only
+    cache_file.write_bytes(bytes(content))
+
+    index = _warm_index(tmp_path, source, digest)
+    assert [p.name for p in index.by_name("p3")] == ["p3"]
+    assert [p.name for p, _ in index.providers("v7")] == ["p7"]
+    assert cache_file.read_bytes() == bytes(content)  # the damaged record was not read, nothing rebuilt
+
+    assert [p.key for p in index.by_name("p49")] == [("p49", "1", "amd64")]  # the damage is found and repaired
+    assert cache_file.read_bytes() != bytes(content)
+    assert [p.name for p, _ in _warm_index(tmp_path, source, digest).providers("v49")] == ["p49"]
+
+
+def test_a_damaged_record_whose_index_is_gone_is_a_clear_error(tmp_path: Path) -> None:
+    source = tmp_path / "Packages"
+    source.write_text(stanza("a", "1"))
+    digest = sha(source.read_bytes())
+    _warm_index(tmp_path, source, digest)
+    (cache_file,) = (tmp_path / "parsed").iterdir()
+    content = bytearray(cache_file.read_bytes())
+    content[-3] ^= 0xFF
+    cache_file.write_bytes(bytes(content))
+    source.unlink()
+    with pytest.raises(ArchiveError, match=r"cannot read the index idx .*run the command again online"):
+        _warm_index(tmp_path, source, digest).by_name("a")
 
 
 def test_cache_refuses_data_with_another_sha256(tmp_path: Path) -> None:
