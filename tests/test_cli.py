@@ -53,3 +53,25 @@ def test_sources_default_comes_from_mirror_source_dir(
     monkeypatch.setenv("MIRROR_SOURCE_DIR", f"{tmp_path}/from-env")
     assert main(["sources", "check"]) == 2
     assert "from-env" in capsys.readouterr().err
+
+
+def test_every_listed_command_loads_under_its_name() -> None:
+    from minimirror.cli import commands
+
+    assert commands.NAMES == tuple(sorted(commands.NAMES))
+    for name in commands.NAMES:
+        command = commands.load(name)
+        assert command is not None and command.name == name
+    assert commands.load("no-such-command") is None
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    # What a lock pays for at start-up: the image and publish commands' imports are not among it.
+    probe = (
+        "import sys; from minimirror.cli import main; main(['why', '--help']); "
+        "print(sorted(m for m in sys.modules if m.startswith('minimirror.cli.')))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = result.stdout.strip().splitlines()[-1]
+    assert "minimirror.cli.lock" in loaded
+    assert "minimirror.cli.image" not in loaded and "minimirror.cli.publish" not in loaded

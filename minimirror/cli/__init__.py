@@ -16,6 +16,7 @@ import click
 from rich.logging import RichHandler
 
 from minimirror import __version__
+from minimirror.cli import commands
 from minimirror.cli._common import Invocation, err_console
 from minimirror.errors import MinimirrorError
 
@@ -30,7 +31,14 @@ def _report(exc: MinimirrorError, *, verbose: int) -> None:
 
 
 class _Group(click.Group):
-    """A group that turns minimirror's own errors into one clean message and an exit code."""
+    """A group that turns minimirror's own errors into one clean message and an exit code, and imports a
+    command's module only when that command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(commands.NAMES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return commands.load(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -59,14 +67,6 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """minimirror: lock, review and build offline APT mirrors that people can trust."""
     ctx.obj = Invocation(verbose=verbose, quiet=quiet)
     _configure_logging(verbose, quiet)
-
-
-def _register() -> None:
-    # Each command group lives in its own module; importing registers nothing by side effect.
-    from minimirror.cli import commands
-
-    for command in commands.ALL:
-        cli.add_command(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,5 +103,3 @@ def entry() -> None:
     """The console script."""
     sys.exit(main())
 
-
-_register()
