@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -192,7 +191,7 @@ def test_cli_prints_the_apt_line_and_stops_on_ctrl_c(out: Path) -> None:
     cmd = [sys.executable, "-m", "minimirror", "serve", str(out), "--port", "0"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
         try:
-            first, second = _readline(proc), _readline(proc)
+            first, second = _readlines(proc, 2)
             assert first.startswith(f"serving {out} at http://127.0.0.1:")
             url = first.split(" at ", 1)[1].split("/ ", 1)[0]
             assert second == f"deb [signed-by={out.resolve()}/signing-key.gpg] {url}/fixture stable main"
@@ -208,8 +207,13 @@ def test_cli_prints_the_apt_line_and_stops_on_ctrl_c(out: Path) -> None:
                 proc.wait(timeout=10)
 
 
-def _readline(proc: subprocess.Popen[str]) -> str:
+def _readlines(proc: subprocess.Popen[str], count: int) -> list[str]:
+    """The first ``count`` lines of the child's stdout, waiting at most 20 s. (select() on the pipe would miss
+    a second line already read into the text wrapper's buffer together with the first.)"""
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], 20)
-    assert ready, "minimirror serve printed nothing within 20 s"
-    return proc.stdout.readline().rstrip("\n")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout.readline().rstrip("\n") for _ in range(count)))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive(), f"minimirror serve printed {lines} and nothing more within 20 s"
+    return lines
