@@ -24,7 +24,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _loopback import DEBIAN_KEYRING, AptRoot, ChildRun, run_child, serve_directory, shared_data_dir
+from _loopback import (
+    DEBIAN_KEYRING,
+    AptRoot,
+    ChildRun,
+    byte_compile_minimirror,
+    run_child,
+    serve_directory,
+    shared_data_dir,
+)
 
 QUERIES = ("curl", "git", "openssh-server", "python3", "vim-tiny")
 
@@ -143,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if not DEBIAN_KEYRING.is_file():
         print(f"skipped: {DEBIAN_KEYRING} is missing (apt-get install debian-archive-keyring)")
         return 0
+    byte_compile_minimirror()
     with tempfile.TemporaryDirectory(prefix="bench-lock-") as tmp, serve_directory(data / "debian-bookworm") as url:
         work = Path(tmp)
         cold, warm = minimirror_runs(work, url, options.repeat)
