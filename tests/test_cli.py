@@ -55,10 +55,13 @@ def test_sources_default_comes_from_mirror_source_dir(
     assert "from-env" in capsys.readouterr().err
 
 
-def test_every_listed_command_loads_under_its_name() -> None:
+def test_every_listed_command_loads_under_its_name(capsys: pytest.CaptureFixture[str]) -> None:
     from minimirror.cli import commands
 
-    assert commands.NAMES == tuple(sorted(commands.NAMES))
+    assert main(["--help"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.split("Commands:")[1].splitlines() if line.strip()]
+    assert listed == list(commands.NAMES)
+    assert {"lock", "fetch", "publish", "build", "image", "verify"} <= set(listed)
     for name in commands.NAMES:
         command = commands.load(name)
         assert command is not None and command.name == name

@@ -102,4 +102,3 @@ def _run(argv: Sequence[str] | None) -> int:
 def entry() -> None:
     """The console script."""
     sys.exit(main())
-
