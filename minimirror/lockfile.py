@@ -35,13 +35,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
 
 from debian.debian_support import Version, version_compare
 
-from minimirror.archive import Snapshot
 from minimirror.atomic import write_atomically
 from minimirror.errors import LockError
+
+if TYPE_CHECKING:  # only for a type: importing minimirror.archive (release parsing, deb822) costs ~20 ms at start-up
+    from minimirror.archive import Snapshot
 
 __all__ = [
     "SCHEMA",
@@ -312,19 +314,22 @@ _NODE = _matching(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*/[a-z0-9][a-z0-9-]*", "'<name>/<
 _TOKEN = _matching(r"[^\s\\\x00-\x1f\x7f]+", "a name without spaces or control characters")
 _RELEASE = _matching(r"InRelease|Release", "'InRelease' or 'Release'")
 _URL = _matching(r"(?:https?|file)://[^\s\x00-\x1f\x7f]+", "an http://, https:// or file:// URL")
+_VERSION_CHARS = _matching(r"[0-9A-Za-z][0-9A-Za-z.+~:-]*", "a Debian version")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _text(value: str) -> str | None:
     """Free text (a query, an origin): one line, no control characters."""
-    return f"{value!r} contains a control character" if re.search(r"[\x00-\x1f\x7f]", value) else None
+    return f"{value!r} contains a control character" if _CONTROL.search(value) else None
 
 
 def _query(value: str) -> str | None:
     return "a query is never empty" if not value.strip() else _text(value)
 
 
+@functools.lru_cache(maxsize=4096)  # a pure check; a lock repeats versions (a package's and its source's)
 def _version(value: str) -> str | None:
-    problem = _matching(r"[0-9A-Za-z][0-9A-Za-z.+~:-]*", "a Debian version")(value)
+    problem = _VERSION_CHARS(value)
     if problem is None:
         try:
             Version(value)
@@ -342,7 +347,7 @@ def _relative_path(value: str, *, prefix: str = "") -> str | None:
     segments = value.split("/")
     if ".." in segments:
         return f"{value!r} contains '..'"
-    if "\\" in value or re.search(r"[\x00-\x1f\x7f]", value):
+    if "\\" in value or _CONTROL.search(value):
         return f"{value!r} contains a backslash or a control character"
     if "" in segments or "." in segments:
         return f"{value!r} is not a plain relative file path (empty or '.' part)"
@@ -520,10 +525,21 @@ def _scan_locations(text: str) -> dict[tuple[str, int, str], _Where]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
 class _Context:
-    path: str
-    locations: Mapping[tuple[str, int, str], _Where]
+    """The file being read: its name, and (scanned only when an error needs it) where its keys are."""
+
+    __slots__ = ("_locations", "path", "text")
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+        self._locations: Mapping[tuple[str, int, str], _Where] | None = None
+
+    @property
+    def locations(self) -> Mapping[tuple[str, int, str], _Where]:
+        if self._locations is None:
+            self._locations = _scan_locations(self.text)
+        return self._locations
 
     def fail(self, line: int, column: int, message: str) -> NoReturn:
         raise LockError(f"{self.path}:{line}:{column}: {message}")
@@ -594,12 +610,17 @@ def _type_name(value: object) -> str:
     return names.get(type(value), "a table" if isinstance(value, dict) else f"a {type(value).__name__}")
 
 
-def _read_fields(table: Any, fields: Sequence[_Field], place: _Place) -> dict[str, Any]:
+@functools.cache
+def _known_keys(fields: tuple[_Field, ...]) -> frozenset[str]:
+    return frozenset(spec.key for spec in fields)
+
+
+def _read_fields(table: Any, fields: tuple[_Field, ...], place: _Place) -> dict[str, Any]:
     """The fields of one table, typed and checked; unknown keys are errors (a typo must not pass silently)."""
     if not isinstance(table, dict):
         place.fail(f"must be a table, not {_type_name(table)}")
-    known = {spec.key for spec in fields}
-    for key in sorted(set(table) - known):
+    known = _known_keys(fields)
+    for key in sorted(table.keys() - known):
         place.fail(f"has an unknown field {key!r} (known: {', '.join(spec.key for spec in fields)})", key, at_key=True)
     values: dict[str, Any] = {}
     for spec in fields:
@@ -788,7 +809,7 @@ def _reachable_from_queries(packages: Sequence[LockedPackage]) -> set[str]:
 
 def loads_lock(text: str, *, path: Path | str) -> Lock:
     """Read a lock from its text, strictly. ``path`` is named in every error (``path:line:column: problem``)."""
-    context = _Context(str(path), _scan_locations(text))
+    context = _Context(str(path), text)
     document = _parse_toml(text, context)
     top = _Place(context, "", 0, "")
     _check_schema(document, top)
@@ -850,7 +871,7 @@ def read_locks(locks_dir: Path | str) -> tuple[Lock, ...]:
         lock = loads_lock(text, path=path)
         expected = f"{path.parent.name}/{path.stem}"
         if lock.source.id != expected:
-            place = _Place(_Context(str(path), _scan_locations(text)), "source", 0, "[source]")
+            place = _Place(_Context(str(path), text), "source", 0, "[source]")
             place.fail(f"id {lock.source.id!r} does not match the file's place (expected {expected!r})", "id")
         locks.append(lock)
     return tuple(sorted(locks, key=lambda lock: lock.source.id))
