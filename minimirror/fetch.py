@@ -14,9 +14,10 @@ of the blobs already present (no network, no writes); :func:`fetch` applies the 
 - Blobs already present with the right size are re-hashed (a tampered or rotted blob is removed, named in a
   warning and downloaded again): that check is what makes the cache trustworthy, and costs a read of the cache.
 - Downloads run in a bounded thread pool over one shared ``httpx.Client`` (connections are reused; proxies come
-  from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``). Each file goes through ``cache/partial/<sha256>.part`` and is
-  resumed with ``Range: bytes=N-`` after a cut (:meth:`~minimirror.download.Downloader.download_resumable`),
-  with the Downloader's retries and backoff.
+  from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``), the largest files first so that no big file is left to
+  finish alone at the end. Each file goes through ``cache/partial/<sha256>.part`` and is resumed with
+  ``Range: bytes=N-`` after a cut (:meth:`~minimirror.download.Downloader.download_resumable`), with the
+  Downloader's retries and backoff.
 - A file gone upstream (404/410) is tried at each ``fallback_urls`` base in order (a snapshot archive, say).
 - Every failure is collected; :func:`fetch` then raises one :class:`FetchFailures` naming each file, its
   packages, the URLs tried and what to do. A complete cache makes no network request at all.
@@ -352,14 +353,23 @@ def _download_all(
     tally.add()
     own = client is None
     http = client if client is not None else make_client(max_connections=config.jobs)
+    # Largest first: a big file started last would finish alone on one connection, long after the others.
+    # The failures are still reported in the plan's order.
+    largest_first = sorted(items, key=lambda item: item.size, reverse=True)
     try:
         downloader = Downloader(http, retry=config.retry)
         with ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="minimirror-fetch") as pool:
-            outcomes = list(pool.map(lambda item: _download_one(downloader, cache, item, tally), items))
+            outcomes = dict(
+                zip(
+                    (item.sha256 for item in largest_first),
+                    pool.map(lambda item: _download_one(downloader, cache, item, tally), largest_first),
+                    strict=True,
+                )
+            )
     finally:
         if own:
             http.close()
-    return tuple(outcome for outcome in outcomes if outcome is not None)
+    return tuple(outcome for item in items if (outcome := outcomes[item.sha256]) is not None)
 
 
 def _download_one(downloader: Downloader, cache: Cache, item: FetchItem, tally: _Tally) -> FetchFailure | None:

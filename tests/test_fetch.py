@@ -250,3 +250,26 @@ def test_plan_reads_each_sha_once_across_locks_and_sees_what_is_present(locked: 
     again = plan_fetch([lock], cache)
     assert [item.filename for item in again.reuse] == [web.filename] and len(again.download) == 4
     assert len(locked.server.log) == 0
+
+
+def test_downloads_start_with_the_largest_file_and_failures_keep_the_plan_order(locked: Locked) -> None:
+    assert fetch(locked.config(jobs=1)).downloaded == 5
+    by_size = sorted(locked.lock.packages, key=lambda p: p.size, reverse=True)
+    assert pool_requests(locked.server) == [f"/{p.filename}" for p in by_size]  # one worker: the order it ran
+    gone = sorted(p.filename for p in by_size[:2]) + sorted(p.filename for p in by_size[-2:])
+    for filename in gone:
+        (locked.archive_root / filename).unlink()
+    shutil.rmtree(locked.cache.root / "blobs")
+    with pytest.raises(FetchError) as caught:
+        fetch(locked.config())
+    assert [f.filename for f in caught.value.failures] == sorted(gone)  # type: ignore[attr-defined]
+
+
+def test_a_complete_cache_is_checked_even_where_no_http_client_can_be_made(
+    locked: Locked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fetch(locked.config())
+    locked.server.log.clear()
+    monkeypatch.setenv("SSL_CERT_FILE", str(locked.root / "no-such-ca-bundle.pem"))  # httpx.Client() would fail
+    assert fetch(locked.config()) == FetchReport(downloaded=0, reused=5, bytes_downloaded=0)
+    assert len(locked.server.log) == 0
