@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from minimirror.atomic import write_atomically
 from minimirror.cache import Cache
 from minimirror.download import Downloader
-from minimirror.errors import ArchiveError, FetchError, IntegrityError, SignatureError
+from minimirror.errors import ArchiveError, IntegrityError, SignatureError
 from minimirror.release import IndexEntry, ReleaseFile, parse_release
 from minimirror.signature import Verified, dearmor, verify_clearsigned, verify_detached
 
@@ -137,19 +137,23 @@ def fetch_index(
     if release.acquire_by_hash:
         directory = index.path.rsplit("/", 1)[0]
         urls.insert(0, f"{upstream.dist_url}{directory}/by-hash/SHA256/{index.sha256}")
+    # Through the cache's partial folder, as pool files go: a download cut or killed half-way is continued by
+    # the next run (and the by-hash and plain URLs continue the same bytes), never left behind as a stray file.
+    partial = cache.partial_path(index.sha256)
     for url in urls:
+        missing_ok = url != urls[-1]
         try:
-            downloader.download(url, destination, size=index.size, sha256=index.sha256)
-            return destination
+            done = downloader.download_resumable(
+                url, destination, partial, size=index.size, sha256=index.sha256, missing_ok=missing_ok
+            )
         except IntegrityError as exc:
             raise IntegrityError(
                 f"{plain_url}: refused, it does not match the signed Release ({exc}). The archive may be "
                 "changing under a sync (try again later) or something altered it on the way."
             ) from exc
-        except FetchError as exc:
-            if url == urls[-1] or "HTTP 404" not in exc.reason:
-                raise
-            log.debug("no by-hash copy at %s, falling back to the plain name", url)
+        if done is not None:
+            return destination
+        log.debug("no by-hash copy at %s, falling back to the plain name", url)
     raise AssertionError("unreachable: the last URL either returned or raised")
 
 

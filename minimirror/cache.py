@@ -3,6 +3,7 @@
 Layout below the cache directory (default ``$XDG_CACHE_HOME/minimirror``, else ``~/.cache/minimirror``)::
 
     blobs/sha256/<2 hex>/<sha256>     any file we verified by hash: indices, pool files
+    partial/<sha256>.part             a download in progress (or cut): the next try continues it
     releases/<upstream key>/<name>    the last InRelease (or Release + Release.gpg) fetched for an upstream
     keys/<sha256 of the key URL>      the last key fetched from an http(s) key URL
     parsed/                           parsed indices (see minimirror.index), keyed by the index's sha256
@@ -39,9 +40,12 @@ class Cache:
     root: Path
 
     def blob_path(self, sha256: str) -> Path:
-        if not _HEX64.match(sha256):
-            raise IntegrityError(f"not a sha256 hex digest: {sha256!r}")
-        return self.root / "blobs" / "sha256" / sha256[:2] / sha256
+        return self.root / "blobs" / "sha256" / sha256[:2] / _checked(sha256)
+
+    def partial_path(self, sha256: str) -> Path:
+        """Where the download of the blob ``sha256`` gathers its bytes until they are verified and renamed in:
+        one name per blob, so that a cut or killed download is continued by the next run, not left behind."""
+        return self.root / "partial" / f"{_checked(sha256)}.part"
 
     def has_blob(self, sha256: str, size: int | None = None) -> bool:
         path = self.blob_path(sha256)
@@ -77,3 +81,10 @@ class Cache:
     @property
     def parsed_dir(self) -> Path:
         return self.root / "parsed"
+
+
+def _checked(sha256: str) -> str:
+    """``sha256`` if it is a hex digest: names built from it never leave their folder."""
+    if not _HEX64.match(sha256):
+        raise IntegrityError(f"not a sha256 hex digest: {sha256!r}")
+    return sha256

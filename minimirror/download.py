@@ -5,22 +5,19 @@ own). The client honours ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (httpx's ``
 connections, and follows redirects to http(s) only. Transient failures are retried with exponential
 backoff: 5xx and 429 answers, connection errors and resets, timeouts, and bodies cut short (httpx reports
 a body shorter than its Content-Length as a protocol error; a known length or hash catches the rest).
-A file is written to a temporary name beside its destination and renamed only once its size and sha256
-match, so a destination never holds an unverified or partial file.
-
-:meth:`Downloader.download_resumable` keeps what arrived in a named partial file instead and continues it with a
-single byte range (``Range: bytes=N-``, RFC 9110 §14.2): a ``206`` whose ``Content-Range`` starts at ``N`` is
-appended, a ``200`` (a server or proxy without ranges) starts over, a ``416`` drops the partial file; the whole
-file's sha256 is checked at the end either way, so a resumed file is as trustworthy as one read in one go.
+:meth:`Downloader.download_resumable` writes a file to a named partial file and renames it to its destination
+only once its size and sha256 match, so a destination never holds an unverified or partial file; an interrupted
+download is continued from the partial file with a single byte range (``Range: bytes=N-``, RFC 9110 §14.2): a
+``206`` whose ``Content-Range`` starts at ``N`` is appended, a ``200`` (a server or proxy without ranges) starts
+over, a ``416`` drops the partial file; the whole file's sha256 is checked at the end either way, so a resumed
+file is as trustworthy as one read in one go.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -144,28 +141,6 @@ class Downloader:
             return body
 
         return self._with_retries(url, attempt)
-
-    def download(self, url: str, dest: Path, *, size: int | None = None, sha256: str | None = None) -> DownloadResult:
-        """Stream ``url`` into ``dest`` atomically; a size or sha256 mismatch is retried, then refused."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-
-        def attempt() -> DownloadResult:
-            digest = hashlib.sha256()
-            written = 0
-            with _temporary_beside(dest) as (handle, tmp_path), self._open(url) as response:
-                assert response is not None
-                for chunk in _iter_body(response, url, size):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    written += len(chunk)
-                handle.flush()
-                _check(url, written, digest.hexdigest(), size=size, sha256=sha256)
-                tmp_path.replace(dest)
-            return DownloadResult(url=url, path=dest, size=written, sha256=digest.hexdigest())
-
-        result = self._with_retries(url, attempt)
-        assert result is not None
-        return result
 
     def download_resumable(
         self,
@@ -430,14 +405,3 @@ def _hint_for_status(status: int) -> str:
     if status in (401, 403):
         return "The server refused access: check credentials or proxy settings."
     return "Check the URL and try again."
-
-
-@contextmanager
-def _temporary_beside(dest: Path) -> Iterator[tuple[BinaryIO, Path]]:
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp_path = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle, tmp_path
-    finally:
-        tmp_path.unlink(missing_ok=True)

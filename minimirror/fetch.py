@@ -53,7 +53,6 @@ __all__ = [
     "FetchProgress",
     "FetchReport",
     "fetch",
-    "partial_path",
     "plan_fetch",
 ]
 
@@ -248,11 +247,6 @@ def _size_of(path: Path) -> int | None:
         return None
 
 
-def partial_path(cache: Cache, sha256: str) -> Path:
-    """Where the download of ``sha256`` accumulates until it is complete and verified."""
-    return cache.root / "partial" / f"{sha256}.part"
-
-
 # --- applying the plan --------------------------------------------------------------------------------
 
 
@@ -383,7 +377,7 @@ def _download_one(downloader: Downloader, cache: Cache, item: FetchItem, tally: 
             result = downloader.download_resumable(
                 url,
                 item.dest,
-                partial_path(cache, item.sha256),
+                cache.partial_path(item.sha256),
                 size=item.size,
                 sha256=item.sha256,
                 missing_ok=True,

@@ -214,6 +214,28 @@ def test_503s_truncated_bodies_and_resets_are_survived_by_retries(
     ]
 
 
+def test_an_index_download_cut_short_is_continued_by_the_next_run_and_leaves_no_stray_file(
+    archive: FixtureArchive, server: LoopbackServer, client: httpx.Client, tmp_path: Path
+) -> None:
+    cache = Cache(tmp_path / "c")
+    server.faults.truncate("*/by-hash/*", after_bytes=100, times=1)
+    with pytest.raises(FetchError, match="by-hash"):
+        open_snapshot(upstream_for(archive, server), downloader=Downloader(client, retry=RetryPolicy(1)), cache=cache)
+    (kept,) = (tmp_path / "c" / "partial").iterdir()
+    assert kept.stat().st_size == 100
+
+    server.log.clear()
+    snapshot = open_snapshot(
+        upstream_for(archive, server), downloader=Downloader(client, retry=FAST_RETRY), cache=cache
+    )
+    ranges = [r.header("Range") for r in server.log.records() if "/by-hash/" in r.path]
+    assert ranges == ["bytes=100-"]
+    assert cache.read_blob(snapshot.indices[0].sha256) == archive.index_path("main", "amd64", "xz").read_bytes()
+    assert list((tmp_path / "c" / "partial").iterdir()) == []
+    strays = [p.name for p in (tmp_path / "c" / "blobs").rglob("*") if p.is_file() and p.name.startswith(".")]
+    assert strays == []
+
+
 def test_persistent_failure_names_the_url_and_what_to_try(
     archive: FixtureArchive, server: LoopbackServer, downloader: Downloader, tmp_path: Path
 ) -> None:

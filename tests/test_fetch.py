@@ -21,7 +21,7 @@ from minimirror.cache import Cache
 from minimirror.cli import main
 from minimirror.download import RetryPolicy
 from minimirror.errors import FetchError, IntegrityError
-from minimirror.fetch import FetchConfig, FetchReport, fetch, partial_path, plan_fetch
+from minimirror.fetch import FetchConfig, FetchReport, fetch, plan_fetch
 from minimirror.lockfile import Lock, LockedPackage, read_lock
 
 BIG_PAYLOAD = random.Random(5).randbytes(300_000)  # incompressible: the .deb is ~300 kB, many read chunks
@@ -143,8 +143,8 @@ def test_truncated_body_is_resumed_with_a_range_request(locked: Locked) -> None:
 
 def test_partial_file_from_an_earlier_run_is_continued(locked: Locked) -> None:
     big = locked.package("bigdata")
-    partial = partial_path(locked.cache, big.sha256)
-    partial.parent.mkdir(parents=True)
+    partial = locked.cache.partial_path(big.sha256)
+    partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_bytes((locked.archive_root / big.filename).read_bytes()[:123_456])
     fetch(locked.config())
     records = [r for r in locked.server.log if r.path == f"/{big.filename}"]
@@ -154,8 +154,8 @@ def test_partial_file_from_an_earlier_run_is_continued(locked: Locked) -> None:
 
 def test_a_wrong_partial_file_is_caught_by_the_whole_file_hash(locked: Locked) -> None:
     big = locked.package("bigdata")
-    partial = partial_path(locked.cache, big.sha256)
-    partial.parent.mkdir(parents=True)
+    partial = locked.cache.partial_path(big.sha256)
+    partial.parent.mkdir(parents=True, exist_ok=True)
     partial.write_bytes(b"\0" * 50_000)  # not a prefix of the file: resuming it gives a wrong whole
     fetch(locked.config())
     records = [r for r in locked.server.log if r.path == f"/{big.filename}"]
@@ -209,7 +209,7 @@ def test_wrong_bytes_of_the_right_size_fail_and_store_nothing(locked: Locked) ->
     assert [f.filename for f in error.failures] == [libssl.filename]  # type: ignore[attr-defined]
     assert libssl.filename in error.render() and "do not match the lock" in error.render()
     assert not locked.cache.blob_path(libssl.sha256).exists()
-    assert not partial_path(locked.cache, libssl.sha256).exists()
+    assert not locked.cache.partial_path(libssl.sha256).exists()
     assert locked.cache.has_blob(locked.package("web").sha256)  # the others were fetched
 
 
