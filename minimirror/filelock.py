@@ -124,7 +124,7 @@ def folder_lock(
 
 
 def cache_lock(cache_dir: Path, *, wait: LockWait | None = None) -> contextlib.AbstractContextManager[None]:
-    """The lock of a cache folder (taken by ``lock`` and ``fetch``, which write it)."""
+    """The lock of a cache folder (taken by ``lock``, ``search``, ``fetch`` and ``publish``, which write it)."""
     return folder_lock(cache_dir / CACHE_LOCK_NAME, folder=cache_dir, purpose="cache", wait=wait)
 
 

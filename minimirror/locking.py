@@ -363,7 +363,8 @@ def search(config: LockConfig, query_text: str) -> tuple[SearchHit, ...]:
     query = parse_query(query_text)
     cache = Cache(config.cache_dir)
     hits: list[SearchHit] = []
-    with _downloader(config.offline) as downloader:
+    # It writes the cache (indices, their parsed form) like lock does, so it holds the cache's lock too.
+    with cache_lock(config.cache_dir), _downloader(config.offline) as downloader:
         for source in _selected_sources(config):
             _, index = open_source(source, downloader=downloader, cache=cache)
             hits.extend(

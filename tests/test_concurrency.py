@@ -138,6 +138,16 @@ def test_two_concurrent_fetches_on_one_cache_both_succeed_one_after_the_other(wo
     assert assert_cache_trustworthy(work.cache) == len(read_lock(work.lock_file).packages) + 1
 
 
+def test_search_waits_for_a_run_that_holds_the_cache(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
+    search = ["search", "--sources", str(work.sources), "--cache", str(work.cache), "web"]
+    with holder("cache", work.cache, 30) as child:
+        start = _start(search, MINIMIRROR_LOCK_TIMEOUT="0.3")
+        code, err = _finish(start)
+    assert code != 0 and f"pid {child.pid} is still using this cache" in err, err
+    assert main(search) == 0  # once the holder is gone
+    assert "web" in capsys.readouterr().out
+
+
 def test_two_concurrent_publishes_to_one_folder_give_one_whole_tree(work: Work) -> None:
     assert main(work.fetch_args()) == 0
     key = work.root / "release.key"
