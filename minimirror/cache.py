@@ -48,11 +48,12 @@ class Cache:
         return self.root / "partial" / f"{_checked(sha256)}.part"
 
     def has_blob(self, sha256: str, size: int | None = None) -> bool:
-        path = self.blob_path(sha256)
+        """Whether the blob is present (with ``size`` bytes, when given); its hash is not read here."""
         try:
-            return size is None or path.stat().st_size == size
+            stat = self.blob_path(sha256).stat()
         except FileNotFoundError:
             return False
+        return size is None or stat.st_size == size
 
     def read_blob(self, sha256: str) -> bytes | None:
         """The bytes stored under ``sha256``, or ``None``; a corrupted blob is removed and reported missing."""
