@@ -55,6 +55,7 @@ __all__ = [
     "PackageIndex",
     "Provider",
     "StanzaFields",
+    "default_name",
     "field_of",
     "iter_decompressed",
     "iter_packages",
