@@ -6,9 +6,11 @@ these checks need no network: a packages.txt edited without re-locking fails her
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+from fixtures.plugin import ServerFactory
 
 from minimirror.cli import main
 from minimirror.lockfile import read_locks
@@ -29,3 +31,37 @@ def test_the_example_lock_holds_every_query_and_explains_its_packages(capsys: py
     assert lock.upstream.signed_by and lock.upstream.codename == "bookworm"
     assert main(["why", "--locks", str(ROOT / "locks"), "libssl3"]) == 0
     assert "query: " in capsys.readouterr().out
+
+
+REAL = ROOT.parent / "shared" / "data" / "debian-bookworm"
+
+
+def _locked_files(locks: Path) -> list[tuple[str, str, str, str, str]]:
+    (lock,) = read_locks(locks)
+    return [(p.name, p.version, p.architecture, p.filename, p.sha256) for p in lock.packages]
+
+
+@pytest.mark.skipif(not (REAL / "dists").is_dir(), reason=f"the real Debian index is not at {REAL}")
+def test_the_example_locks_the_same_files_against_the_real_index_cold_and_warm(
+    tmp_path: Path, http_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The whole lock path on the real 63,000-package index: download, verify, parse and cache it (cold), then
+    # answer from the lazily read parsed cache (warm); both must give the committed lock's files.
+    server = http_server(REAL)
+    sources = tmp_path / "sources"
+    shutil.copytree(ROOT / "examples" / "sources", sources)
+    source_txt = sources / "debian" / "bookworm" / "source.txt"
+    source_txt.write_text(source_txt.read_text().replace("http://127.0.0.1:8080/debian", server.url.rstrip("/")))
+    args = ["lock", "--upgrade", "--sources", str(sources), "--locks", str(tmp_path / "locks")]
+    args += ["--cache", str(tmp_path / "cache")]
+    expected = _locked_files(ROOT / "locks")
+
+    assert main(args) == 0
+    assert _locked_files(tmp_path / "locks") == expected
+
+    import minimirror.indexcache
+
+    shutil.rmtree(tmp_path / "locks")
+    monkeypatch.setattr(minimirror.indexcache, "iter_records", lambda *a, **k: pytest.fail("warm lock parsed text"))
+    assert main(args) == 0
+    assert _locked_files(tmp_path / "locks") == expected
