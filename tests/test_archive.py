@@ -174,8 +174,11 @@ def test_expired_release_is_refused_unless_the_source_allows_it(
 def test_release_valid_in_the_future_is_accepted(
     archive: FixtureArchive, server: LoopbackServer, downloader: Downloader, tmp_path: Path
 ) -> None:
-    archive.resign(valid_until=datetime.now(UTC) + timedelta(days=7))
-    open_snapshot(upstream_for(archive, server), downloader=downloader, cache=Cache(tmp_path / "c"))
+    until = datetime.now(UTC) + timedelta(days=7)
+    archive.resign(valid_until=until)
+    snapshot = open_snapshot(upstream_for(archive, server), downloader=downloader, cache=Cache(tmp_path / "c"))
+    assert snapshot.release.valid_until is not None and abs(snapshot.release.valid_until - until) < timedelta(seconds=2)
+    assert len(snapshot.indices) == 1
 
 
 @pytest.mark.parametrize(
