@@ -4,6 +4,12 @@ Pure parsing: :func:`read_apt_sources` reads the files below a root directory (`
 temporary tree in tests) and returns the enabled ``deb`` entries, one per (URI, suite), in file order.
 :func:`plan_sources` turns them into the sources tree minimirror locks: the prefix is the last path segment of
 the URI (``…/debian`` → ``debian``, ``…/debian-security`` → ``debian-security``), the name is the suite.
+
+Companion suites (``bookworm-updates``, ``bookworm-security``, ``bookworm-proposed-updates``, the old
+``bookworm/updates``) get no source of their own: :func:`attach_companions` adds each to the source of its
+release suite (``bookworm``), whose source.txt then holds one line a suite, resolved together as apt resolves
+the host's lines. Backports (and Ubuntu's ``-proposed``) are opt-in in apt, so they are left out with a reason;
+so is a companion whose release suite the host does not list.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +25,17 @@ from debian.deb822 import Deb822
 
 from minimirror.errors import Diagnostic, DiagnosticsError, UsageError
 
-__all__ = ["AptSource", "InitResult", "PlannedSource", "init_from_apt", "plan_sources", "read_apt_sources"]
+__all__ = [
+    "AptSource",
+    "InitResult",
+    "PlannedSource",
+    "attach_companions",
+    "companion_base",
+    "init_from_apt",
+    "plan_sources",
+    "read_apt_sources",
+    "suites_for_packages",
+]
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
 
@@ -48,6 +64,13 @@ class PlannedSource:
     components: tuple[str, ...]
     architectures: tuple[str, ...]
     inline_key: str | None
+    companions: tuple[PlannedSource, ...] = ()
+    """The companion suites written as further lines of this source's source.txt (see :func:`attach_companions`)."""
+
+    @property
+    def companion_of(self) -> str | None:
+        """The release suite this suite is a companion of, ``None`` for a release suite (:func:`companion_base`)."""
+        return companion_base(self.dist)
 
 
 def read_apt_sources(root: Path = Path("/")) -> tuple[AptSource, ...]:
@@ -170,15 +193,86 @@ def _signed_by(value: str | None) -> str | None:
     return "\n".join("" if line == "." else line for line in lines) + "\n"
 
 
+_COMPANIONS = ("-proposed-updates", "-updates", "-security", "/updates")
+"""Suffixes of the suites apt takes updates from as readily as from the release suite (-proposed-updates is
+checked before -updates, which it also ends with)."""
+_OPT_IN = ("-backports-sloppy", "-backports", "-proposed")
+"""Suffixes of the suites apt takes a package from only when asked (``NotAutomatic``): backports, and Ubuntu's
+``-proposed``. Resolving with them would pull their newer versions in, so init leaves them to the user."""
+
+
+def companion_base(dist: str) -> str | None:
+    """The release suite the companion suite ``dist`` belongs to (``bookworm-security`` → ``bookworm``,
+    ``bookworm/updates`` → ``bookworm``); ``None`` when ``dist`` is a release suite."""
+    for suffix in (*_COMPANIONS, *_OPT_IN):
+        if dist.endswith(suffix) and len(dist) > len(suffix):
+            return dist.removesuffix(suffix)
+    return None
+
+
 def suites_for_packages(planned: Sequence[PlannedSource]) -> frozenset[tuple[str, str]]:
-    """Which sources get the user's package list: the release suites, not their -updates/-security/-backports
-    companions, since each source is resolved on its own and a companion alone cannot satisfy dependencies."""
-    companions = ("-updates", "-security", "-backports", "-proposed-updates", "/updates")
-    return frozenset((p.prefix, p.name) for p in planned if not p.dist.endswith(companions))
+    """Which planned sources get a directory and the user's package list: the release suites. Their
+    -updates/-security companions join the release suite's source.txt instead (:func:`attach_companions`)."""
+    return frozenset((p.prefix, p.name) for p in planned if p.companion_of is None)
+
+
+def attach_companions(
+    planned: Sequence[PlannedSource],
+) -> tuple[tuple[PlannedSource, ...], tuple[tuple[PlannedSource, str], ...]]:
+    """The release suites of ``planned``, each with its companions attached (sorted by dist, then URL), and the
+    companions left out, each with the reason.
+
+    A companion joins the release suite of its base dist (:func:`companion_base`), wherever that is: in the
+    companion's own prefix if it is there, else in the prefix signed by the same key, else on the same host,
+    else the first in (prefix, name) order (``…/debian-security bookworm-security`` joins ``…/debian bookworm``).
+    """
+    releases = [p for p in planned if p.companion_of is None]
+    attached: dict[tuple[str, str], list[PlannedSource]] = {(p.prefix, p.name): [] for p in releases}
+    left_out: list[tuple[PlannedSource, str]] = []
+    for plan in planned:
+        base = plan.companion_of
+        if base is None:
+            continue
+        if plan.dist.endswith(_OPT_IN):
+            what = "-proposed is" if plan.dist.endswith("-proposed") else "backports are"
+            reason = (
+                f"{what} opt-in in apt (a package is taken from there only when asked for), so it is not resolved "
+                f"with {base!r}; add the line to that source.txt by hand if you want it"
+            )
+            left_out.append((plan, reason))
+            continue
+        candidates = [release for release in releases if release.dist == base]
+        if not candidates:
+            reason = f"its release suite {base!r} is not among the host's APT entries; add the line by hand"
+            left_out.append((plan, reason))
+            continue
+        release = min(candidates, key=lambda release: _distance(release, plan))
+        attached[(release.prefix, release.name)].append(plan)
+    with_companions = tuple(
+        replace(release, companions=tuple(sorted(attached[(release.prefix, release.name)], key=_suite_order)))
+        for release in releases
+    )
+    return with_companions, tuple(left_out)
+
+
+def _distance(release: PlannedSource, companion: PlannedSource) -> tuple[bool, bool, bool]:
+    """How far a release suite is from a companion of its dist: another prefix, another key, another host."""
+    return (
+        release.prefix != companion.prefix,
+        (release.key_url, release.inline_key) != (companion.key_url, companion.inline_key),
+        urlsplit(release.url).hostname != urlsplit(companion.url).hostname,
+    )
+
+
+def _suite_order(plan: PlannedSource) -> tuple[str, str]:
+    return plan.dist, plan.url
 
 
 @dataclass(frozen=True, slots=True)
 class InitResult:
+    """What :func:`init_from_apt` did: the sources written (release suites, their companions attached), and what
+    it left out with the reason: sources that exist, companion suites it does not add."""
+
     written: tuple[PlannedSource, ...]
     skipped: tuple[tuple[PlannedSource, str], ...]
 
@@ -188,32 +282,29 @@ def init_from_apt(
 ) -> InitResult:
     """Write a sources tree for the host's enabled ``deb`` entries (``minimirror init --from-apt``).
 
-    ``packages`` go into the release suites (see :func:`suites_for_packages`); companion suites (-updates,
-    -security, -backports) are reported as skipped. A Signed-By keyring becomes a ``file://`` key URL; an
-    inline key is written next to source.txt; an entry without Signed-By trusts what apt trusts globally
-    (``trusted.gpg`` and ``trusted.gpg.d``), gathered into one keyring beside it.
+    One source per release suite, with ``packages``; its companion suites (-updates, -security, see
+    :func:`attach_companions`) are further lines of its source.txt, and the ones left out are reported as
+    skipped. Each line has its own key: a Signed-By keyring becomes a ``file://`` key URL; an inline key is
+    written next to source.txt; an entry without Signed-By trusts what apt trusts globally (``trusted.gpg`` and
+    ``trusted.gpg.d``), gathered into one keyring beside it (see :func:`_key_urls`).
     Existing sources are kept unless ``force``.
     """
-    from minimirror.sources import existing_files, source_directory, write_source
+    from minimirror.sources import Suite, existing_files, source_directory, write_source
 
     planned = plan_sources(read_apt_sources(apt_root))
     if not planned:
         raise UsageError(f"no enabled 'deb' entries in {apt_root / 'etc/apt'}: nothing to mirror")
-    with_packages = suites_for_packages(planned)
+    releases, skipped_companions = attach_companions(planned)
     written: list[PlannedSource] = []
-    skipped: list[tuple[PlannedSource, str]] = []
-    for plan in planned:
+    skipped = list(skipped_companions)
+    for plan in releases:
         directory = source_directory(sources_dir, plan.prefix, plan.name)
-        if (plan.prefix, plan.name) not in with_packages:
-            # Each source resolves on its own, and an -updates/-security suite alone cannot satisfy
-            # dependencies; until sources can be resolved together, such suites are left to the user.
-            skipped.append((plan, "a companion suite: add it by hand with the packages it should update"))
-            continue
-        wanted = list(packages)
-        key_url = plan.key_url or f"file://{(directory / _KEY_FILE).resolve()}"
         if existing_files(directory) and not force:
             skipped.append((plan, "exists (use --force to replace it)"))
             continue
+        (key_url, *companion_keys), key_files = _key_urls(directory, (plan, *plan.companions))
+        for inline_key, path in key_files.items():  # before source.txt, which must not name a missing key
+            _write_key_file(path, inline_key, apt_root)
         write_source(
             sources_dir,
             plan.prefix,
@@ -222,12 +313,41 @@ def init_from_apt(
             key_url=key_url,
             dist=plan.dist,
             components=plan.components or ("main",),
-            packages=wanted,
+            packages=list(packages),
+            companions=[
+                Suite(c.url, key, c.dist, c.components or ("main",))
+                for c, key in zip(plan.companions, companion_keys, strict=True)
+            ],
         )
-        if not plan.key_url:
-            _write_key_file(directory / _KEY_FILE, plan.inline_key, apt_root)
         written.append(plan)
     return InitResult(tuple(written), tuple(skipped))
+
+
+def _key_urls(directory: Path, suites: Sequence[PlannedSource]) -> tuple[list[str], dict[str | None, Path]]:
+    """The key URL of each suite of a source (the release suite first), and the keyrings to write beside its
+    source.txt for the suites whose Signed-By names no file: inline key (``None``: apt's global keyrings) → file.
+
+    One file a distinct key, shared by the suites that use it: ``signing-key.gpg`` for the release suite's and
+    for the global keyrings, ``signing-key-<suite>.gpg`` for a companion's own inline key (or for the global
+    keyrings when the release suite's inline key has ``signing-key.gpg``).
+    """
+    files: dict[str | None, Path] = {}
+    urls: list[str] = []
+    for index, suite in enumerate(suites):
+        if suite.key_url:
+            urls.append(suite.key_url)
+            continue
+        if suite.inline_key not in files:
+            taken = {path.name for path in files.values()}
+            if (index == 0 or suite.inline_key is None) and _KEY_FILE not in taken:
+                name = _KEY_FILE
+            elif f"signing-key-{suite.name}.gpg" not in taken:
+                name = f"signing-key-{suite.name}.gpg"
+            else:  # two companions of one name (from two prefixes) with different inline keys
+                name = f"signing-key-{suite.name}-{index}.gpg"
+            files[suite.inline_key] = directory / name
+        urls.append(f"file://{files[suite.inline_key].resolve()}")
+    return urls, files
 
 
 _KEY_FILE = "signing-key.gpg"

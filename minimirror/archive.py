@@ -285,14 +285,19 @@ def _check_validity(release: ReleaseFile, upstream: Upstream, now: datetime) -> 
 
 
 def _select_indices(release: ReleaseFile, upstream: Upstream) -> Iterable[IndexFile]:
+    # As apt does: a component is also found as the last part of a listed one (Debian's security archive lists
+    # "updates/main" and serves main/binary-*/), and binary-all is read only where the Release offers it: "all"
+    # among its Architectures (or no such field) and no No-Support-for-Architecture-all.
+    known = {*release.components, *(listed.rsplit("/", 1)[-1] for listed in release.components)}
     for component in upstream.components:
-        if release.components and component not in release.components:
+        if release.components and component not in known:
             raise ArchiveError(
                 f"{upstream.dist_url}: component {component!r} is not in the Release "
                 f"(it has: {' '.join(release.components)})"
             )
         architectures = list(upstream.architectures)
-        if not release.no_support_for_architecture_all:
+        offers_all = not release.architectures or "all" in release.architectures
+        if offers_all and not release.no_support_for_architecture_all:
             architectures.append("all")
         for architecture in architectures:
             entry = _best_entry(release, f"{component}/binary-{architecture}/Packages")

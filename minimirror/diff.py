@@ -39,7 +39,7 @@ from typing import Any, Literal, get_args
 
 from debian.debian_support import version_compare
 
-from minimirror.lockfile import Lock, LockedPackage, LockedSource, SourcePin, UpstreamPin
+from minimirror.lockfile import CompanionPin, Lock, LockedPackage, LockedSource, SourcePin, UpstreamPin
 
 __all__ = [
     "DATAFRAME_COLUMNS",
@@ -313,17 +313,26 @@ def _as_text(value: object) -> tuple[str, ...]:
     return (str(value),)
 
 
+_COMPANION_TRUST: _TrustTable = (
+    ("url", "url", True, False),
+    ("key-url", "key_url", True, False),
+    ("components", "components", False, True),
+)
+
+
 def _field_changes(
     source: str,
-    old: SourcePin | UpstreamPin,
-    new: SourcePin | UpstreamPin,
+    old: SourcePin | UpstreamPin | CompanionPin,
+    new: SourcePin | UpstreamPin | CompanionPin,
     table: Sequence[tuple[str, str, bool, bool]],
+    *,
+    prefix: str = "",
 ) -> list[TrustChange]:
     changes = []
     for key, attr, flagged, is_set in table:
         before, after = _as_text(getattr(old, attr)), _as_text(getattr(new, attr))
         if before != after:
-            changes.append(TrustChange(source, key, before, after, flagged, is_set))
+            changes.append(TrustChange(source, prefix + key, before, after, flagged, is_set))
     return changes
 
 
@@ -336,7 +345,26 @@ def _trust_changes(source: str, old: Lock | None, new: Lock | None) -> list[Trus
     return [
         *_field_changes(source, old.source, new.source, _SOURCE_TRUST),
         *_field_changes(source, old.upstream, new.upstream, _UPSTREAM_TRUST),
+        *_companion_changes(source, old, new),
     ]
+
+
+def _companion_changes(source: str, old: Lock, new: Lock) -> list[TrustChange]:
+    """A companion suite added or removed (flagged: another archive now feeds the mirror), or its own chain of
+    trust changed; fields are named ``companion <dist> <field>``."""
+    before = {companion.dist: companion for companion in old.companions}
+    after = {companion.dist: companion for companion in new.companions}
+    changes: list[TrustChange] = []
+    for dist in sorted(before.keys() | after.keys()):
+        one, two = before.get(dist), after.get(dist)
+        field = f"companion {dist}"
+        if one is None or two is None:
+            side = ((one or two).url,)  # type: ignore[union-attr]
+            changes.append(TrustChange(source, field, side if one else (), side if two else (), flagged=True))
+            continue
+        changes += _field_changes(source, one, two, _COMPANION_TRUST, prefix=f"{field} ")
+        changes += _field_changes(source, one.upstream, two.upstream, _UPSTREAM_TRUST, prefix=f"{field} ")
+    return changes
 
 
 # --- the packages ---------------------------------------------------------------------------------------
@@ -354,7 +382,7 @@ def _groups(lock: Lock | None) -> dict[tuple[str, str], dict[str, LockedPackage]
 def _same_version(old: LockedPackage, new: LockedPackage) -> Kind | None:
     if old.sha256 != new.sha256 or old.size != new.size:
         return "rebuilt"
-    if old.component != new.component or old.filename != new.filename:
+    if old.component != new.component or old.filename != new.filename or old.companion != new.companion:
         return "moved"
     return None
 

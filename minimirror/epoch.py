@@ -29,7 +29,7 @@ def environment_epoch(environ: Mapping[str, str] | None = None) -> int | None:
 def newest_upstream_date(locks: Sequence[Lock]) -> int:
     if not locks:
         raise UsageError("no locks: run `minimirror lock` first")
-    return max(int(lock.upstream.date.timestamp()) for lock in locks)
+    return max(int(pin.date.timestamp()) for lock in locks for pin in lock.upstream_pins())
 
 
 def source_date_epoch(locks: Sequence[Lock], environ: Mapping[str, str] | None = None) -> int:

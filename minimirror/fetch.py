@@ -185,15 +185,17 @@ class _Wanted:
     size: int
     sha256: str
     label: str
+    base_url: str
+    """The archive the filename is relative to: the source's, or its companion suite's."""
 
 
 def _wanted(lock: Lock) -> Iterator[_Wanted]:
     for package in lock.packages:
-        yield _Wanted(package.filename, package.size, package.sha256, _label(lock, package))
+        yield _Wanted(package.filename, package.size, package.sha256, _label(lock, package), lock.base_url(package))
     for source in lock.source_packages:
         label = f"{source.name} {source.version} source ({lock.source.id})"
         for file in source.files:
-            yield _Wanted(source.path(file), file.size, file.sha256, label)
+            yield _Wanted(source.path(file), file.size, file.sha256, label, lock.source.url)
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
@@ -212,7 +214,7 @@ def _merge(entries: Sequence[tuple[Lock, _Wanted]], cache: Cache, fallback_urls:
         sha256=first.sha256,
         size=first.size,
         filename=first.filename,
-        urls=_unique(_join(lock.source.url, package.filename) for lock, package in entries),
+        urls=_unique(_join(package.base_url, package.filename) for _, package in entries),
         fallbacks=_unique(_join(base, name) for base in fallback_urls for name in filenames),
         dest=cache.blob_path(first.sha256),
         packages=_unique(package.label for _, package in entries),

@@ -202,7 +202,9 @@ def image_spec(
         created=epoch,
         architecture=busybox_arch,
         locks_sha256=locks_sha256(locks),
-        source=" ".join(sorted({lock.source.url for lock in locks})),
+        source=" ".join(
+            sorted({c.url for lock in locks for c in lock.companions} | {lock.source.url for lock in locks})
+        ),
         title=f"APT mirror of {ids}",
         sbom=sbom_bytes(locks, created=epoch, name=f"minimirror {ids}"),
     )

@@ -348,6 +348,8 @@ class IndexPart:
     """Package name -> its entry numbers; None to compute it from the entries."""
     provided: Mapping[str, Numbers] | None = None
     """Name in a Provides field -> the entry numbers that provide it; None to compute it from the entries."""
+    companion: str | None = None
+    """The companion suite (dist) the index belongs to; None for the release suite."""
 
 
 class PackageIndex:
@@ -446,6 +448,11 @@ class PackageIndex:
     def component_of(self, package: Package) -> str:
         """The component (``main``, ...) the package was read from; KeyError if it is not in the index."""
         return self._parts[self._code(package) >> 32].component
+
+    def companion_of(self, package: Package) -> str | None:
+        """The companion suite the package was read from (None: the release suite); KeyError if it is not in
+        the index. A package in several suites (the same file) counts as the first's, the release suite's."""
+        return self._parts[self._code(package) >> 32].companion
 
     def position(self, package: Package) -> int:
         """Where the package first appeared in the indices, in the order they were given: apt's cache assigns

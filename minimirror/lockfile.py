@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # only for a type: importing minimirror.archive (release pars
 
 __all__ = [
     "SCHEMA",
+    "CompanionPin",
     "IndexPin",
     "Lock",
     "LockedPackage",
@@ -97,6 +98,8 @@ class LockedPackage:
     source_version: str
     queries: tuple[str, ...] = ()
     required_by: tuple[str, ...] = ()
+    companion: str | None = None
+    """The companion suite (its dist) the package comes from; None for the release suite."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queries", _sorted_unique(self.queries))
@@ -203,6 +206,20 @@ class SourcePin:
             object.__setattr__(self, name, _sorted_unique(getattr(self, name)))
 
 
+@dataclass(frozen=True, slots=True)
+class CompanionPin:
+    """A companion suite of the source (``bookworm-security``, ...): where it is, and its own chain of trust."""
+
+    url: str
+    key_url: str
+    dist: str
+    components: tuple[str, ...]
+    upstream: UpstreamPin
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "components", _sorted_unique(self.components))
+
+
 def _compare_packages(a: LockedPackage, b: LockedPackage) -> int:
     """Name, architecture, Debian version order, sha256; then every other field, so ties never depend on input
     order (``1.0`` and ``1.00`` compare equal as Debian versions)."""
@@ -229,7 +246,8 @@ def _compare_sources(a: LockedSource, b: LockedSource) -> int:
 
 
 def _tail(p: LockedPackage) -> tuple[Any, ...]:
-    return (p.sha256, p.version, p.filename, p.size, p.component, p.source, p.source_version, p.queries, p.required_by)
+    rest = (p.sha256, p.version, p.filename, p.size, p.component, p.source, p.source_version, p.queries, p.required_by)
+    return (*rest, p.companion or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +260,27 @@ class Lock:
     upstream: UpstreamPin
     packages: tuple[LockedPackage, ...] = field(default=())
     source_packages: tuple[LockedSource, ...] = field(default=())
+    companions: tuple[CompanionPin, ...] = field(default=())
+    """The source's companion suites, sorted by dist; empty for a source of one suite."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "companions", tuple(sorted(self.companions, key=lambda c: (c.dist, c.url))))
         ordered = sorted(self.packages, key=functools.cmp_to_key(_compare_packages))
         object.__setattr__(self, "packages", tuple(ordered))
         sources = sorted(self.source_packages, key=functools.cmp_to_key(_compare_sources))
         object.__setattr__(self, "source_packages", tuple(sources))
+
+    def base_url(self, package: LockedPackage) -> str:
+        """The archive URL ``package.filename`` is relative to: its companion suite's, else the source's."""
+        if package.companion is not None:
+            for companion in self.companions:
+                if companion.dist == package.companion:
+                    return companion.url
+        return self.source.url
+
+    def upstream_pins(self) -> tuple[UpstreamPin, ...]:
+        """The release suite's pin, then each companion's."""
+        return (self.upstream, *(companion.upstream for companion in self.companions))
 
     def by_key(self) -> dict[tuple[str, str, str], LockedPackage]:
         """The packages by (name, version, architecture)."""
@@ -283,7 +316,7 @@ def upstream_pin(snapshot: Snapshot) -> UpstreamPin:
 
 # --- the fields, shared by the writer and the reader ----------------------------------------------------
 
-_Kind = Literal["str", "int", "strs", "time", "time?"]
+_Kind = Literal["str", "str?", "int", "strs", "time", "time?"]
 _Check = Callable[[str], str | None]
 
 
@@ -389,6 +422,12 @@ _SOURCE_FIELDS = (
     _Field("inputs-sha256", "inputs_sha256", "str", _SHA256),
     _Field("queries", "queries", "strs", _query),
 )
+_COMPANION_FIELDS = (
+    _Field("url", "url", "str", _URL),
+    _Field("key-url", "key_url", "str", _URL),
+    _Field("dist", "dist", "str", _TOKEN),
+    _Field("components", "components", "strs", _TOKEN),
+)
 _UPSTREAM_FIELDS = (
     _Field("release", "release", "str", _RELEASE),
     _Field("release-sha256", "release_sha256", "str", _SHA256),
@@ -413,6 +452,7 @@ _PACKAGE_FIELDS = (
     _Field("version", "version", "str", _version),
     _Field("architecture", "architecture", "str", _ARCH),
     _Field("component", "component", "str", _TOKEN),
+    _Field("companion", "companion", "str?", _TOKEN),
     _Field("filename", "filename", "str", _filename),
     _Field("size", "size", "int"),
     _Field("sha256", "sha256", "str", _SHA256),
@@ -486,6 +526,11 @@ def dumps_lock(lock: Lock) -> str:
     lines += _table("[upstream]", lock.upstream, _UPSTREAM_FIELDS)
     for index in lock.upstream.indices:
         lines += _table("[[upstream.index]]", index, _INDEX_FIELDS)
+    for companion in lock.companions:
+        lines += _table("[[companion]]", companion, _COMPANION_FIELDS)
+        lines += _table("", companion.upstream, _UPSTREAM_FIELDS)[2:]  # the same table: no blank line, no header
+        for index in companion.upstream.indices:
+            lines += _table("[[companion.index]]", index, _INDEX_FIELDS)
     for package in lock.packages:
         lines += _table("[[package]]", package, _PACKAGE_FIELDS)
     for source in lock.source_packages:
@@ -587,7 +632,7 @@ def _read_string(value: Any, spec: _Field, place: _Place) -> str:
 
 
 def _read_value(value: Any, spec: _Field, place: _Place) -> Any:
-    if spec.kind == "str":
+    if spec.kind in ("str", "str?"):
         return _read_string(value, spec, place)
     if spec.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -624,7 +669,7 @@ def _read_fields(table: Any, fields: tuple[_Field, ...], place: _Place) -> dict[
         place.fail(f"has an unknown field {key!r} (known: {', '.join(spec.key for spec in fields)})", key, at_key=True)
     values: dict[str, Any] = {}
     for spec in fields:
-        if spec.kind == "time?" and spec.key not in table:
+        if spec.kind in ("time?", "str?") and spec.key not in table:
             values[spec.attr] = None
             continue
         values[spec.attr] = _read_value(_require(table, spec.key, place), spec, place)
@@ -681,16 +726,45 @@ def _read_upstream(document: Mapping[str, Any], source: SourcePin, top: _Place) 
     table = _require(document, "upstream", top)
     if not isinstance(table, dict):
         top.fail(f"upstream must be a table ([upstream]), not {_type_name(table)}", "upstream")
-    fields = _read_fields({k: v for k, v in table.items() if k != "index"}, _UPSTREAM_FIELDS, place)
+    return _read_pin(table, place, components=source.components, architectures=source.architectures)
+
+
+def _read_pin(
+    table: Mapping[str, Any],
+    place: _Place,
+    *,
+    components: Sequence[str],
+    architectures: Sequence[str],
+    skip: frozenset[str] = frozenset({"index"}),
+) -> UpstreamPin:
+    """The chain of trust in ``table`` ([upstream] or a [[companion]]) and its ``index`` sub-tables."""
+    fields = _read_fields({k: v for k, v in table.items() if k not in skip}, _UPSTREAM_FIELDS, place)
+    section, context = f"{place.section}.index", place.context
     indices = []
     for number, item in enumerate(_array_of_tables(table, "index", place)):
-        index_place = _Place(top.context, "upstream.index", number, f"[[upstream.index]] #{number + 1}")
+        index_place = _Place(context, section, number, f"[[{section}]] #{number + 1}")
         index = IndexPin(**_read_fields(item, _INDEX_FIELDS, index_place))
-        _check_member(index.component, source.components, "component", index_place)
-        _check_member(index.architecture, {*source.architectures, "all", "source"}, "architecture", index_place)
+        _check_member(index.component, components, "component", index_place)
+        _check_member(index.architecture, {*architectures, "all", "source"}, "architecture", index_place)
         indices.append(index)
-    _check_unique([i.path for i in indices], "upstream.index", "path", top.context, "is listed twice")
+    _check_unique([i.path for i in indices], section, "path", context, "is listed twice")
     return UpstreamPin(**fields, indices=tuple(indices))
+
+
+def _read_companions(document: Mapping[str, Any], source: SourcePin, top: _Place) -> list[CompanionPin]:
+    companions: list[CompanionPin] = []
+    names = frozenset(spec.key for spec in _COMPANION_FIELDS) | {"index"}
+    for number, item in enumerate(_array_of_tables(document, "companion", top)):
+        place = _Place(top.context, "companion", number, f"[[companion]] #{number + 1}")
+        if not isinstance(item, dict):
+            place.fail(f"must be a table, not {_type_name(item)}")
+        suite = _read_fields({k: v for k, v in item.items() if k in names - {"index"}}, _COMPANION_FIELDS, place)
+        pin = _read_pin(item, place, components=suite["components"], architectures=source.architectures, skip=names)
+        if suite["dist"] == source.dist:
+            place.fail(f"dist {suite['dist']!r} is the release suite's own", "dist")
+        companions.append(CompanionPin(**suite, upstream=pin))
+    _check_unique([c.dist for c in companions], "companion", "dist", top.context, "is listed twice")
+    return companions
 
 
 def _read_packages(document: Mapping[str, Any], top: _Place) -> list[LockedPackage]:
@@ -768,14 +842,21 @@ def _check_unique(keys: Sequence[object], section: str, key: str, context: _Cont
         first[item] = number
 
 
-def _check_consistency(source: SourcePin, packages: Sequence[LockedPackage], top: _Place) -> None:
-    """Cross-table rules, in file order: the source's components and architectures, ``required-by`` naming
-    locked packages, and every package reachable from some query (a ``required-by`` cycle alone is no reason)."""
+def _check_consistency(
+    source: SourcePin, companions: Sequence[CompanionPin], packages: Sequence[LockedPackage], top: _Place
+) -> None:
+    """Cross-table rules, in file order: the suite and components of each package, its architecture,
+    ``required-by`` naming locked packages, and every package reachable from some query (a ``required-by`` cycle
+    alone is no reason)."""
     architectures = {*source.architectures, "all"}
+    components = {companion.dist: companion.components for companion in companions}
     nodes = {p.node for p in packages}
     for number, package in enumerate(packages):
         place = _Place(top.context, "package", number, f"[[package]] #{number + 1}")
-        _check_member(package.component, source.components, "component", place)
+        if package.companion is not None:
+            _check_member(package.companion, components, "companion", place, whose="companion suites")
+        allowed = components.get(package.companion or "", source.components)
+        _check_member(package.component, allowed, "component", place)
         _check_member(package.architecture, architectures, "architecture", place)
         for parent in package.required_by:
             if parent not in nodes:
@@ -787,9 +868,9 @@ def _check_consistency(source: SourcePin, packages: Sequence[LockedPackage], top
             place.fail(f"{package.node} is not reachable from any query (its required-by chain is a cycle)")
 
 
-def _check_member(value: str, allowed: Iterable[str], key: str, place: _Place) -> None:
+def _check_member(value: str, allowed: Iterable[str], key: str, place: _Place, *, whose: str = "source's") -> None:
     if value not in allowed:
-        place.fail(f"{key} {value!r} is not one of the source's: {', '.join(sorted(allowed))}", key)
+        place.fail(f"{key} {value!r} is not one of the {whose}: {', '.join(sorted(allowed)) or '(none)'}", key)
 
 
 def _reachable_from_queries(packages: Sequence[LockedPackage]) -> set[str]:
@@ -813,16 +894,23 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
     document = _parse_toml(text, context)
     top = _Place(context, "", 0, "")
     _check_schema(document, top)
-    for key in sorted(set(document) - {"schema", "source", "upstream", "package", "source-package"}):
-        known = "schema, [source], [upstream], [[package]], [[source-package]]"
+    for key in sorted(set(document) - {"schema", "source", "upstream", "companion", "package", "source-package"}):
+        known = "schema, [source], [upstream], [[companion]], [[package]], [[source-package]]"
         top.fail(f"unknown top-level field {key!r} (known: {known})", key)
     source = _read_source(document, top)
     upstream = _read_upstream(document, source, top)
+    companions = _read_companions(document, source, top)
     packages = _read_packages(document, top)
-    _check_consistency(source, packages, top)
+    _check_consistency(source, companions, packages, top)
     sources = _read_source_packages(document, top)
     _check_sources_consistency(source, packages, sources, top)
-    return Lock(source=source, upstream=upstream, packages=tuple(packages), source_packages=tuple(sources))
+    return Lock(
+        source=source,
+        upstream=upstream,
+        packages=tuple(packages),
+        source_packages=tuple(sources),
+        companions=tuple(companions),
+    )
 
 
 # --- files ----------------------------------------------------------------------------------------------

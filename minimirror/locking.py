@@ -16,7 +16,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from minimirror.filelock import cache_lock
 from minimirror.index import PackageIndex
 from minimirror.indexcache import load_index_part
 from minimirror.lockfile import (
+    CompanionPin,
     Lock,
     LockedPackage,
     LockedSource,
@@ -44,7 +45,7 @@ from minimirror.lockfile import (
 from minimirror.package import Package
 from minimirror.query import names_hint, parse_query
 from minimirror.resolve import Resolution, ResolveOptions, Root, resolve
-from minimirror.sources import Source, load_sources, normalized_inputs
+from minimirror.sources import Source, Suite, load_sources, normalized_inputs
 from minimirror.sources_index import SourceEntry, SourcesIndex, parse_sources
 
 __all__ = [
@@ -112,12 +113,14 @@ def inputs_sha256(source: Source) -> str:
     return hashlib.sha256(normalized_inputs(source).encode("utf-8")).hexdigest()
 
 
-def upstream_of(source: Source) -> Upstream:
+def upstream_of(source: Source, suite: Suite | None = None) -> Upstream:
+    """The archive client's view of one suite of the source (default: its release suite)."""
+    chosen = suite if suite is not None else source.suites[0]
     return Upstream(
-        url=source.url,
-        key_url=source.key_url,
-        dist=source.dist,
-        components=source.components,
+        url=chosen.url,
+        key_url=chosen.key_url,
+        dist=chosen.dist,
+        components=chosen.components,
         architectures=source.settings.architectures,
         verify=not source.settings.gpg_disable_verify,
         allow_expired=source.settings.allow_expired,
@@ -141,20 +144,30 @@ def _source_entries(snapshot: Snapshot, index: IndexFile, cache: Cache) -> tuple
     return parse_sources(cache.blob_path(index.sha256), name=name, component=index.component)
 
 
-def open_source(source: Source, *, downloader: Downloader | None, cache: Cache) -> tuple[Snapshot, PackageIndex]:
-    """Verify the source's upstream and load its indices (parsed once per index sha256, then cached)."""
-    snapshot = open_snapshot(upstream_of(source), downloader=downloader, cache=cache)
+def open_source(
+    source: Source, *, downloader: Downloader | None, cache: Cache
+) -> tuple[tuple[Snapshot, ...], PackageIndex]:
+    """Verify each suite of the source (the release suite first, then its companions) and load their indices
+    as one (parsed once per index sha256, then cached), as apt reads several sources.list lines: a package
+    is found in whichever suite has it, the newest version wins, the release suite's copy of a shared one."""
+    snapshots = tuple(
+        open_snapshot(upstream_of(source, suite), downloader=downloader, cache=cache) for suite in source.suites
+    )
     parts = [
-        load_index_part(
-            cache.blob_path(index.sha256),
-            index.sha256,
-            cache.parsed_dir,
-            component=index.component,
-            name=f"{snapshot.upstream.dist_url}{index.path}",
+        replace(
+            load_index_part(
+                cache.blob_path(index.sha256),
+                index.sha256,
+                cache.parsed_dir,
+                component=index.component,
+                name=f"{snapshot.upstream.dist_url}{index.path}",
+            ),
+            companion=snapshot.upstream.dist if number else None,
         )
+        for number, snapshot in enumerate(snapshots)
         for index in snapshot.indices
     ]
-    return snapshot, PackageIndex(parts)
+    return snapshots, PackageIndex(parts)
 
 
 @contextmanager
@@ -199,19 +212,26 @@ def _client_downloader(client: httpx.Client | None, offline: bool) -> Iterator[D
 
 def _lock_source(source: Source, config: LockConfig, downloader: Downloader | None, cache: Cache) -> LockOutcome:
     path = lock_path(config.locks_dir, source.source_id)
+    if source.companions and wants_sources(source):
+        raise LockError(
+            f"{source.source_id}: source packages (dependencyFollowSource/downloadSourcePackages) are not supported "
+            f"yet for a source with companion suites ({', '.join(s.dist for s in source.companions)}); turn them "
+            "off, or lock the release suite alone"
+        )
     previous = _previous_lock(path) if not config.upgrade else None
-    snapshot, index = open_source(source, downloader=downloader, cache=cache)
+    snapshots, index = open_source(source, downloader=downloader, cache=cache)
+    snapshot = snapshots[0]
     try:
         resolution = resolve(index, _roots(source), _options(source, previous, config.upgrade_packages))
     except ResolveError as exc:
         raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
-    new = _build_lock(source, snapshot, index, resolution)
+    new = _build_lock(source, snapshots, index, resolution)
     if snapshot.source_indices:
         try:
             sources = lock_sources(new.packages, load_sources_index(snapshot, cache), where=snapshot.upstream.dist_url)
         except ResolveError as exc:
             raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
-        new = Lock(source=new.source, upstream=new.upstream, packages=new.packages, source_packages=sources)
+        new = replace(new, source_packages=sources)
     changed = write_lock(path, new)
     log.info("%s: %d packages, %s", source.source_id, len(new.packages), "written" if changed else "unchanged")
     return LockOutcome(
@@ -258,7 +278,8 @@ def _options(source: Source, previous: Lock | None, upgrade_packages: Sequence[s
     )
 
 
-def _build_lock(source: Source, snapshot: Snapshot, index: PackageIndex, resolution: Resolution) -> Lock:
+def _build_lock(source: Source, snapshots: Sequence[Snapshot], index: PackageIndex, resolution: Resolution) -> Lock:
+    snapshot, *companions = snapshots
     pin = SourcePin(
         id=source.source_id,
         url=snapshot.upstream.base,
@@ -273,7 +294,11 @@ def _build_lock(source: Source, snapshot: Snapshot, index: PackageIndex, resolut
         _locked(resolved.package, index, resolved.queries, resolved.required_by, where=snapshot.upstream.dist_url)
         for resolved in resolution.packages
     )
-    return Lock(source=pin, upstream=upstream_pin(snapshot), packages=packages)
+    companion_pins = tuple(
+        CompanionPin(c.upstream.base, suite.key_url, suite.dist, suite.components, upstream_pin(c))
+        for c, suite in zip(companions, source.companions, strict=True)
+    )
+    return Lock(source=pin, upstream=upstream_pin(snapshot), packages=packages, companions=companion_pins)
 
 
 def _locked(
@@ -308,6 +333,7 @@ def _locked(
         source_version=package.source_version,
         queries=queries,
         required_by=required_by,
+        companion=index.companion_of(package),
     )
 
 

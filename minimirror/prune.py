@@ -55,7 +55,7 @@ def needed_blobs(locks: Iterable[Lock]) -> frozenset[str]:
     for lock in locks:
         needed.update(package.sha256 for package in lock.packages)
         needed.update(file.sha256 for source in lock.source_packages for file in source.files)
-        needed.update(index.sha256 for index in lock.upstream.indices)
+        needed.update(index.sha256 for pin in lock.upstream_pins() for index in pin.indices)
     return frozenset(needed)
 
 

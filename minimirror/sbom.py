@@ -67,7 +67,7 @@ def _package(lock: Lock, package: LockedPackage) -> dict[str, Any]:
         "name": package.name,
         "versionInfo": package.version,
         "packageFileName": package.filename.rsplit("/", 1)[-1],
-        "downloadLocation": f"{lock.source.url.rstrip('/')}/{package.filename}",
+        "downloadLocation": f"{lock.base_url(package).rstrip('/')}/{package.filename}",
         "filesAnalyzed": False,
         "checksums": [{"algorithm": "SHA256", "checksumValue": package.sha256}],
         "sourceInfo": f"built from the source package {package.source} {package.source_version}",

@@ -1,6 +1,6 @@
 """The sources tree: what to mirror, from where (the mini-mirror seed's input format, kept as is).
 
-    sources/<prefix>/<name>/source.txt       "source_url source_key_url dist component..." (one line)
+    sources/<prefix>/<name>/source.txt       "source_url source_key_url dist component..." (a line a suite)
     sources/<prefix>/<name>/packages.txt     one package query a line (aptly's query language), "#" comments
     sources/<prefix>/<name>/aptly.conf       optional: aptly settings (else $APTLY_CONFIG_PATH), see settings
     sources/<prefix>/<name>/minimirror.toml  optional: minimirror's own settings, see settings
@@ -101,6 +101,14 @@ class Source:
     components: tuple[str, ...]
     queries: tuple[QueryLine, ...]
     settings: SourceSettings
+    companions: tuple[Suite, ...] = ()
+    """Further suites of source.txt (``bookworm-updates``, ``bookworm-security``), resolved together with the
+    release suite above as apt resolves several sources.list lines; they are published in its dist."""
+
+    @property
+    def suites(self) -> tuple[Suite, ...]:
+        """The release suite (url, key_url, dist, components above), then the companions."""
+        return (Suite(self.url, self.key_url, self.dist, self.components), *self.companions)
 
     @property
     def source_id(self) -> str:
@@ -162,7 +170,9 @@ def _tokens(line: str) -> Iterator[tuple[int, str]]:
 
 
 @dataclass(frozen=True, slots=True)
-class _SourceLine:
+class Suite:
+    """One line of source.txt: an archive suite, the key that signs it, and the components wanted of it."""
+
     url: str
     key_url: str
     dist: str
@@ -194,7 +204,8 @@ def _source_line_problems(path: Path, number: int, line: str) -> list[Diagnostic
     return problems
 
 
-def _parse_source_txt(path: Path, diagnostics: list[Diagnostic]) -> _SourceLine | None:
+def _parse_source_txt(path: Path, diagnostics: list[Diagnostic]) -> tuple[Suite, ...] | None:
+    """The suites of source.txt: the release suite first, then its companions (``-updates``, ``-security``)."""
     lines = _read_lines(path, diagnostics)
     if lines is None:
         return None
@@ -202,17 +213,25 @@ def _parse_source_txt(path: Path, diagnostics: list[Diagnostic]) -> _SourceLine 
     if not content:
         diagnostics.append(Diagnostic(f"no source line; {_SOURCE_LINE_HELP}", path, 1, 1, lines[0]))
         return None
-    number, line = content[0]
-    problems = _source_line_problems(path, number, line)
-    diagnostics.extend(problems)
-    for number, extra in content[1:]:
-        column = len(extra) - len(extra.lstrip()) + 1
-        message = "a second source line; source.txt holds exactly one (make another source directory)"
-        diagnostics.append(Diagnostic(message, path, number, column, extra))
-    if problems or len(content) > 1:
-        return None
-    url, key_url, dist, *components = split_comment(line).split()
-    return _SourceLine(url, key_url, dist, tuple(components))
+    suites: list[Suite] = []
+    failed = False
+    seen: dict[tuple[str, str], int] = {}
+    for number, line in content:
+        problems = _source_line_problems(path, number, line)
+        diagnostics.extend(problems)
+        if problems:
+            failed = True
+            continue
+        url, key_url, dist, *components = split_comment(line).split()
+        first = seen.setdefault((url.rstrip("/"), dist), number)
+        if first != number:
+            column = list(_tokens(split_comment(line)))[2][0]
+            message = f"suite {dist!r} of {url} is already on line {first}"
+            diagnostics.append(Diagnostic(message, path, number, column, line))
+            failed = True
+            continue
+        suites.append(Suite(url, key_url, dist, tuple(components)))
+    return None if failed else tuple(suites)
 
 
 # --- packages.txt -------------------------------------------------------------------------------------
@@ -328,22 +347,24 @@ def _load_source(
     if problem:
         diagnostics.append(Diagnostic(f"source directory name {problem}", directory))
     source_txt = _required_file(directory, SOURCE_TXT, diagnostics)
-    line = _parse_source_txt(source_txt, diagnostics) if source_txt else None
+    suites = _parse_source_txt(source_txt, diagnostics) if source_txt else None
     packages_txt = _required_file(directory, PACKAGES_TXT, diagnostics)
     queries = _parse_packages_txt(packages_txt, diagnostics) if packages_txt else ()
     settings = _source_settings(directory, global_conf, diagnostics)
-    if line is None or len(diagnostics) > before:
+    if suites is None or len(diagnostics) > before:
         return None
+    release, *companions = suites
     return Source(
         prefix_dir.name,
         directory.name,
         directory,
-        line.url,
-        line.key_url,
-        line.dist,
-        line.components,
+        release.url,
+        release.key_url,
+        release.dist,
+        release.components,
         queries,
         settings,
+        tuple(companions),
     )
 
 
@@ -445,6 +466,11 @@ def normalized_inputs(source: Source) -> str:
         "queries": sorted({line.canonical for line in source.queries}),
         "settings": source.settings.as_dict(),
     }
+    if source.companions:  # absent without companions, so that single-suite input hashes stay what they were
+        document["companions"] = [
+            {"url": s.url, "key_url": s.key_url, "dist": s.dist, "components": list(s.components)}
+            for s in source.companions
+        ]
     return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -460,15 +486,26 @@ def render_source(
     packages: Sequence[str],
     settings_toml: str | None = None,
     aptly_conf: Mapping[str, Any] | None = None,
+    companions: Sequence[Suite] = (),
 ) -> dict[str, str]:
-    """The files of a source directory (file name -> text), without touching the disk."""
-    fields = [url, key_url, dist, *components]
-    if len(fields) < 4 or any(not f or re.search(r"\s|#", f) for f in fields):
-        raise UsageError(f"cannot write source line {' '.join(fields)!r}: empty fields or whitespace/#")
+    """The files of a source directory (file name -> text), without touching the disk.
+
+    ``companions`` become further lines of source.txt after the release suite's, in the order given.
+    """
+    lines: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for suite in (Suite(url, key_url, dist, tuple(components)), *companions):
+        fields = [suite.url, suite.key_url, suite.dist, *suite.components]
+        if len(fields) < 4 or any(not f or re.search(r"\s|#", f) for f in fields):
+            raise UsageError(f"cannot write source line {' '.join(fields)!r}: empty fields or whitespace/#")
+        if (suite.url.rstrip("/"), suite.dist) in seen:
+            raise UsageError(f"cannot write source line {' '.join(fields)!r}: suite {suite.dist!r} is there twice")
+        seen.add((suite.url.rstrip("/"), suite.dist))
+        lines.append(" ".join(fields) + "\n")
     if any("\n" in p or "\r" in p for p in packages):
         raise UsageError("a package query cannot span lines")
     files = {
-        SOURCE_TXT: "# source_url source_key_url dist component...\n" + " ".join(fields) + "\n",
+        SOURCE_TXT: "# source_url source_key_url dist component...\n" + "".join(lines),
         PACKAGES_TXT: "".join(f"{query}\n" for query in packages),
     }
     if settings_toml is not None:
@@ -509,8 +546,11 @@ def write_source(
     packages: Sequence[str],
     settings_toml: str | None = None,
     aptly_conf: Mapping[str, Any] | None = None,
+    companions: Sequence[Suite] = (),
 ) -> Path:
     """Write ``root/prefix/name/`` (source.txt, packages.txt, optional settings) and return the directory.
+
+    ``companions`` (``bookworm-updates``, ``bookworm-security``) follow the release suite's line in source.txt.
 
     Each file is written to a temporary file and renamed over the old one. The directory then describes
     exactly this source: an aptly.conf or minimirror.toml that is not given is removed.
@@ -524,6 +564,7 @@ def write_source(
         packages=packages,
         settings_toml=settings_toml,
         aptly_conf=aptly_conf,
+        companions=companions,
     )
     apply_source_files(directory, files)
     return directory

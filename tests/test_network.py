@@ -15,6 +15,7 @@ from fixtures.plugin import AptFactory, ServerFactory
 from minimirror.aptsources import plan_sources, read_apt_sources, suites_for_packages
 from minimirror.cli import main
 from minimirror.lockfile import read_locks
+from minimirror.sources import load_sources
 
 pytestmark = pytest.mark.network
 
@@ -45,6 +46,15 @@ def test_init_lock_publish_against_the_real_archive(
     names = {p.name for p in lock.packages}
     assert set(QUERIES) <= names and "libc6" in names  # hello needs the C library
     assert lock.upstream.signed_by, "the real archive's signature was not recorded"
+    # The host's -updates/-security lines are the source's companions, and the lock is what apt installs from
+    # the same lines of the real archive.
+    source = next(s for s in load_sources(sources) if s.source_id == f"{prefix}/{name}")
+    assert {c.dist for c in lock.companions} == {c.dist for c in source.companions}
+    judge = private_apt()
+    for suite in source.suites:
+        judge.add_repository(suite.url, suite.dist, suite.components, signed_by=Path(suite.key_url[len("file://") :]))
+    judge.update()
+    assert {p.key for p in lock.packages} == judge.simulate_install(QUERIES)
 
     key_file = tmp_path / "release.key"
     key_file.write_text(signing_key.secret_key_armored)

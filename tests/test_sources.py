@@ -118,11 +118,11 @@ def rendered(path: Path, line: int, column: int, message: str) -> str:
         ("http://x/debian file:///k bookworm main contrib main # c\n", 1, 49, "component 'main' is listed twice"),
         ("http:///debian file:///k bookworm main\n", 1, 1, "source URL 'http:///debian' has no host"),
         ("http://x/debian file://k bookworm main\n", 1, 17, "key URL 'file://k' needs an absolute path (file:///path)"),
-        ("http://x/debian file:///k bookworm main\nhttp://y/debian file:///k trixie main\n", 2, 1,
-         "a second source line; source.txt holds exactly one (make another source directory)"),
+        ("http://x/debian file:///k bookworm main\nhttp://x/debian/ file:///k bookworm contrib\n", 2, 28,
+         "suite 'bookworm' of http://x/debian/ is already on line 1"),
         ("# only a comment\n\n", 1, 1, "no source line; expected 'source_url source_key_url dist component...'"),
     ],
-    ids=["scheme", "key-scheme", "no-component", "no-dist", "twice", "no-host", "relative-file", "two-lines", "empty"],
+    ids=["scheme", "key-scheme", "no-component", "no-dist", "twice", "no-host", "relative-file", "dup", "empty"],
 )  # fmt: skip
 def test_source_txt_problems_are_located_with_a_caret(
     tmp_path: Path, source_txt: str, line: int, column: int, message: str
@@ -445,5 +445,72 @@ def test_write_source_refuses_unsafe_names(tmp_path: Path, prefix: str, name: st
             dist="d",
             components=["main"],
             packages=["curl"],
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_source_without_companions_is_one_line_as_before() -> None:
+    from minimirror.sources import render_source
+
+    files = render_source(url="http://x/debian", key_url="file:///k", dist="bookworm", components=["main"], packages=[])
+    assert (
+        files["source.txt"]
+        == "# source_url source_key_url dist component...\nhttp://x/debian file:///k bookworm main\n"
+    )
+
+
+def test_write_source_with_companions_writes_a_line_a_suite_that_loads_back(tmp_path: Path) -> None:
+    from minimirror.sources import Suite
+
+    companions = [
+        Suite("http://x/debian-security", "file:///s", "bookworm-security", ("main",)),
+        Suite("http://x/debian", "file:///k", "bookworm-updates", ("main", "contrib")),
+    ]
+    directory = write_source(
+        tmp_path,
+        "debian",
+        "bookworm",
+        url="http://x/debian",
+        key_url="file:///k",
+        dist="bookworm",
+        components=["main", "contrib"],
+        packages=["curl"],
+        companions=companions,
+    )
+    assert (directory / "source.txt").read_text().splitlines()[1:] == [
+        "http://x/debian file:///k bookworm main contrib",
+        "http://x/debian-security file:///s bookworm-security main",
+        "http://x/debian file:///k bookworm-updates main contrib",
+    ]
+    (source,) = load_sources(tmp_path, environ=NO_ENV)
+    assert source.companions == tuple(companions)
+
+
+@pytest.mark.parametrize(
+    "companion",
+    [
+        ("http://x/debian", "", "bookworm-updates", ("main",)),
+        ("http://x/debian", "file:///k", "bookworm updates", ("main",)),
+        ("http://x/debian", "file:///k", "bookworm-updates", ()),
+        ("http://x/debian/", "file:///k", "bookworm", ("main",)),
+    ],
+    ids=["no-key", "whitespace", "no-component", "the-release-again"],
+)
+def test_a_bad_companion_is_refused_before_anything_is_written(
+    tmp_path: Path, companion: tuple[str, str, str, tuple[str, ...]]
+) -> None:
+    from minimirror.sources import Suite
+
+    with pytest.raises(UsageError, match="cannot write source line"):
+        write_source(
+            tmp_path,
+            "debian",
+            "bookworm",
+            url="http://x/debian",
+            key_url="file:///k",
+            dist="bookworm",
+            components=["main"],
+            packages=["curl"],
+            companions=[Suite(*companion)],
         )
     assert list(tmp_path.iterdir()) == []

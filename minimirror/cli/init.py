@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from minimirror.cli._common import err_console, out_console, sources_option
+
+if TYPE_CHECKING:
+    from minimirror.aptsources import PlannedSource
 
 __all__ = ["init"]
 
@@ -24,11 +28,25 @@ __all__ = ["init"]
 )
 @click.option("--force", is_flag=True, help="Replace sources that already exist.")
 def init(from_apt: bool, sources_dir: Path, packages: str, apt_root: Path, force: bool) -> None:
-    """Write SOURCES/<prefix>/<suite>/ for every enabled 'deb' entry of the host's APT sources."""
+    """Write SOURCES/<prefix>/<suite>/ for every release suite of the host's enabled 'deb' entries.
+
+    Its -updates and -security suites become further lines of its source.txt, resolved together with it;
+    backports, and a companion suite whose release suite the host does not list, are left out (with why).
+    """
     from minimirror.aptsources import init_from_apt
 
     result = init_from_apt(sources_dir, packages=packages.split(), apt_root=apt_root, force=force)
     for plan in result.written:
-        out_console.print(f"wrote {sources_dir / plan.prefix / plan.name}  ({plan.dist} {' '.join(plan.components)})")
+        also = f" + {', '.join(c.dist for c in plan.companions)}" if plan.companions else ""
+        directory = sources_dir / plan.prefix / plan.name
+        out_console.print(f"wrote {directory}  ({plan.dist} {' '.join(plan.components)}{also})")
     for plan, reason in result.skipped:
-        err_console.print(f"skipped {sources_dir / plan.prefix / plan.name}: {reason}")
+        err_console.print(f"skipped {_label(sources_dir, plan)}: {reason}")
+
+
+def _label(sources_dir: Path, plan: PlannedSource) -> str:
+    """A source's directory (and its companions), or a companion suite's dist and URL: it has no directory."""
+    if plan.companion_of is not None:
+        return f"{plan.dist} of {plan.url}"
+    also = f" (+ {', '.join(c.dist for c in plan.companions)})" if plan.companions else ""
+    return f"{sources_dir / plan.prefix / plan.name}{also}"
