@@ -240,7 +240,7 @@ def _lock_source(source: Source, config: LockConfig, downloader: Downloader | No
         changed=changed,
         packages=len(new.packages),
         total_size=sum(p.size for p in new.packages),
-        upstream_date=new.upstream.date,
+        upstream_date=max(pin.date for pin in new.upstream_pins()),
     )
 
 

@@ -188,4 +188,5 @@ def test_a_package_from_an_unknown_suite_is_refused_by_the_reader(suites: Suites
 def test_sources_check_shows_the_suites_of_a_source(suites: Suites) -> None:
     command = [sys.executable, "-m", "minimirror", "sources", "check", "--sources", str(suites.sources)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"}, check=True)
-    assert "stable + stable-security" in done.stdout
+    row = [line.split() for line in done.stdout.splitlines() if "fixture/stable" in line or "stable-security" in line]
+    assert [cells[:2] for cells in row] == [["fixture/stable", "stable"], ["stable-security"]]

@@ -46,7 +46,7 @@ def _sources_table(loaded: Sequence[Source]) -> Table:
         own = [name for name in ("aptly.conf", "minimirror.toml") if (source.directory / name).is_file()]
         table.add_row(
             source.source_id,
-            " + ".join(suite.dist for suite in source.suites),
+            "\n".join(suite.dist for suite in source.suites),  # a line a suite: the release suite first
             " ".join(source.components),
             " ".join(source.settings.architectures),
             str(len(source.queries)),
