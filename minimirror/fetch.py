@@ -195,7 +195,7 @@ def _wanted(lock: Lock) -> Iterator[_Wanted]:
     for source in lock.source_packages:
         label = f"{source.name} {source.version} source ({lock.source.id})"
         for file in source.files:
-            yield _Wanted(source.path(file), file.size, file.sha256, label, lock.source.url)
+            yield _Wanted(source.path(file), file.size, file.sha256, label, lock.base_url(source))
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

@@ -134,6 +134,8 @@ class LockedSource:
     directory: str
     files: tuple[LockedSourceFile, ...]
     binaries: tuple[str, ...] = ()
+    companion: str | None = None
+    """The companion suite (its dist) whose Sources listed it; None for the release suite."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "files", tuple(sorted(set(self.files), key=lambda f: (f.name, f.sha256, f.size))))
@@ -240,8 +242,8 @@ def _compare_sources(a: LockedSource, b: LockedSource) -> int:
     by_version = version_compare(a.version, b.version)
     if by_version:
         return -1 if by_version < 0 else 1
-    rest_a = (a.version, a.component, a.directory, a.files, a.binaries)
-    rest_b = (b.version, b.component, b.directory, b.files, b.binaries)
+    rest_a = (a.version, a.component, a.directory, a.files, a.binaries, a.companion or "")
+    rest_b = (b.version, b.component, b.directory, b.files, b.binaries, b.companion or "")
     return (rest_a > rest_b) - (rest_a < rest_b)
 
 
@@ -270,11 +272,12 @@ class Lock:
         sources = sorted(self.source_packages, key=functools.cmp_to_key(_compare_sources))
         object.__setattr__(self, "source_packages", tuple(sources))
 
-    def base_url(self, package: LockedPackage) -> str:
-        """The archive URL ``package.filename`` is relative to: its companion suite's, else the source's."""
-        if package.companion is not None:
+    def base_url(self, item: LockedPackage | LockedSource) -> str:
+        """The archive URL a package's ``filename`` (a source package's ``directory``) is relative to: its companion
+        suite's, else the source's."""
+        if item.companion is not None:
             for companion in self.companions:
-                if companion.dist == package.companion:
+                if companion.dist == item.companion:
                     return companion.url
         return self.source.url
 
@@ -466,6 +469,7 @@ _SOURCE_PACKAGE_FIELDS = (
     _Field("name", "name", "str", _NAME),
     _Field("version", "version", "str", _version),
     _Field("component", "component", "str", _TOKEN),
+    _Field("companion", "companion", "str?", _TOKEN),
     _Field("directory", "directory", "str", _directory),
     _Field("binaries", "binaries", "strs", _NODE),
 )
@@ -808,14 +812,22 @@ def _check_source_files(files: Sequence[LockedSourceFile], place: _Place) -> Non
 
 
 def _check_sources_consistency(
-    source: SourcePin, packages: Sequence[LockedPackage], sources: Sequence[LockedSource], top: _Place
+    source: SourcePin,
+    companions: Sequence[CompanionPin],
+    packages: Sequence[LockedPackage],
+    sources: Sequence[LockedSource],
+    top: _Place,
 ) -> None:
-    """Each source package's ``binaries`` are locked packages built from it; with any source package locked,
-    every locked binary's source is locked too (a hand-edited lock cannot drop one silently)."""
+    """Each source package's suite and component are the source's; its ``binaries`` are locked packages built
+    from it; with any source package locked, every locked binary's source is locked too (a hand-edited lock
+    cannot drop one silently)."""
     by_node = {p.node: p for p in packages}
+    components = {companion.dist: companion.components for companion in companions}
     for number, locked in enumerate(sources):
         place = _Place(top.context, "source-package", number, f"[[source-package]] #{number + 1}")
-        _check_member(locked.component, source.components, "component", place)
+        if locked.companion is not None:
+            _check_member(locked.companion, components, "companion", place, whose="companion suites")
+        _check_member(locked.component, components.get(locked.companion or "", source.components), "component", place)
         for node in locked.binaries:
             binary = by_node.get(node)
             if binary is None:
@@ -903,7 +915,7 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
     packages = _read_packages(document, top)
     _check_consistency(source, companions, packages, top)
     sources = _read_source_packages(document, top)
-    _check_sources_consistency(source, packages, sources, top)
+    _check_sources_consistency(source, companions, packages, sources, top)
     return Lock(
         source=source,
         upstream=upstream,

@@ -134,9 +134,15 @@ def wants_sources(source: Source) -> bool:
     return source.settings.follow_source or source.settings.download_source_packages
 
 
-def load_sources_index(snapshot: Snapshot, cache: Cache) -> SourcesIndex:
-    """The source packages of the snapshot's verified (cached) ``Sources`` indices."""
-    return SourcesIndex(entry for index in snapshot.source_indices for entry in _source_entries(snapshot, index, cache))
+def load_sources_index(snapshots: Sequence[Snapshot], cache: Cache) -> SourcesIndex:
+    """The source packages of the snapshots' verified (cached) ``Sources`` indices: the release suite's first,
+    then each companion's (its entries marked with the companion's dist)."""
+    return SourcesIndex(
+        replace(entry, companion=snapshot.upstream.dist if number else None)
+        for number, snapshot in enumerate(snapshots)
+        for index in snapshot.source_indices
+        for entry in _source_entries(snapshot, index, cache)
+    )
 
 
 def _source_entries(snapshot: Snapshot, index: IndexFile, cache: Cache) -> tuple[SourceEntry, ...]:
@@ -212,12 +218,6 @@ def _client_downloader(client: httpx.Client | None, offline: bool) -> Iterator[D
 
 def _lock_source(source: Source, config: LockConfig, downloader: Downloader | None, cache: Cache) -> LockOutcome:
     path = lock_path(config.locks_dir, source.source_id)
-    if source.companions and wants_sources(source):
-        raise LockError(
-            f"{source.source_id}: source packages (dependencyFollowSource/downloadSourcePackages) are not supported "
-            f"yet for a source with companion suites ({', '.join(s.dist for s in source.companions)}); turn them "
-            "off, or lock the release suite alone"
-        )
     previous = _previous_lock(path) if not config.upgrade else None
     snapshots, index = open_source(source, downloader=downloader, cache=cache)
     snapshot = snapshots[0]
@@ -228,7 +228,8 @@ def _lock_source(source: Source, config: LockConfig, downloader: Downloader | No
     new = _build_lock(source, snapshots, index, resolution)
     if snapshot.source_indices:
         try:
-            sources = lock_sources(new.packages, load_sources_index(snapshot, cache), where=snapshot.upstream.dist_url)
+            where = " and ".join(s.upstream.dist_url for s in snapshots)
+            sources = lock_sources(new.packages, load_sources_index(snapshots, cache), where=where)
         except ResolveError as exc:
             raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
         new = replace(new, source_packages=sources)
@@ -345,7 +346,7 @@ def lock_sources(packages: Sequence[LockedPackage], index: SourcesIndex, *, wher
         needed.setdefault((package.source, package.source_version), []).append(package)
     locked = []
     for (name, version), binaries in sorted(needed.items()):
-        entry = index.find(name, version, component=binaries[0].component)
+        entry = index.find(name, version, component=binaries[0].component, companion=binaries[0].companion)
         if entry is None:
             binary = binaries[0]
             raise ResolveError(
@@ -356,7 +357,9 @@ def lock_sources(packages: Sequence[LockedPackage], index: SourcesIndex, *, wher
             )
         files = tuple(LockedSourceFile(f.name, f.size, f.sha256) for f in entry.files)
         nodes = tuple(p.node for p in binaries)
-        locked.append(LockedSource(entry.name, entry.version, entry.component, entry.directory, files, nodes))
+        locked.append(
+            LockedSource(entry.name, entry.version, entry.component, entry.directory, files, nodes, entry.companion)
+        )
     return tuple(locked)
 
 

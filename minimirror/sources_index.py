@@ -60,6 +60,8 @@ class SourceEntry:
     component: str
     directory: str
     files: tuple[SourceFile, ...]
+    companion: str | None = None
+    """The companion suite whose Sources listed it; None for the release suite."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -163,12 +165,14 @@ class SourcesIndex:
     def __len__(self) -> int:
         return len(self._by_key)
 
-    def find(self, name: str, version: str, *, component: str | None = None) -> SourceEntry | None:
-        """The source package ``name`` at ``version``, preferably in ``component``; None when absent."""
+    def find(
+        self, name: str, version: str, *, component: str | None = None, companion: str | None = None
+    ) -> SourceEntry | None:
+        """The source package ``name`` at ``version``, preferably in ``companion``'s suite (None: the release
+        suite) and in ``component``, else wherever it is first listed; None when absent."""
         found = self._by_key.get((name, version), [])
-        preferred = [entry for entry in found if entry.component == component]
-        candidates = preferred or found
-        return candidates[0] if candidates else None
+        ranked = sorted(found, key=lambda entry: (entry.companion != companion, entry.component != component))
+        return ranked[0] if ranked else None
 
 
 # --- .dsc files ------------------------------------------------------------------------------------------

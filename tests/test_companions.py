@@ -169,12 +169,47 @@ def test_a_suite_listed_twice_is_located(suites: Suites, capsys: pytest.CaptureF
     assert f"{suites.source_txt}:4:" in capsys.readouterr().err
 
 
-def test_source_packages_with_companions_are_refused_clearly(
-    suites: Suites, capsys: pytest.CaptureFixture[str]
+def test_source_packages_come_from_each_binarys_suite_and_apt_get_source_finds_them(
+    tmp_path: Path,
+    fixture_archive_factory: ArchiveFactory,
+    http_server: ServerFactory,
+    private_apt: AptFactory,
+    signing_key: SigningKey,
 ) -> None:
-    (suites.source_txt.parent / "aptly.conf").write_text('{"downloadSourcePackages": true}\n')
-    assert main(suites.lock_args()) == 2
-    assert "not supported yet for a source with companion suites (stable-security)" in capsys.readouterr().err
+    release = fixture_archive_factory({"main": RELEASE}, sources=True)
+    security = fixture_archive_factory({"main": SECURITY}, dist="stable-security", date=SECURITY_DATE, sources=True)
+    made = Suites(tmp_path, release, security, http_server(release.root), http_server(security.root))
+    made.source_txt.parent.mkdir(parents=True)
+    made.source_txt.write_text(made.line(release, made.release_server) + made.line(security, made.security_server))
+    (made.source_txt.parent / "packages.txt").write_text("web\n")
+    (made.source_txt.parent / "aptly.conf").write_text('{"downloadSourcePackages": true}\n')
+
+    assert main(made.lock_args()) == 0
+    lock = read_lock(made.lock_file)
+    assert {(s.name, s.version, s.companion) for s in lock.source_packages} == {
+        ("web", "1.0", None), ("libssl", "3.0.3", "stable-security")
+    }  # fmt: skip
+    assert loads_lock(made.lock_file.read_text(), path=made.lock_file) == lock
+    assert main(["fetch", "--locks", str(made.locks), "--cache", str(made.cache)]) == 0
+    security_files = sorted(p.rsplit("/", 1)[-1] for p in made.security_server.log.paths() if p.startswith("/pool/"))
+    assert "libssl_3.0.3.dsc" in security_files
+
+    key_file = tmp_path / "release.key"
+    key_file.write_text(signing_key.secret_key_armored)
+    out = tmp_path / "public"
+    where = ["--locks", str(made.locks), "--cache", str(made.cache), "--out", str(out)]
+    assert main(["publish", *where, "--sign-key", str(key_file), "--no-fetch"]) == 0
+    assert main(["verify", str(out)]) == 0
+    server = http_server(out)
+    apt = private_apt()
+    keyring = out / "signing-key.gpg"
+    apt.add_source(f"deb-src [signed-by={keyring}] {server.url}/fixture/ stable main")
+    apt.add_source(f"deb [signed-by={keyring}] {server.url}/fixture/ stable main")
+    apt.update()
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    apt.run("source", "--download-only", "libssl", cwd=downloads)
+    assert "libssl_3.0.3.dsc" in {p.name for p in downloads.iterdir()}
 
 
 def test_a_package_from_an_unknown_suite_is_refused_by_the_reader(suites: Suites) -> None:
