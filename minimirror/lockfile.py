@@ -281,6 +281,10 @@ class Lock:
                     return companion.url
         return self.source.url
 
+    def components(self) -> tuple[str, ...]:
+        """Every component of the source and of its companions, sorted: what its published dist holds."""
+        return _sorted_unique((*self.source.components, *(c for pin in self.companions for c in pin.components)))
+
     def upstream_pins(self) -> tuple[UpstreamPin, ...]:
         """The release suite's pin, then each companion's."""
         return (self.upstream, *(companion.upstream for companion in self.companions))

@@ -411,7 +411,7 @@ def _plan_source(
     files += [_source_file(prefix, s, f, inputs.cache, sid) for s in lock.source_packages for f in s.files]
     indices: list[PlannedFile] = []
     archs = _architectures(lock)
-    for component in lock.source.components:
+    for component in lock.components():
         _safe_path(component, "component", sid)
         for arch in archs:
             indices += _index_files(lock, component, arch, inputs.debs, overrides)
@@ -638,7 +638,7 @@ def _release_text(
         "Acquire-By-Hash": "yes",
         "No-Support-for-Architecture-all": "Packages",
         "Architectures": " ".join(archs),
-        "Components": " ".join(lock.source.components),
+        "Components": " ".join(lock.components()),
         "Description": description,
     }
     entries = sorted(indices, key=lambda f: f.path)

@@ -225,3 +225,35 @@ def test_sources_check_shows_the_suites_of_a_source(suites: Suites) -> None:
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "300"}, check=True)
     row = [line.split() for line in done.stdout.splitlines() if "fixture/stable" in line or "stable-security" in line]
     assert [cells[:2] for cells in row] == [["fixture/stable", "stable"], ["stable-security"]]
+
+
+def test_a_component_only_the_companion_has_is_published_too(
+    tmp_path: Path,
+    fixture_archive_factory: ArchiveFactory,
+    http_server: ServerFactory,
+    private_apt: AptFactory,
+    signing_key: SigningKey,
+) -> None:
+    release = fixture_archive_factory({"main": RELEASE})
+    security = fixture_archive_factory(
+        {"main": SECURITY, "contrib": [P("extra", "1.0", depends="libssl")]}, dist="stable-security"
+    )
+    made = Suites(tmp_path, release, security, http_server(release.root), http_server(security.root))
+    made.source_txt.parent.mkdir(parents=True)
+    contrib = made.line(security, made.security_server).replace(" main\n", " main contrib\n")
+    made.source_txt.write_text(made.line(release, made.release_server) + contrib)
+    (made.source_txt.parent / "packages.txt").write_text("extra\n")
+    assert main(made.lock_args()) == 0
+    key_file = tmp_path / "release.key"
+    key_file.write_text(signing_key.secret_key_armored)
+    out = tmp_path / "public"
+    where = ["--locks", str(made.locks), "--cache", str(made.cache), "--out", str(out)]
+    assert main(["publish", *where, "--sign-key", str(key_file)]) == 0
+    assert "Components: contrib main\n" in (out / "fixture" / "dists" / "stable" / "Release").read_text()
+    assert main(["verify", str(out)]) == 0
+    apt = private_apt()
+    apt.add_repository(
+        http_server(out / "fixture").url, "stable", ["main", "contrib"], signed_by=out / "signing-key.gpg"
+    )
+    apt.update()
+    assert apt.simulate_install(["extra"]) == {("extra", "1.0", "amd64"), ("libssl", "3.0.3", "amd64")}
