@@ -359,8 +359,8 @@ def _companion_changes(source: str, old: Lock, new: Lock) -> list[TrustChange]:
         one, two = before.get(dist), after.get(dist)
         field = f"companion {dist}"
         if one is None or two is None:
-            side = ((one or two).url,)  # type: ignore[union-attr]
-            changes.append(TrustChange(source, field, side if one else (), side if two else (), flagged=True))
+            old_side, new_side = (one.url,) if one else (), (two.url,) if two else ()
+            changes.append(TrustChange(source, field, old_side, new_side, flagged=True))
             continue
         changes += _field_changes(source, one, two, _COMPANION_TRUST, prefix=f"{field} ")
         changes += _field_changes(source, one.upstream, two.upstream, _UPSTREAM_TRUST, prefix=f"{field} ")

@@ -88,11 +88,14 @@ def load_index_part(
         _write_cache(path, sha256, records, names, provided)
         return IndexPart(component, index, records, names, provided)
 
-    cached = _read_cache(path, sha256, lambda: tuple(parse().entries))  # type: ignore[arg-type]
-    if cached is not None:
-        records, names, provided = cached
-        return IndexPart(component, index, records, names, provided)
-    return parse()
+    def parse_again() -> tuple[Record, ...]:  # for a damaged record: the same records, freshly parsed
+        return tuple(parse().entries)  # type: ignore[arg-type]  # parse() keeps records, not Packages
+
+    cached = _read_cache(path, sha256, parse_again)
+    if cached is None:
+        return parse()
+    lazy, names, provided = cached
+    return IndexPart(component, index, lazy, names, provided)
 
 
 def _parse_verified(source: IndexSource, sha256: str, index: str) -> tuple[Record, ...]:

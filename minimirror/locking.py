@@ -138,11 +138,16 @@ def load_sources_index(snapshots: Sequence[Snapshot], cache: Cache) -> SourcesIn
     """The source packages of the snapshots' verified (cached) ``Sources`` indices: the release suite's first,
     then each companion's (its entries marked with the companion's dist)."""
     return SourcesIndex(
-        replace(entry, companion=snapshot.upstream.dist if number else None)
+        replace(entry, companion=_companion(number, snapshot))
         for number, snapshot in enumerate(snapshots)
         for index in snapshot.source_indices
         for entry in _source_entries(snapshot, index, cache)
     )
+
+
+def _companion(number: int, snapshot: Snapshot) -> str | None:
+    """How the lock names the suite of ``snapshots[number]``: None for the release suite (the first), else its dist."""
+    return snapshot.upstream.dist if number else None
 
 
 def _source_entries(snapshot: Snapshot, index: IndexFile, cache: Cache) -> tuple[SourceEntry, ...]:
@@ -168,7 +173,7 @@ def open_source(
                 component=index.component,
                 name=f"{snapshot.upstream.dist_url}{index.path}",
             ),
-            companion=snapshot.upstream.dist if number else None,
+            companion=_companion(number, snapshot),
         )
         for number, snapshot in enumerate(snapshots)
         for index in snapshot.indices
