@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _loopback import ChildRun, byte_compile_minimirror, run_child
 
-from minimirror.cache import Cache
-from minimirror.fetch import plan_fetch
-from minimirror.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin, lock_path, read_locks, write_lock
+from minimirror.lock.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin, lock_path, read_locks, write_lock
+from minimirror.publish.fetch import plan_fetch
+from minimirror.upstream.cache import Cache
 
 _SERVER = """
 import sys

@@ -3,7 +3,7 @@
 Generates a mirror-like tree (mostly incompressible .deb-sized files, some compressible index text) of
 ``--mib`` MiB, then times, each in a fresh child process (wall time, peak RSS from ``os.wait4``):
 
-    (a) minimirror.layers.write_layer(scan_tree(tree, "srv"))   tar + gzip -6 + two sha256, one pass
+    (a) minimirror.image.layers.write_layer(scan_tree(tree, "srv"))   tar + gzip -6 + two sha256, one pass
     (b) tar --sort=name --mtime=@0 --owner=0 --group=0 -c | gzip -n   (gzip's default level 6)
     (c) (b) | tee out | sha256sum                                 the same plus one digest, as an image needs
 
@@ -27,7 +27,7 @@ from _loopback import ChildRun, run_child
 _LAYER = """
 import sys
 from pathlib import Path
-from minimirror.layers import scan_tree, write_layer
+from minimirror.image.layers import scan_tree, write_layer
 d = write_layer(scan_tree(Path(sys.argv[1]), "srv"), Path(sys.argv[2]), epoch=0)
 print(d.digest, d.size, d.uncompressed_size)
 """

@@ -27,7 +27,8 @@ from _loopback import DEBIAN_KEYRING, AptRoot, run_child, serve_directory, share
 
 INDEX = "debian-bookworm/dists/bookworm/main/binary-amd64/Packages.xz"
 CHILD = (
-    "import sys, minimirror.index as m; n = sum(1 for _ in m.iter_packages(sys.argv[1])) if sys.argv[2] == 'stream' "
+    "import sys, minimirror.upstream.index as m; "
+    "n = sum(1 for _ in m.iter_packages(sys.argv[1])) if sys.argv[2] == 'stream' "
     "else len(list(m.iter_packages(sys.argv[1]))); print(n)"
 )
 
@@ -55,13 +56,13 @@ def xz_decode(path: Path) -> int:
 
 
 def minimirror_parse(path: Path) -> int:
-    from minimirror.index import iter_packages
+    from minimirror.upstream.index import iter_packages
 
     return len(list(iter_packages(path)))
 
 
 def minimirror_parse_decompressed(data: bytes) -> int:
-    from minimirror.index import iter_packages
+    from minimirror.upstream.index import iter_packages
 
     return len(list(iter_packages(data)))
 
@@ -87,11 +88,11 @@ def end_to_end(data_dir: Path, repeat: int) -> tuple[float, float]:
     """(f) cold and (g) warm index load as ``minimirror lock`` does it: download the InRelease (and, cold, the
     Packages.xz) over loopback, verify with gpgv, check the sha256, parse (cold) or read the parsed cache
     (warm), and build the index."""
-    from minimirror.archive import Upstream, open_snapshot
-    from minimirror.cache import Cache
-    from minimirror.download import Downloader, make_client
-    from minimirror.index import PackageIndex
-    from minimirror.indexcache import load_index_part
+    from minimirror.upstream.archive import Upstream, open_snapshot
+    from minimirror.upstream.cache import Cache
+    from minimirror.upstream.download import Downloader, make_client
+    from minimirror.upstream.index import PackageIndex
+    from minimirror.upstream.indexcache import load_index_part
 
     def load(cache: Cache, url: str) -> int:
         upstream = Upstream(f"{url}/", f"file://{DEBIAN_KEYRING}", "bookworm", ("main",), ("amd64",))
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     path = data_dir / INDEX
     memory(path)  # first: a child forked from a big parent counts the parent's pages in its peak RSS
-    from minimirror.indexcache import load_index_cached
+    from minimirror.upstream.indexcache import load_index_cached
 
     raw = path.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()
@@ -179,8 +180,8 @@ def memory(path: Path) -> None:
         run = run_child([sys.executable, "-c", CHILD, str(path), mode])
         what = "keeps all packages" if mode == "list" else "keeps none (streaming)"
         print(f"peak RSS, child doing the cold parse, {what}: {run.peak_rss_kib / 1024:.0f} MiB ({run.seconds:.2f} s)")
-    run = run_child([sys.executable, "-c", "import minimirror.index"])
-    print(f"peak RSS, child that only imports minimirror.index: {run.peak_rss_kib / 1024:.0f} MiB")
+    run = run_child([sys.executable, "-c", "import minimirror.upstream.index"])
+    print(f"peak RSS, child that only imports minimirror.upstream.index: {run.peak_rss_kib / 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

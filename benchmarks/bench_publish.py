@@ -3,7 +3,7 @@
 The package set comes from the real Debian index in ``../shared/data/debian-bookworm`` (which has no pool
 files): every k-th package of ``main/binary-amd64`` up to ``--packages`` (default 300), each a real ``.deb``
 built by ``dpkg-deb`` with its real name and version and a payload of random bytes of its real ``Size``
-(capped at ``--max-mib``), in a signed archive locked offline by :func:`minimirror.example.write_example`.
+(capped at ``--max-mib``), in a signed archive locked offline by :func:`minimirror.pipeline.example.write_example`.
 
 Each tool runs in a fresh child process (wall time, peak RSS), unsigned, then signed with one throwaway
 Ed25519 key (minimirror: ``sign_key``; aptly: the key imported into a private ``GNUPGHOME``, ``-gpg-key``):
@@ -47,7 +47,7 @@ INDEX = (
 _PUBLISH = """
 import sys
 from pathlib import Path
-from minimirror.publish import PublishConfig, publish
+from minimirror.publish.repository import PublishConfig, publish
 key = Path(sys.argv[4]) if len(sys.argv) > 4 else None
 publish(PublishConfig(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), key))
 """
@@ -55,7 +55,7 @@ publish(PublishConfig(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), k
 
 def choose(count: int, max_bytes: int, seed: int = 1) -> list[tuple[str, str, int]]:
     """(name, version, size) of ``count`` packages spread over the index, sizes capped at ``max_bytes``."""
-    from minimirror.index import iter_packages
+    from minimirror.upstream.index import iter_packages
 
     packages = sorted({p.name: p for p in iter_packages(INDEX)}.values(), key=lambda p: p.name)
     step = max(1, len(packages) // count)
@@ -65,8 +65,8 @@ def choose(count: int, max_bytes: int, seed: int = 1) -> list[tuple[str, str, in
 
 
 def make_example(root: Path, count: int, max_bytes: int) -> None:
-    """The archive, its lock and the primed cache under ``root`` (see :mod:`minimirror.example`)."""
-    from minimirror.example import ExamplePackage, write_example
+    """The archive, its lock and the primed cache under ``root`` (see :mod:`minimirror.pipeline.example`)."""
+    from minimirror.pipeline.example import ExamplePackage, write_example
 
     rng = random.Random(2)
     packages = [
@@ -78,7 +78,7 @@ def make_example(root: Path, count: int, max_bytes: int) -> None:
 
 def throwaway_key(work: Path) -> tuple[Path, str, Path]:
     """(armored secret key file, fingerprint, GNUPGHOME holding it) for both tools."""
-    from minimirror.sign import generate_key
+    from minimirror.publish.sign import generate_key
 
     key = generate_key("bench publish key")
     secret = work / "key.asc"

@@ -25,7 +25,7 @@ from test_faults import Work, assert_cache_trustworthy, write_key
 from minimirror.cli import main
 from minimirror.errors import UsageError
 from minimirror.filelock import FolderBusy, LockWait, cache_lock, holder_pid, wait_from_env
-from minimirror.lockfile import read_lock
+from minimirror.lock.lockfile import read_lock
 
 PACKAGES = [P("web", "1.0", depends="libc"), P("libc", "2.37"), P("shell", "5.2")]
 HOLDER = """

@@ -26,11 +26,11 @@ from fixtures.plugin import ArchiveFactory, ServerFactory
 from fixtures.server import FaultInjector, LoopbackServer
 
 from minimirror.cli import main
-from minimirror.download import RetryPolicy, make_client
 from minimirror.errors import MinimirrorError
-from minimirror.fetch import FetchConfig, fetch
-from minimirror.lockfile import read_lock
-from minimirror.locking import LockConfig, lock
+from minimirror.lock.lockfile import read_lock
+from minimirror.lock.stage import LockConfig, lock
+from minimirror.publish.fetch import FetchConfig, fetch
+from minimirror.upstream.download import RetryPolicy, make_client
 
 PACKAGES = [
     P("web", "1.0", depends="libssl (>= 3)", files={"usr/share/web/blob": bytes(range(256)) * 400}),
@@ -277,9 +277,9 @@ try:
         code = main(sys.argv[2:])
     else:  # fetch without the CLI's backoff between retries
         from pathlib import Path
-        from minimirror.download import RetryPolicy
+        from minimirror.upstream.download import RetryPolicy
         from minimirror.errors import MinimirrorError
-        from minimirror.fetch import FetchConfig, fetch
+        from minimirror.publish.fetch import FetchConfig, fetch
         try:
             fetch(FetchConfig(Path(sys.argv[2]), Path(sys.argv[3]), retry=RetryPolicy(backoff=0.0)))
             code = 0

@@ -10,17 +10,17 @@ pieces and mutated real files, so most of them get past the first line. Each pro
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
+from fixtures import GOLDEN as GOLDEN_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minimirror.debcontrol import parse_control
 from minimirror.errors import MinimirrorError
-from minimirror.index import iter_packages
-from minimirror.lockfile import loads_lock
-from minimirror.query import parse_query
-from minimirror.release import parse_release
+from minimirror.lock.lockfile import loads_lock
+from minimirror.sources.query import parse_query
+from minimirror.upstream.debfile import parse_control
+from minimirror.upstream.index import iter_packages
+from minimirror.upstream.release import parse_release
 
 BUDGET = settings(
     max_examples=200,
@@ -32,7 +32,7 @@ BUDGET = settings(
 EXAMPLES: dict[str, int] = {}
 """How many inputs each property saw (the figures in docs/reliability.md)."""
 
-GOLDEN_LOCK = (Path(__file__).parent / "golden" / "example.lock").read_text()
+GOLDEN_LOCK = (GOLDEN_DIR / "example.lock").read_text()
 
 QUERY_PIECES = [
     *("nginx", "python3", "lib*-dev", "a", "b", "libc6", "nginx_1.22.1-9_amd64", "Name", "$Source", "$Version"),

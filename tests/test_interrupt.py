@@ -27,7 +27,7 @@ from fixtures.plugin import ArchiveFactory, ServerFactory
 from test_faults import Work, assert_cache_trustworthy, write_key
 
 from minimirror.cli import main
-from minimirror.lockfile import read_lock
+from minimirror.lock.lockfile import read_lock
 
 KILLS = 20
 """Interruptions per command (the figure in docs/reliability.md)."""

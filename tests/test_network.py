@@ -12,10 +12,10 @@ import pytest
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ServerFactory
 
-from minimirror.aptsources import plan_sources, read_apt_sources, suites_for_packages
 from minimirror.cli import main
-from minimirror.lockfile import read_locks
-from minimirror.sources import load_sources
+from minimirror.lock.lockfile import read_locks
+from minimirror.sources.hostapt import plan_sources, read_apt_sources, suites_for_packages
+from minimirror.sources.tree import load_sources
 
 pytestmark = pytest.mark.network
 

@@ -24,7 +24,7 @@ an upgrade would hide that 24.0.10 stayed, and any other pairing would be a gues
 Source packages (``[[source-package]]``, opt-in per source) are compared by (source id, name, version):
 :class:`SourcePackageChange` says ``added``, ``removed`` or ``rebuilt`` (same version, other files or hashes:
 flagged, like a rebuilt binary). They are in the model (``LockDiff.source_packages``, ``source_counts``); the
-table, markdown and JSON renderings (``minimirror.diffrender``) do not show them yet.
+table, markdown and JSON renderings (``minimirror.audit.render``) do not show them yet.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any, Literal, get_args
 
 from debian.debian_support import version_compare
 
-from minimirror.lockfile import CompanionPin, Lock, LockedPackage, LockedSource, SourcePin, UpstreamPin
+from minimirror.lock.lockfile import CompanionPin, Lock, LockedPackage, LockedSource, SourcePin, UpstreamPin
 
 __all__ = [
     "DATAFRAME_COLUMNS",
@@ -487,7 +487,7 @@ def diff_locks(old: Sequence[Lock], new: Sequence[Lock]) -> LockDiff:
 def added_chains(diff: LockDiff, new: Sequence[Lock], *, limit: int = 5) -> tuple[tuple[PackageChange, str], ...]:
     """Each added package with why it is there: its shortest chains from a query line in the ``new`` locks
     (``query: git -> git/amd64 -> libcurl3-gnutls/amd64``), one a line, at most ``limit``."""
-    from minimirror.why import format_chains, why
+    from minimirror.audit.why import format_chains, why
 
     by_id = {lock.source.id: lock for lock in new}
     explained = []

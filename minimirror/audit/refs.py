@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from minimirror.errors import LockError, UsageError
-from minimirror.lockfile import Lock, loads_lock, read_lock, read_locks
+from minimirror.lock.lockfile import Lock, loads_lock, read_lock, read_locks
 
 __all__ = ["GitRef", "LocalRef", "LockRef", "lock_paths", "parse_ref", "read_lock_ref"]
 
@@ -114,7 +114,7 @@ def _resolve_commit(repo: Path, ref: GitRef) -> str:
 
 
 def _check_place(lock: Lock, name: str, text: str) -> None:
-    """As :func:`~minimirror.lockfile.read_locks`: a lock in a directory must sit at its source id's place."""
+    """As :func:`~minimirror.lock.lockfile.read_locks`: a lock in a directory must sit at its source id's place."""
     expected = "/".join(PurePosixPath(name).parts[-2:]).removesuffix(".lock")
     if lock.source.id != expected:
         line = next((n for n, row in enumerate(text.splitlines(), 1) if row.startswith("id ")), 1)

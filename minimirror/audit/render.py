@@ -1,4 +1,4 @@
-"""A :class:`~minimirror.diff.LockDiff` for people and machines: a terminal table, a pull-request comment in
+"""A :class:`~minimirror.audit.diff.LockDiff` for people and machines: a terminal table, a pull-request comment in
 GitHub-flavoured Markdown, JSON, and a size-delta plot for the audit notebook.
 
 The formats are documented in ``docs/audit.md``. Every output is deterministic: the diff is sorted already,
@@ -18,7 +18,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from minimirror.diff import KINDS, Kind, LockDiff, PackageChange, SourcePackageChange, TrustChange
+from minimirror.audit.diff import KINDS, Kind, LockDiff, PackageChange, SourcePackageChange, TrustChange
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

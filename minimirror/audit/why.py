@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from minimirror.errors import LockError
-from minimirror.lockfile import Lock
+from minimirror.lock.lockfile import Lock
 
 __all__ = ["Chain", "format_chains", "why"]
 

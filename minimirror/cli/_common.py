@@ -75,7 +75,7 @@ def locks_option(func: F) -> F:
 
 
 def _default_cache() -> Path:
-    from minimirror.cache import default_cache_dir
+    from minimirror.upstream.cache import default_cache_dir
 
     return default_cache_dir()
 

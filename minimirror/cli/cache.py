@@ -1,4 +1,4 @@
-"""``minimirror cache prune``: remove from the cache what no lock needs (see :mod:`minimirror.prune`)."""
+"""``minimirror cache prune``: remove from the cache what no lock needs (see :mod:`minimirror.publish.prune`)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def prune(locks_dirs: tuple[Path, ...], cache_dir: Path, dry_run: bool) -> None:
     Kept: every pool file, source file and index the locks name (so fetch and lock --offline still work),
     and the cached Release files and keys.
     """
-    from minimirror.prune import PruneConfig, prune
+    from minimirror.publish.prune import PruneConfig, prune
 
     report = prune(PruneConfig(cache_dir=cache_dir, locks_dirs=locks_dirs, dry_run=dry_run))
     if dry_run:

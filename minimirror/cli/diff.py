@@ -1,7 +1,7 @@
 """``minimirror diff OLD NEW``: what changed between two sets of locks, for a reviewer or a CI job.
 
-OLD and NEW are a lock file, a lock directory or ``git:REF[:PATH]`` (see :mod:`minimirror.lockrefs`); the
-classification is :func:`minimirror.diff.diff_locks`, the formats :mod:`minimirror.diffrender`
+OLD and NEW are a lock file, a lock directory or ``git:REF[:PATH]`` (see :mod:`minimirror.audit.refs`); the
+classification is :func:`minimirror.audit.diff.diff_locks`, the formats :mod:`minimirror.audit.render`
 (documented in ``docs/audit.md``).
 """
 
@@ -41,9 +41,9 @@ def diff(old: str, new: str, fmt: str, exit_code: bool, repo: Path | None) -> No
     PATH defaulting to locks/), e.g. `minimirror diff git:origin/main locks --format markdown`.
     Trust changes (keys, URLs, Release fields) and rebuilt packages (same version, new hash) come first.
     """
-    from minimirror.diff import diff_locks
-    from minimirror.diffrender import render_json, render_markdown, render_table
-    from minimirror.lockrefs import read_lock_ref
+    from minimirror.audit.diff import diff_locks
+    from minimirror.audit.refs import read_lock_ref
+    from minimirror.audit.render import render_json, render_markdown, render_table
 
     result = diff_locks(read_lock_ref(old, repo=repo), read_lock_ref(new, repo=repo))
     if fmt == "table":

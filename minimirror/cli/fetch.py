@@ -1,4 +1,4 @@
-"""``minimirror fetch``: download the pool files the locks name into the cache (see :mod:`minimirror.fetch`)."""
+"""``minimirror fetch``: download the pool files the locks name into the cache (see :mod:`minimirror.publish.fetch`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import click
 from minimirror.cli._common import cache_option, err_console, invocation, locks_option, out_console
 
 if TYPE_CHECKING:
-    from minimirror.fetch import FetchProgress, FetchReport
+    from minimirror.publish.fetch import FetchProgress, FetchReport
 
 __all__ = ["fetch", "progress_bar", "run_fetch", "summary"]
 
@@ -69,7 +69,7 @@ def fetch(locks_dir: Path, cache_dir: Path, jobs: int, fallback_urls: tuple[str,
 
 def run_fetch(locks_dir: Path, cache_dir: Path, *, jobs: int = 8, fallback_urls: tuple[str, ...] = ()) -> None:
     """Fetch with a progress bar on a terminal and a one-line summary; shared by fetch, publish and build."""
-    from minimirror import fetch as fetching
+    from minimirror.publish import fetch as fetching
 
     config = fetching.FetchConfig(locks_dir=locks_dir, cache_dir=cache_dir, jobs=jobs, fallback_urls=fallback_urls)
     quiet = invocation().quiet

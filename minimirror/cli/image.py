@@ -1,6 +1,6 @@
 """``minimirror image``: pack a published repository into a reproducible OCI image (or a docker-archive).
 
-The work is :func:`minimirror.imaging.make_image`; this module parses the options and prints the digests.
+The work is :func:`minimirror.image.pack.make_image`; this module parses the options and prints the digests.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import click
 from minimirror.cli._common import cache_option, invocation, locks_option, out_console
 
 if TYPE_CHECKING:
-    from minimirror.image import ImageFormat, ImageResult
-    from minimirror.imaging import PushVia
+    from minimirror.image.oci import ImageFormat, ImageResult
+    from minimirror.image.pack import PushVia
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,8 +103,8 @@ def image(
     digest. An SPDX 2.3 SBOM of every locked package is written to IMAGE.spdx.json and into the image.
     With --base, the base's nginx serves /srv on port 8080 instead.
     """
-    from minimirror.image import DEFAULT_TAG
-    from minimirror.imaging import ImageConfig, make_image
+    from minimirror.image.oci import DEFAULT_TAG
+    from minimirror.image.pack import ImageConfig, make_image
 
     config = ImageConfig(
         locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch,

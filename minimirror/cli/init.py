@@ -10,7 +10,7 @@ import click
 from minimirror.cli._common import err_console, out_console, sources_option
 
 if TYPE_CHECKING:
-    from minimirror.aptsources import PlannedSource
+    from minimirror.sources.hostapt import PlannedSource
 
 __all__ = ["init"]
 
@@ -33,7 +33,7 @@ def init(from_apt: bool, sources_dir: Path, packages: str, apt_root: Path, force
     Its -updates and -security suites become further lines of its source.txt, resolved together with it;
     backports, and a companion suite whose release suite the host does not list, are left out (with why).
     """
-    from minimirror.aptsources import init_from_apt
+    from minimirror.sources.hostapt import init_from_apt
 
     result = init_from_apt(sources_dir, packages=packages.split(), apt_root=apt_root, force=force)
     for plan in result.written:

@@ -21,7 +21,7 @@ from minimirror.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from minimirror.locking import LockConfig
+    from minimirror.lock.stage import LockConfig
 
 __all__ = ["lock", "search", "why"]
 
@@ -36,7 +36,7 @@ def _config(
     upgrade: bool = False,
     upgrade_packages: tuple[str, ...] = (),
 ) -> LockConfig:
-    from minimirror.locking import LockConfig
+    from minimirror.lock.stage import LockConfig
 
     return LockConfig(
         sources_dir=sources_dir,
@@ -88,7 +88,7 @@ def lock(
     Conservative: locked versions stay while they still satisfy everything, unless --upgrade or
     --upgrade-package says otherwise. A lock is rewritten only when its content changes.
     """
-    from minimirror import locking
+    from minimirror.lock import stage as locking
 
     config = _config(
         sources_dir,
@@ -133,7 +133,7 @@ def lock(
 @click.argument("query")
 def search(sources_dir: Path, cache_dir: Path, offline: bool, only: tuple[str, ...], query: str) -> None:
     """Print the packages QUERY matches, one 'name version architecture' a line; exit 1 when none."""
-    from minimirror import locking
+    from minimirror.lock import stage as locking
 
     hits = locking.search(_config(sources_dir, Path("locks"), cache_dir, offline=offline, only=only), query)
     several = len({hit.source_id for hit in hits}) > 1 or len(only) != 1
@@ -151,9 +151,9 @@ def search(sources_dir: Path, cache_dir: Path, offline: bool, only: tuple[str, .
 @click.argument("name")
 def why(locks_dir: Path, architecture: str | None, name: str) -> None:
     """Show the chains from query lines to the locked package NAME."""
-    from minimirror.lockfile import read_locks
-    from minimirror.why import format_chains
-    from minimirror.why import why as why_chains
+    from minimirror.audit.why import format_chains
+    from minimirror.audit.why import why as why_chains
+    from minimirror.lock.lockfile import read_locks
 
     chains = why_chains(read_locks(locks_dir), name, architecture)
     out_console.print(format_chains(chains), markup=False)

@@ -18,7 +18,7 @@ import click
 from minimirror.cli._common import cache_option, err_console, invocation, locks_option, out_console
 from minimirror.cli.image import image_options, print_image
 from minimirror.errors import UsageError
-from minimirror.signingkey import (
+from minimirror.publish.signingkey import (
     KEY_ENV,
     PASSPHRASE_ENV,
     SigningChoice,
@@ -27,20 +27,20 @@ from minimirror.signingkey import (
 )
 
 if TYPE_CHECKING:
-    from minimirror.image import ImageFormat
-    from minimirror.imaging import PushVia
-    from minimirror.publish import PublishOptions, PublishReport
+    from minimirror.image.oci import ImageFormat
+    from minimirror.image.pack import PushVia
+    from minimirror.publish.repository import PublishOptions, PublishReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = ["build", "key", "publish", "publish_options", "run_build"]
 
-log = logging.getLogger("minimirror.publish")
+log = logging.getLogger("minimirror.publish.repository")
 
 
 def _signing(sign_key: Path | None, no_sign: bool) -> SigningChoice:
     """Exactly one of --sign-key / --no-sign, unless $RELEASE_SIGN_KEY_PATH stands in for --sign-key; the
-    passphrase always from the environment (:func:`minimirror.building.signing_from_environment`)."""
+    passphrase always from the environment (:func:`minimirror.pipeline.build.signing_from_environment`)."""
     if sign_key is not None and no_sign:
         raise UsageError("give either --sign-key FILE or --no-sign, not both")
     if no_sign:
@@ -58,12 +58,12 @@ def _signing(sign_key: Path | None, no_sign: bool) -> SigningChoice:
 
 
 def _options(sources_dir: Path | None) -> PublishOptions:
-    from minimirror.epoch import environment_epoch
-    from minimirror.publish import PublishOptions, ReleaseOverrides
+    from minimirror.publish.epoch import environment_epoch
+    from minimirror.publish.repository import PublishOptions, ReleaseOverrides
 
     if sources_dir is None:
         return PublishOptions(epoch=environment_epoch())
-    from minimirror.sources import load_sources
+    from minimirror.sources.tree import load_sources
 
     overrides = {
         source.source_id: ReleaseOverrides(
@@ -133,10 +133,10 @@ def run_build(
     no_fetch: bool,
     image: ImageChoice | None = None,
 ) -> None:
-    """One :func:`minimirror.building.build` with the options of ``publish``/``build``, and its report."""
-    from minimirror.building import BuildConfig, build
+    """One :func:`minimirror.pipeline.build.build` with the options of ``publish``/``build``, and its report."""
     from minimirror.cli.fetch import progress_bar, summary
-    from minimirror.image import DEFAULT_TAG
+    from minimirror.image.oci import DEFAULT_TAG
+    from minimirror.pipeline.build import BuildConfig, build
 
     signing = _signing(sign_key, no_sign)
     options = _options(sources_dir)
@@ -248,7 +248,7 @@ def key() -> None:
 @click.option("--uid", default=None, help="User id: 'Name' or 'Name <email>'.")
 def generate(out_file: Path, uid: str | None) -> None:
     """Generate an Ed25519 signing key, protected with $RELEASE_SIGN_KEY_PASSPHRASE when it is set."""
-    from minimirror.sign import DEFAULT_UID, generate_key, write_generated_key
+    from minimirror.publish.sign import DEFAULT_UID, generate_key, write_generated_key
 
     passphrase = environment_passphrase()
     generated = generate_key(uid or DEFAULT_UID, passphrase=passphrase)

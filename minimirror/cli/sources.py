@@ -2,7 +2,7 @@
 
 ``check`` loads the whole tree and prints every problem (``path:line:col``, the line, a caret) through the
 CLI's one error handler, exit 2; or a table of the sources and ``N sources, M queries OK``, exit 0.
-``import-yaml`` converts ``mini-mirror-sources.yaml`` with :func:`minimirror.yamlimport.import_yaml`.
+``import-yaml`` converts ``mini-mirror-sources.yaml`` with :func:`minimirror.sources.yamlimport.import_yaml`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rich.table import Table
 from minimirror.cli._common import invocation, out_console, sources_option
 
 if TYPE_CHECKING:
-    from minimirror.sources import Source
+    from minimirror.sources.tree import Source
 
 __all__ = ["sources"]
 
@@ -62,7 +62,7 @@ def check(sources_dir: Path) -> None:
 
     Exit 0 with a table of the sources when the tree is valid, 2 when anything is wrong.
     """
-    from minimirror.sources import load_sources
+    from minimirror.sources.tree import load_sources
 
     loaded = load_sources(sources_dir)
     queries = sum(len(source.queries) for source in loaded)
@@ -81,7 +81,7 @@ def import_yaml(yaml_file: Path, sources_dir: Path, force: bool) -> None:
     FILE is a mini-mirror-sources.yaml; each document's subrepos become DIR/<name>/<distribution>/.
     Nothing is written unless the whole file is valid.
     """
-    from minimirror.yamlimport import import_yaml as run_import
+    from minimirror.sources.yamlimport import import_yaml as run_import
 
     imported = run_import(yaml_file, sources_dir, force=force)
     table = _table("source", "packages", "status", "directory")

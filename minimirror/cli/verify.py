@@ -24,7 +24,7 @@ _OUT = click.Path(path_type=Path, file_okay=False, exists=True)
 @click.option("--no-dose", "no_dose", is_flag=True, help="Skip the dose-distcheck second opinion (slow on big trees).")
 def verify(out_dir: Path, keyring: Path | None, no_dose: bool) -> None:
     """Check signatures, hashes, indices, pool files and dependencies of a published tree; exit 1 on problems."""
-    from minimirror.verify import verify_tree
+    from minimirror.publish.verify import verify_tree
 
     report = verify_tree(out_dir, keyring=keyring, dose=not no_dose)
     for problem in report.problems:
@@ -49,7 +49,7 @@ def verify(out_dir: Path, keyring: Path | None, no_dose: bool) -> None:
 def serve(out_dir: Path, bind: str, port: int) -> None:
     """Serve a published tree read-only over HTTP for apt, until Ctrl-C."""
     from minimirror.errors import UsageError
-    from minimirror.serve import apt_source_lines, make_server, run_until_interrupted
+    from minimirror.publish.serve import apt_source_lines, make_server, run_until_interrupted
 
     try:
         server = make_server(out_dir, bind, port)

@@ -8,7 +8,7 @@
   are uncompressed tars, kept uncompressed (``application/vnd.oci.image.layer.v1.tar``, digest = diff_id), so
   nothing is recompressed and the result does not depend on zlib;
 - ``HOST[:PORT]/NAME@sha256:HEX``: a registry reference pulled over the OCI distribution API
-  (:mod:`minimirror.registry`). It must be pinned by digest: a tag names different bytes on different days, and
+  (:mod:`minimirror.image.registry`). It must be pinned by digest: a tag names different bytes on different days, and
   the image must be reproducible. Blobs are kept in the content-addressed cache.
 
 Whatever the source, every blob is verified: manifests, configs and layers against their sha256 digests, and each
@@ -35,9 +35,9 @@ from typing import IO, Any, Literal
 
 import httpx
 
-from minimirror.cache import Cache
 from minimirror.errors import IntegrityError, UsageError
-from minimirror.layers import LayerDigest, LayerEntry
+from minimirror.image.layers import LayerDigest, LayerEntry
+from minimirror.upstream.cache import Cache
 
 __all__ = [
     "NGINX_CMD",
@@ -76,7 +76,7 @@ server {{
 NGINX_CMD = ("nginx", "-g", "daemon off;")
 """The command set when the base has neither Entrypoint nor Cmd."""
 
-# OCI (architecture, variant) -> Debian architecture; the reverse of minimirror.image's table.
+# OCI (architecture, variant) -> Debian architecture; the reverse of minimirror.image.oci's table.
 _DEBIAN_ARCH: Mapping[tuple[str, str], str] = {
     ("amd64", ""): "amd64", ("arm64", "v8"): "arm64", ("arm64", ""): "arm64", ("arm", "v7"): "armhf",
     ("arm", "v5"): "armel", ("386", ""): "i386", ("ppc64le", ""): "ppc64el", ("s390x", ""): "s390x",
@@ -134,7 +134,7 @@ def parse_base(text: str) -> BaseSource:
         return BaseSource("oci", path, tag)
     if text.startswith("docker-archive:"):
         return BaseSource("docker-archive", text.removeprefix("docker-archive:"))
-    from minimirror.registry import parse_reference
+    from minimirror.image.registry import parse_reference
 
     ref = parse_reference(text)
     if not ref.digest:
@@ -221,7 +221,7 @@ def _select(where: str, index: Mapping[str, Any], arch: str | None, tag: str = "
         entries = [e for e in entries if e.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
     platforms = [e for e in entries if e.get("platform", {}).get("os", "linux") == "linux"]
     if arch is not None:
-        from minimirror.image import oci_platform
+        from minimirror.image.oci import oci_platform
 
         want_arch, want_variant = oci_platform(arch)
         platforms = [
@@ -317,8 +317,8 @@ def _cache_tar_layer(where: str, archive: tarfile.TarFile, name: str, diff_id: s
 def _from_registry(
     text: str, cache_dir: Path, client: httpx.Client | None, arch: str | None, environ: Mapping[str, str] | None
 ) -> BaseImage:
-    from minimirror.download import make_client
-    from minimirror.registry import RegistryClient, find_credentials, parse_reference
+    from minimirror.image.registry import RegistryClient, find_credentials, parse_reference
+    from minimirror.upstream.download import make_client
 
     ref = parse_reference(text)
     own = client is None

@@ -175,7 +175,7 @@ def remove_image(image: str, docker_host: str | None = None) -> None:
 def push_image(image: str, reference: str, docker_host: str | None = None) -> EnginePush:
     """Tag ``image`` (an id or name the engine holds) as ``reference`` (``HOST/NAME:TAG``) and push it with the
     engine's own credentials; the digest the engine reports. The new tag stays in the engine, as ``docker push``'s."""
-    from minimirror.registry import parse_reference
+    from minimirror.image.registry import parse_reference
 
     ref = parse_reference(reference)
     if ref.digest or not ref.tag:

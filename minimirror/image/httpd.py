@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimirror.errors import UsageError
-from minimirror.layers import LayerEntry
+from minimirror.image.layers import LayerEntry
 
 __all__ = [
     "BUSYBOX_PACKAGE",

@@ -8,14 +8,14 @@ and Docker's ``docker save`` tarball (``manifest.json`` ``[{"Config", "RepoTags"
 ``<hex>.json``, each layer as an uncompressed ``<diff_id hex>.tar``), which ``docker load`` and ``podman load``
 accept.
 
-Two layers: the server (``minimirror.httpd``: a static busybox httpd running as 65534) and the repository tree
+Two layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534) and the repository tree
 at ``/srv`` (with the SBOM at ``/srv/sbom.spdx.json`` when one is given). The server layer changes only when
 busybox does, so registries and nodes keep it across mirror updates. With a base image
-(:mod:`minimirror.baseimage`), the base's verified layers come first, copied byte for byte, and the server layer is
-an nginx configuration instead; the base's config is merged with ours (:func:`minimirror.baseimage.merge_config`).
+(:mod:`minimirror.image.base`), the base's verified layers come first, copied byte for byte, and the server layer is
+an nginx configuration instead; the base's config is merged with ours (:func:`minimirror.image.base.merge_config`).
 
 Reproducible means byte-identical: every JSON document is canonical (sorted keys, no spaces), every time is
-``SOURCE_DATE_EPOCH``, layers are normalized (``minimirror.layers``), and nothing reads the clock, the
+``SOURCE_DATE_EPOCH``, layers are normalized (``minimirror.image.layers``), and nothing reads the clock, the
 umask, the time zone or the host's user database. Planning (the JSON documents) is pure; the writer stages
 everything in a temporary directory beside the output and renames it into place, so an interrupted build
 never leaves a half-written image under the output's name.
@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from minimirror import __version__
 from minimirror.errors import UsageError
 from minimirror.filelock import image_lock
-from minimirror.httpd import ENTRYPOINT, NOBODY, PORT, server_entries
-from minimirror.layers import LayerDigest, LayerEntry, make_tarinfo, scan_tree, write_layer
-from minimirror.sbom import rfc3339
+from minimirror.image.httpd import ENTRYPOINT, NOBODY, PORT, server_entries
+from minimirror.image.layers import LayerDigest, LayerEntry, make_tarinfo, scan_tree, write_layer
+from minimirror.image.sbom import rfc3339
 
 if TYPE_CHECKING:
-    from minimirror.baseimage import BaseImage
+    from minimirror.image.base import BaseImage
 
 __all__ = [
     "DEFAULT_TAG",
@@ -166,7 +166,7 @@ def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
     arch, variant = oci_platform(spec.architecture)
     created = rfc3339(spec.created)
     if spec.base is not None:
-        from minimirror.baseimage import merge_config
+        from minimirror.image.base import merge_config
 
         history = _history(created, nginx=True)
         return merge_config(spec.base.config, created=created, labels=_labels(spec), diff_ids=diff_ids, history=history)
@@ -378,7 +378,7 @@ def _write_sbom(spec: ImageSpec, out: Path) -> Path | None:
 
 def _server_entries(spec: ImageSpec) -> list[LayerEntry]:
     if spec.base is not None:
-        from minimirror.baseimage import nginx_entries
+        from minimirror.image.base import nginx_entries
 
         return nginx_entries()
     if spec.busybox_deb is None:

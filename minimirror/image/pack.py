@@ -1,12 +1,13 @@
 """Packing a published repository into the image: the locked busybox-static, the epoch, the SBOM, the spec.
 
 The one orchestration both ``minimirror image`` and ``minimirror build`` call (:func:`make_image`); the image
-format itself is :mod:`minimirror.image`. With ``base``, the server is the base image's nginx
-(:mod:`minimirror.baseimage`) and busybox-static is not needed; ``push`` sends the written image to a registry
-(:mod:`minimirror.registry`), ``load`` into a Docker or Podman engine (:mod:`minimirror.engine`), both after the
-output is in place, so a failed push or load leaves a complete image behind. With ``push_via="engine"`` the image
-is loaded into the engine and the engine pushes it (:func:`minimirror.engine.push_image`, its own credentials); an
-engine may recompress layers and so push another manifest digest than the built one: then both are reported.
+format itself is :mod:`minimirror.image.oci`. With ``base``, the server is the base image's nginx
+(:mod:`minimirror.image.base`) and busybox-static is not needed; ``push`` sends the written image to a registry
+(:mod:`minimirror.image.registry`), ``load`` into a Docker or Podman engine (:mod:`minimirror.image.engine`), both
+after the output is in place, so a failed push or load leaves a complete image behind. With
+``push_via="engine"`` the image is loaded into the engine and the engine pushes it
+(:func:`minimirror.image.engine.push_image`, its own credentials); an engine may recompress layers and so push
+another manifest digest than the built one: then both are reported.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from minimirror.epoch import source_date_epoch
-from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, StagedImage, build_image
-from minimirror.lockfile import Lock, LockedPackage, read_locks
+from minimirror.image.oci import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, StagedImage, build_image
+from minimirror.lock.lockfile import Lock, LockedPackage, read_locks
+from minimirror.publish.epoch import source_date_epoch
 
 __all__ = ["ImageConfig", "PushVia", "image_spec", "make_image"]
 
@@ -62,7 +63,7 @@ def make_image(config: ImageConfig) -> ImageResult:
     locks = read_locks(config.locks_dir)
     epoch = source_date_epoch(locks, config.environ)
     if config.base is not None:
-        from minimirror.baseimage import load_base
+        from minimirror.image.base import load_base
 
         base = load_base(config.base, config.cache_dir, arch=config.arch, environ=config.environ)
         spec = image_spec(locks, config.repo_dir, None, base.architecture, tag=config.tag, epoch=epoch)
@@ -79,7 +80,7 @@ def make_image(config: ImageConfig) -> ImageResult:
 def _check_push(config: ImageConfig) -> None:
     """A bad --push or --push-via fails before anything is built."""
     from minimirror.errors import UsageError
-    from minimirror.registry import parse_reference
+    from minimirror.image.registry import parse_reference
 
     if config.push is None:
         if config.push_via == "engine":
@@ -93,8 +94,8 @@ def _check_push(config: ImageConfig) -> None:
 def _deliver(config: ImageConfig, staged: StagedImage, delivered: _Delivered) -> None:
     """Push and/or load the image just written."""
     if config.push is not None and config.push_via == "registry":
-        from minimirror.download import make_client
-        from minimirror.registry import push_layout
+        from minimirror.image.registry import push_layout
+        from minimirror.upstream.download import make_client
 
         with make_client(timeout=120.0) as client:
             pushed = push_layout(staged.layout, config.push, client, environ=config.environ)
@@ -107,7 +108,7 @@ def _deliver(config: ImageConfig, staged: StagedImage, delivered: _Delivered) ->
 
 def _load(config: ImageConfig, staged: StagedImage) -> str:
     """Load the image into the engine; its id there."""
-    from minimirror.engine import load_image
+    from minimirror.image.engine import load_image
 
     if config.fmt == "docker-archive":
         return load_image(config.image_path, config.docker_host).id
@@ -118,7 +119,7 @@ def _load(config: ImageConfig, staged: StagedImage) -> str:
 
 def _push_via_engine(target: str, image_id: str, built: str, config: ImageConfig) -> str:
     """The engine pushes the loaded image; ``REF@DIGEST`` it reported, with a warning when it is not ``built``."""
-    from minimirror.engine import push_image
+    from minimirror.image.engine import push_image
 
     pushed = push_image(image_id, target, config.docker_host)
     if pushed.digest is None:
@@ -144,7 +145,7 @@ def _manifest_digest(layout: Path) -> str:
 def _find_busybox(locks: Sequence[Lock], locks_dir: Path, arch: str | None) -> LockedPackage:
     """The locked busybox-static of the one architecture locked (or ``arch``); the newest if several versions."""
     from minimirror.errors import LockError, UsageError
-    from minimirror.httpd import BUSYBOX_PACKAGE
+    from minimirror.image.httpd import BUSYBOX_PACKAGE
 
     found = [p for lock in locks for p in lock.find(BUSYBOX_PACKAGE, arch)]
     if not found:
@@ -167,8 +168,8 @@ def _by_version(a: LockedPackage, b: LockedPackage) -> int:
 
 def _busybox_deb(package: LockedPackage, cache_dir: Path) -> Path:
     """The cached .deb, checked against the lock's size and sha256."""
-    from minimirror.cache import Cache
     from minimirror.errors import IntegrityError, UsageError
+    from minimirror.upstream.cache import Cache
 
     path = Cache(cache_dir).blob_path(package.sha256)
     if not path.is_file():
@@ -191,8 +192,8 @@ def image_spec(
     locks: Sequence[Lock], repo_dir: Path, busybox: Path | None, busybox_arch: str, *, tag: str, epoch: int
 ) -> ImageSpec:
     """The image's spec from the locks: labels, SBOM, SOURCE_DATE_EPOCH."""
-    from minimirror.image import ImageSpec
-    from minimirror.sbom import locks_sha256, sbom_bytes
+    from minimirror.image.oci import ImageSpec
+    from minimirror.image.sbom import locks_sha256, sbom_bytes
 
     ids = ", ".join(lock.source.id for lock in locks)
     return ImageSpec(

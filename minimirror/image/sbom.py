@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from minimirror import __version__
-from minimirror.lockfile import Lock, LockedPackage, dumps_lock
+from minimirror.lock.lockfile import Lock, LockedPackage, dumps_lock
 
 __all__ = ["SPDX_VERSION", "locks_sha256", "purl", "rfc3339", "sbom_bytes", "sbom_document"]
 

@@ -42,8 +42,10 @@ from debian.debian_support import Version, version_compare
 from minimirror.atomic import write_atomically
 from minimirror.errors import LockError
 
-if TYPE_CHECKING:  # only for a type: importing minimirror.archive (release parsing, deb822) costs ~20 ms at start-up
-    from minimirror.archive import Snapshot
+if (
+    TYPE_CHECKING
+):  # only for a type: importing minimirror.upstream.archive (release parsing, deb822) costs ~20 ms at start-up
+    from minimirror.upstream.archive import Snapshot
 
 __all__ = [
     "SCHEMA",

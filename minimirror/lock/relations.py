@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from debian.deb822 import PkgRelation
 
-from minimirror.query import compare_versions
+from minimirror.sources.query import compare_versions
 
 __all__ = ["Alternative", "Group", "architectures_for", "parse_relations", "satisfies"]
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from minimirror.errors import ResolveError
+from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.package import Package
-from minimirror.query import Query, compare_versions, names_hint, selects_all_versions
-from minimirror.relations import Alternative, Group, architectures_for, parse_relations, satisfies
+from minimirror.sources.query import Query, compare_versions, names_hint, selects_all_versions
 
 __all__ = ["Resolution", "ResolveOptions", "Resolved", "Root", "resolve"]
 
@@ -41,7 +41,7 @@ _PRIORITY = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra
 
 
 class Index(Protocol):
-    """What the resolver needs of a package index (see :class:`minimirror.index.PackageIndex`)."""
+    """What the resolver needs of a package index (see :class:`minimirror.upstream.index.PackageIndex`)."""
 
     def by_name(self, name: str) -> Sequence[Package]: ...
 

@@ -22,14 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from minimirror.archive import IndexFile, Snapshot, Upstream, open_snapshot
-from minimirror.cache import Cache
-from minimirror.download import Downloader, make_client
 from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
 from minimirror.filelock import cache_lock
-from minimirror.index import PackageIndex
-from minimirror.indexcache import load_index_part
-from minimirror.lockfile import (
+from minimirror.lock.lockfile import (
     CompanionPin,
     Lock,
     LockedPackage,
@@ -42,11 +37,16 @@ from minimirror.lockfile import (
     upstream_pin,
     write_lock,
 )
+from minimirror.lock.resolve import Resolution, ResolveOptions, Root, resolve
 from minimirror.package import Package
-from minimirror.query import names_hint, parse_query
-from minimirror.resolve import Resolution, ResolveOptions, Root, resolve
-from minimirror.sources import Source, Suite, load_sources, normalized_inputs
-from minimirror.sources_index import SourceEntry, SourcesIndex, parse_sources
+from minimirror.sources.query import names_hint, parse_query
+from minimirror.sources.tree import Source, Suite, load_sources, normalized_inputs
+from minimirror.upstream.archive import IndexFile, Snapshot, Upstream, open_snapshot
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.download import Downloader, make_client
+from minimirror.upstream.index import PackageIndex
+from minimirror.upstream.indexcache import load_index_part
+from minimirror.upstream.source_packages import SourceEntry, SourcesIndex, parse_sources
 
 __all__ = [
     "LockConfig",

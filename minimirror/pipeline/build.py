@@ -16,12 +16,12 @@ from pathlib import Path
 
 import httpx
 
-from minimirror.epoch import environment_epoch
-from minimirror.fetch import FetchConfig, FetchProgress, FetchReport, fetch
-from minimirror.image import DEFAULT_TAG, ImageFormat, ImageResult
-from minimirror.imaging import ImageConfig, PushVia, make_image
-from minimirror.publish import PublishConfig, PublishOptions, PublishReport, ReleaseOverrides, publish
-from minimirror.signingkey import KEY_ENV, PASSPHRASE_ENV, SigningChoice, signing_from_environment
+from minimirror.image.oci import DEFAULT_TAG, ImageFormat, ImageResult
+from minimirror.image.pack import ImageConfig, PushVia, make_image
+from minimirror.publish.epoch import environment_epoch
+from minimirror.publish.fetch import FetchConfig, FetchProgress, FetchReport, fetch
+from minimirror.publish.repository import PublishConfig, PublishOptions, PublishReport, ReleaseOverrides, publish
+from minimirror.publish.signingkey import KEY_ENV, PASSPHRASE_ENV, SigningChoice, signing_from_environment
 
 __all__ = [
     "KEY_ENV",

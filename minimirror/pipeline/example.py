@@ -35,11 +35,11 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from minimirror.atomic import write_atomically
-from minimirror.cache import Cache
 from minimirror.errors import MinimirrorError, UsageError
-from minimirror.locking import LockConfig, lock, upstream_of
-from minimirror.sign import generate_key, open_signer
-from minimirror.sources import load_sources
+from minimirror.lock.stage import LockConfig, lock, upstream_of
+from minimirror.publish.sign import generate_key, open_signer
+from minimirror.sources.tree import load_sources
+from minimirror.upstream.cache import Cache
 
 __all__ = [
     "EXAMPLE_EPOCH",

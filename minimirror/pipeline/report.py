@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from minimirror.building import BuildConfig, BuildOutcome, SigningChoice, build, signing_from_environment
-from minimirror.diffrender import format_size
-from minimirror.example import Example, write_example
+from minimirror.audit.render import format_size
+from minimirror.pipeline.build import BuildConfig, BuildOutcome, SigningChoice, build, signing_from_environment
+from minimirror.pipeline.example import Example, write_example
 
 __all__ = [
     "BuildConfig",
@@ -74,7 +74,7 @@ def prepare_build(
 ) -> PreparedBuild:
     """The notebook's parameters (None: a default under ``scratch``) as a :class:`PreparedBuild`.
 
-    ``locks`` None builds the bundled offline example (:func:`minimirror.example.write_example`, written to
+    ``locks`` None builds the bundled offline example (:func:`minimirror.pipeline.example.write_example`, written to
     ``scratch/example``), whose cache is then the default; ``image`` None writes the OCI layout to
     ``scratch/image``.
     """
@@ -85,7 +85,7 @@ def prepare_build(
     elif example is not None:
         cache_dir = example.cache_dir
     else:
-        from minimirror.cache import default_cache_dir
+        from minimirror.upstream.cache import default_cache_dir
 
         cache_dir = default_cache_dir(dict(os.environ))
     config = BuildConfig(

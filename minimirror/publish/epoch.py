@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from minimirror.errors import UsageError
-from minimirror.lockfile import Lock
+from minimirror.lock.lockfile import Lock
 
 __all__ = ["environment_epoch", "newest_upstream_date", "source_date_epoch"]
 

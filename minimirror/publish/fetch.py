@@ -5,8 +5,8 @@ Implements the "Fetch" step of ``DESIGN.md`` ("Fetch, publish, sign"): each ``[[
 source's ``url`` joined with ``filename`` (Debian RepositoryFormat: ``Filename`` is relative to the archive
 root). Source packages (``[[source-package]]``) are fetched the same way, file by file: the URL is the source's
 ``url`` joined with ``directory/name``. A file is stored as the blob ``blobs/sha256/<2 hex>/<sha256>`` of
-:class:`~minimirror.cache.Cache` and is accepted only when its size and sha256 match the lock, so a blob name is
-a promise about the bytes.
+:class:`~minimirror.upstream.cache.Cache` and is accepted only when its size and sha256 match the lock, so a blob
+name is a promise about the bytes.
 
 Two steps, as everywhere in minimirror: :func:`plan_fetch` decides, reading nothing but the locks and the sizes
 of the blobs already present (no network, no writes); :func:`fetch` applies the plan.
@@ -16,7 +16,7 @@ of the blobs already present (no network, no writes); :func:`fetch` applies the 
 - Downloads run in a bounded thread pool over one shared ``httpx.Client`` (connections are reused; proxies come
   from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY``), the largest files first so that no big file is left to
   finish alone at the end. Each file goes through ``cache/partial/<sha256>.part`` and is resumed with
-  ``Range: bytes=N-`` after a cut (:meth:`~minimirror.download.Downloader.download_resumable`), with the
+  ``Range: bytes=N-`` after a cut (:meth:`~minimirror.upstream.download.Downloader.download_resumable`), with the
   Downloader's retries and backoff.
 - A file gone upstream (404/410) is tried at each ``fallback_urls`` base in order (a snapshot archive, say).
 - Every failure is collected; :func:`fetch` then raises one :class:`FetchFailures` naming each file, its
@@ -37,11 +37,11 @@ from typing import Protocol
 
 import httpx
 
-from minimirror.cache import Cache
-from minimirror.download import Downloader, RetryPolicy, make_client
 from minimirror.errors import FetchError, IntegrityError, LockError, UsageError
 from minimirror.filelock import cache_lock
-from minimirror.lockfile import Lock, LockedPackage, read_locks
+from minimirror.lock.lockfile import Lock, LockedPackage, read_locks
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.download import Downloader, RetryPolicy, make_client
 
 __all__ = [
     "FetchConfig",

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from minimirror.cache import Cache
 from minimirror.errors import UsageError
 from minimirror.filelock import cache_lock
-from minimirror.indexcache import CACHE_FORMAT
-from minimirror.lockfile import Lock, read_locks
+from minimirror.lock.lockfile import Lock, read_locks
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.indexcache import CACHE_FORMAT
 
 __all__ = ["PruneConfig", "PruneReport", "needed_blobs", "plan_prune", "prune"]
 

@@ -48,14 +48,14 @@ from secrets import token_hex
 from debian.debian_support import version_compare
 
 from minimirror.atomic import fsync_directory
-from minimirror.cache import Cache
-from minimirror.debcontrol import ControlStanza, read_control
-from minimirror.epoch import newest_upstream_date
 from minimirror.errors import IntegrityError, MinimirrorError, UsageError
 from minimirror.filelock import cache_lock, publish_lock
-from minimirror.lockfile import Lock, LockedPackage, LockedSource, LockedSourceFile, read_locks
-from minimirror.sign import Signer
-from minimirror.sources_index import dsc_fields, parse_checksums
+from minimirror.lock.lockfile import Lock, LockedPackage, LockedSource, LockedSourceFile, read_locks
+from minimirror.publish.epoch import newest_upstream_date
+from minimirror.publish.sign import Signer
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.debfile import ControlStanza, read_control
+from minimirror.upstream.source_packages import dsc_fields, parse_checksums
 
 __all__ = [
     "DebInfo",
@@ -209,7 +209,7 @@ def publish(config: PublishConfig) -> PublishReport:
 
 
 def _publish(config: PublishConfig) -> PublishReport:
-    from minimirror.sign import open_signer, read_secret_key
+    from minimirror.publish.sign import open_signer, read_secret_key
 
     locks = read_locks(config.locks_dir)
     if not locks:

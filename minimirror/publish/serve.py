@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from minimirror.verify import find_dists
+from minimirror.publish.verify import find_dists
 
 __all__ = [
     "ByteRange",

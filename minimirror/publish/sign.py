@@ -31,7 +31,7 @@ import gnupg
 
 from minimirror.atomic import write_atomically
 from minimirror.errors import SignatureError, UsageError
-from minimirror.signature import verify_clearsigned, verify_detached
+from minimirror.upstream.signature import verify_clearsigned, verify_detached
 
 __all__ = [
     "GeneratedKey",

@@ -37,12 +37,12 @@ from typing import Any
 import yaml
 
 from minimirror.errors import ArchiveError, SignatureError
-from minimirror.index import iter_packages, parse_provides
+from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.package import Package
-from minimirror.relations import Alternative, Group, architectures_for, parse_relations, satisfies
-from minimirror.release import IndexEntry, ReleaseFile, parse_release
-from minimirror.signature import dearmor, verify_clearsigned, verify_detached
-from minimirror.sources_index import SourceEntry, parse_sources
+from minimirror.upstream.index import iter_packages, parse_provides
+from minimirror.upstream.release import IndexEntry, ReleaseFile, parse_release
+from minimirror.upstream.signature import dearmor, verify_clearsigned, verify_detached
+from minimirror.upstream.source_packages import SourceEntry, parse_sources
 
 __all__ = ["Dist", "Problem", "VerifyReport", "find_dists", "verify_tree"]
 

@@ -289,7 +289,7 @@ def init_from_apt(
     ``trusted.gpg.d``), gathered into one keyring beside it (see :func:`_key_urls`).
     Existing sources are kept unless ``force``.
     """
-    from minimirror.sources import Suite, existing_files, source_directory, write_source
+    from minimirror.sources.tree import Suite, existing_files, source_directory, write_source
 
     planned = plan_sources(read_apt_sources(apt_root))
     if not planned:
@@ -355,7 +355,7 @@ _KEY_FILE = "signing-key.gpg"
 
 def _write_key_file(path: Path, inline_key: str | None, apt_root: Path) -> None:
     from minimirror.atomic import write_atomically
-    from minimirror.signature import dearmor
+    from minimirror.upstream.signature import dearmor
 
     if inline_key is not None:
         write_atomically(path, dearmor(inline_key.encode(), name=str(path)))

@@ -28,8 +28,8 @@ from typing import Any
 
 from minimirror.atomic import write_atomically
 from minimirror.errors import Diagnostic, DiagnosticsError, QueryError, UsageError
-from minimirror.query import Query, parse_query
-from minimirror.settings import (
+from minimirror.sources.query import Query, parse_query
+from minimirror.sources.settings import (
     AptlyConf,
     SourceSettings,
     check_url,

@@ -36,9 +36,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from minimirror.errors import Diagnostic, DiagnosticsError, QueryError
-from minimirror.query import parse_query
-from minimirror.settings import check_url, validate_aptly_mapping
-from minimirror.sources import (
+from minimirror.sources.query import parse_query
+from minimirror.sources.settings import check_url, validate_aptly_mapping
+from minimirror.sources.tree import (
     KEY_SCHEMES,
     SOURCE_SCHEMES,
     apply_source_files,

@@ -1,4 +1,4 @@
-"""The hot loop of :mod:`minimirror.index`: deb822 stanzas of a ``Packages`` file, bytes in, packages out.
+"""The hot loop of :mod:`minimirror.upstream.index`: deb822 stanzas of a ``Packages`` file, bytes in, packages out.
 
 Format: deb822 (``man 5 deb822``; Debian Policy §5.1) as the Debian RepositoryFormat uses it for binary
 ``Packages`` indices: stanzas separated by blank lines, ``Name: value`` lines, continuation lines starting

@@ -11,7 +11,7 @@ A source that asks for source packages (``Upstream.sources``: aptly's ``dependen
 (RepositoryFormat, "Sources Indices"); they are kept apart in ``Snapshot.source_indices`` so the binary index
 never parses them.
 
-Everything fetched is kept in the :class:`~minimirror.cache.Cache`: a second run whose InRelease is unchanged
+Everything fetched is kept in the :class:`~minimirror.upstream.cache.Cache`: a second run whose InRelease is unchanged
 downloads only the InRelease, and ``offline=True`` works from the cache alone, re-verifying the stored
 InRelease, and says what is missing when it cannot.
 """
@@ -27,11 +27,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from minimirror.atomic import write_atomically
-from minimirror.cache import Cache
-from minimirror.download import Downloader
 from minimirror.errors import ArchiveError, IntegrityError, SignatureError
-from minimirror.release import IndexEntry, ReleaseFile, parse_release
-from minimirror.signature import Verified, dearmor, verify_clearsigned, verify_detached
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.download import Downloader
+from minimirror.upstream.release import IndexEntry, ReleaseFile, parse_release
+from minimirror.upstream.signature import Verified, dearmor, verify_clearsigned, verify_detached
 
 __all__ = ["IndexFile", "Snapshot", "Upstream", "fetch_index", "open_snapshot"]
 

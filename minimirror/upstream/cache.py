@@ -6,7 +6,7 @@ Layout below the cache directory (default ``$XDG_CACHE_HOME/minimirror``, else `
     partial/<sha256>.part             a download in progress (or cut): the next try continues it
     releases/<upstream key>/<name>    the last InRelease (or Release + Release.gpg) fetched for an upstream
     keys/<sha256 of the key URL>      the last key fetched from an http(s) key URL
-    parsed/                           parsed indices (see minimirror.indexcache), keyed by the index's sha256
+    parsed/                           parsed indices (see minimirror.upstream.indexcache), keyed by the index's sha256
 
 Blobs are trusted only by name: a blob is written under its sha256 only after the bytes were hashed, through a
 temporary file and a rename, so an interrupted write never leaves a file under a valid-looking name.

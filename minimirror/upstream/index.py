@@ -1,9 +1,9 @@
 """Binary package indices: stream a ``Packages`` file into :class:`~minimirror.package.Package` values, and
-look packages up by name and by what they provide (the parsed form is cached by :mod:`minimirror.indexcache`).
+look packages up by name and by what they provide (the parsed form is cached by :mod:`minimirror.upstream.indexcache`).
 
 Formats: the Debian archive's binary index, ``dists/<dist>/<component>/binary-<arch>/Packages{,.gz,.xz}``
 (https://wiki.debian.org/DebianRepository/Format), whose stanzas are deb822 (``man 5 deb822``; Debian
-Policy §5.1). The hand-written hot loop lives in :mod:`minimirror._stanzas`; its docstring says why.
+Policy §5.1). The hand-written hot loop lives in :mod:`minimirror.upstream._stanzas`; its docstring says why.
 
     iter_packages(source, name=...)            stream: decompress (xz, gzip or plain, by magic) and yield
     PackageIndex([IndexPart(...)])             immutable lookup: by_name, providers, component_of
@@ -33,7 +33,9 @@ from typing import IO, BinaryIO
 
 from debian.debian_support import version_compare
 
-from minimirror._stanzas import (
+from minimirror.errors import ArchiveError
+from minimirror.package import Package
+from minimirror.upstream._stanzas import (
     MAX_FIELD_BYTES,
     MAX_STANZA_BYTES,
     IndexFormatError,
@@ -42,8 +44,6 @@ from minimirror._stanzas import (
     iter_stanza_packages,
     iter_stanza_records,
 )
-from minimirror.errors import ArchiveError
-from minimirror.package import Package
 
 __all__ = [
     "MAX_FIELD_BYTES",

@@ -32,10 +32,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import overload
 
-from minimirror._stanzas import Record
 from minimirror.atomic import write_atomically
 from minimirror.errors import ArchiveError, IntegrityError
-from minimirror.index import (
+from minimirror.package import Package
+from minimirror.upstream._stanzas import Record
+from minimirror.upstream.index import (
     IndexPart,
     IndexSource,
     Numbers,
@@ -45,7 +46,6 @@ from minimirror.index import (
     name_table,
     provided_table,
 )
-from minimirror.package import Package
 
 __all__ = ["CACHE_FORMAT", "load_index_cached", "load_index_part"]
 
@@ -77,7 +77,7 @@ def load_index_part(
     component: str,
     name: str | None = None,
 ) -> IndexPart:
-    """One index as a :class:`~minimirror.index.PackageIndex` part, from the parsed-form cache when warm (see
+    """One index as a :class:`~minimirror.upstream.index.PackageIndex` part, from the parsed-form cache when warm (see
     :func:`load_index_cached`). Warm, no record is read here: the index reads the ones it looks up."""
     index = name if name is not None else default_name(source)
     path = Path(cache_dir) / f"{sha256}.v{CACHE_FORMAT}.packages"

@@ -5,11 +5,11 @@ and dsc(5). A ``Sources`` index is deb822 (``man 5 deb822``): one stanza per sou
 the source name, with ``Version``, ``Directory`` (relative to the archive root) and the files of the package
 listed as ``sha256 size name`` lines of ``Checksums-Sha256`` (``Files`` has the same lines with md5).
 
-Why not the fast Packages parser's record path (:mod:`minimirror._stanzas`): it keys every stanza on
+Why not the fast Packages parser's record path (:mod:`minimirror.upstream._stanzas`): it keys every stanza on
 Package/Version/Architecture and refuses an Architecture with spaces, which is what a Sources stanza has
 (``Architecture: any all``). Sources indices are small (Debian's main is ~35k stanzas), so the stanzas are cut at
-blank lines here and each is parsed by :func:`minimirror._stanzas.parse_stanza`, which keeps the same checks and
-errors (UTF-8, malformed lines, duplicate fields, field sizes, index name and line number). python-debian's
+blank lines here and each is parsed by :func:`minimirror.upstream._stanzas.parse_stanza`, which keeps the same checks
+and errors (UTF-8, malformed lines, duplicate fields, field sizes, index name and line number). python-debian's
 ``Sources`` parser would accept what ``parse_stanza`` refuses (duplicate fields, non-UTF-8 replaced silently).
 
 Every file name is checked so it cannot leave its directory (no ``/``, no ``..``, no control character or NUL),
@@ -23,9 +23,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from minimirror._stanzas import IndexFormatError, parse_stanza
 from minimirror.errors import ArchiveError, IntegrityError
-from minimirror.index import iter_decompressed
+from minimirror.upstream._stanzas import IndexFormatError, parse_stanza
+from minimirror.upstream.index import iter_decompressed
 
 __all__ = [
     "SourceEntry",

@@ -1,4 +1,4 @@
-"""``minimirror.diff`` classification, the three formats, ``git:REF`` inputs and ``minimirror diff``."""
+"""``minimirror.audit.diff`` classification, the three formats, ``git:REF`` inputs and ``minimirror diff``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from fixtures_locks import HERE, KEY_A, KEY_EVIL, pairs, pkg, sha, source, upstream, write_pairs
 
+from minimirror.audit.diff import DATAFRAME_COLUMNS, KINDS, LockDiff, PackageChange, diff_locks
+from minimirror.audit.refs import GitRef, LocalRef, lock_paths, parse_ref, read_lock_ref
+from minimirror.audit.render import format_size, plot_size_deltas, render_json, render_markdown, summary_line
 from minimirror.cli import main
-from minimirror.diff import DATAFRAME_COLUMNS, KINDS, LockDiff, PackageChange, diff_locks
-from minimirror.diffrender import format_size, plot_size_deltas, render_json, render_markdown, summary_line
 from minimirror.errors import LockError, UsageError
-from minimirror.lockfile import Lock, dumps_lock
-from minimirror.lockrefs import GitRef, LocalRef, lock_paths, parse_ref, read_lock_ref
+from minimirror.lock.lockfile import Lock, dumps_lock
 
 BASIC = HERE / "basic"
 KEYROTATION = HERE / "keyrotation"

@@ -10,9 +10,10 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+from fixtures import REPO_ROOT
 from fixtures_locks import HERE, KEY_EVIL
 
-NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "audit.ipynb"
+NOTEBOOK = REPO_ROOT / "notebooks" / "audit.ipynb"
 
 
 def _outputs(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from minimirror.audit.why import format_chains, why
 from minimirror.errors import LockError
-from minimirror.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin
-from minimirror.why import format_chains, why
+from minimirror.lock.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin
 
 H = "0" * 64
 

@@ -1,7 +1,7 @@
 """Hand-made lock pairs for the diff and the audit notebook, built in code and committed as files.
 
 Each pair is ``<name>/old`` and ``<name>/new``, lock trees (``<prefix>/<name>.lock``) written by
-:func:`minimirror.lockfile.write_lock`. ``tests/test_diff.py`` checks the committed files are exactly what
+:func:`minimirror.lock.lockfile.write_lock`. ``tests/test_diff.py`` checks the committed files are exactly what
 :func:`write_pairs` writes, so after changing a builder run ``python -m fixtures_locks`` from ``tests/``.
 
 - ``basic``: every kind of package change (added, removed, upgraded, downgraded, rebuilt, moved, several
@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from minimirror.lockfile import IndexPin, Lock, LockedPackage, SourcePin, UpstreamPin, lock_path, write_lock
+from minimirror.lock.lockfile import IndexPin, Lock, LockedPackage, SourcePin, UpstreamPin, lock_path, write_lock
 
 HERE = Path(__file__).parent
 KEY_A = "4D64FEC119C2029067D6E791F8D2585B8783D481"

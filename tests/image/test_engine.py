@@ -1,4 +1,4 @@
-"""``--load`` and :mod:`minimirror.engine`: the docker SDK against ``podman system service`` on a unix socket.
+"""``--load`` and :mod:`minimirror.image.engine`: the docker SDK against ``podman system service`` on a unix socket.
 
 The engine is Podman's Docker-compatible API with this machine's flags (runc, vfs, cgroupfs, file events) and its
 storage in a short temporary directory, so the host's images are never touched. Two images are loaded, run and
@@ -29,9 +29,9 @@ from test_image import HOST_BUSYBOX, Mirror, mirror_packages
 from test_registry import make_base, start_registry, stop_registry
 
 from minimirror.cli import main
-from minimirror.engine import EngineError, load_image, remove_container, remove_image, run_image
-from minimirror.layers import LayerEntry
-from minimirror.registry import push_layout
+from minimirror.image.engine import EngineError, load_image, remove_container, remove_image, run_image
+from minimirror.image.layers import LayerEntry
+from minimirror.image.registry import push_layout
 
 pytestmark = pytest.mark.slow
 _WAIT = 30.0

@@ -29,7 +29,7 @@ from test_image import Mirror, busybox_bytes, mirror_packages
 from test_registry import Registry, free_port, start_registry, stop_registry
 
 from minimirror.cli import main
-from minimirror.engine import EngineError, push_digest, remove_image
+from minimirror.image.engine import EngineError, push_digest, remove_image
 
 pytestmark = pytest.mark.slow
 DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64

@@ -26,10 +26,10 @@ from fixtures import FixturePackage as P
 from fixtures.archive import DEFAULT_DATE, FixtureArchive
 from fixtures.plugin import ArchiveFactory, ServerFactory
 
-from minimirror.cache import Cache
 from minimirror.cli import main
-from minimirror.httpd import ENTRYPOINT, BusyboxError, extract_busybox
-from minimirror.layers import LayerEntry, LayerError, scan_tree, write_layer
+from minimirror.image.httpd import ENTRYPOINT, BusyboxError, extract_busybox
+from minimirror.image.layers import LayerEntry, LayerError, scan_tree, write_layer
+from minimirror.upstream.cache import Cache
 
 EPOCH = int(DEFAULT_DATE.timestamp())
 HOST_BUSYBOX = Path("/bin/busybox")

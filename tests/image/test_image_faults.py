@@ -5,7 +5,7 @@ The pull side runs against a static registry: the paths the OCI distribution-spe
 ``tests/fixtures/server.py``'s :class:`LoopbackServer`, whose fault injector cuts, resets, stalls, lies about and
 redirects them. The push side runs against Debian's real ``docker-registry`` behind an httpx transport that injects
 the same faults (the loopback server does not speak POST/PATCH/PUT). Each fault either heals through
-:class:`~minimirror.registry.RegistryClient`'s retries or fails with one message naming the URL; a blob whose
+:class:`~minimirror.image.registry.RegistryClient`'s retries or fails with one message naming the URL; a blob whose
 digest does not match is never kept under its digest, and an endless body is refused with bounded memory
 (the child process's own peak RSS is measured).
 """
@@ -27,19 +27,19 @@ from fixtures.server import LoopbackServer
 from test_image import EPOCH, Mirror, busybox_bytes, load_layout, mirror_packages
 from test_registry import Registry, make_base, nginx_like_layers, start_registry, stop_registry
 
-import minimirror.registry
-from minimirror.baseimage import BaseImage, load_base
-from minimirror.cache import Cache
+import minimirror.image.registry
 from minimirror.cli import main
 from minimirror.errors import IntegrityError
-from minimirror.registry import RegistryClient, RegistryError, parse_reference, push_layout
+from minimirror.image.base import BaseImage, load_base
+from minimirror.image.registry import RegistryClient, RegistryError, parse_reference, push_layout
+from minimirror.upstream.cache import Cache
 
 NAME = "base"
 
 
 @pytest.fixture(autouse=True)
 def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(minimirror.registry, "BACKOFF", 0.01)
+    monkeypatch.setattr(minimirror.image.registry, "BACKOFF", 0.01)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
     for name in ("MINIMIRROR_REGISTRY_USER", "MINIMIRROR_REGISTRY_PASSWORD", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG"):
         monkeypatch.delenv(name, raising=False)

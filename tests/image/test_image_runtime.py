@@ -30,7 +30,7 @@ from fixtures.plugin import AptFactory
 from test_image import HOST_BUSYBOX, Mirror, mirror_packages
 
 from minimirror.cli import main
-from minimirror.httpd import extract_busybox
+from minimirror.image.httpd import extract_busybox
 
 pytestmark = pytest.mark.slow
 _TIMEOUT = 120

@@ -1,6 +1,6 @@
 """``--base`` and ``--push``: the OCI distribution client against Debian's real ``docker-registry`` on loopback.
 
-A tiny "nginx-like" base (a layout written here with :mod:`minimirror.layers`) is pushed to a local registry, then
+A tiny "nginx-like" base (a layout written here with :mod:`minimirror.image.layers`) is pushed to a local registry, then
 pulled by digest as ``--base``; the result is checked layer by layer, rebuilt byte for byte, and pushed again.
 ``oci:`` and ``docker-archive:`` bases, corrupt blobs, a lying registry, and bearer/basic auth are covered too
 (a bearer token service needs TLS in ``docker-registry``, so that one dance runs against an httpx MockTransport).
@@ -33,12 +33,12 @@ import pytest
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from test_image import EPOCH, Mirror, blob, busybox_bytes, layer_members, load_layout, mirror_packages
 
-from minimirror.baseimage import NGINX_CONF, load_base, parse_base
 from minimirror.cli import main
 from minimirror.errors import IntegrityError, UsageError
-from minimirror.image import canonical_json
-from minimirror.layers import LayerEntry, write_layer
-from minimirror.registry import (
+from minimirror.image.base import NGINX_CONF, load_base, parse_base
+from minimirror.image.layers import LayerEntry, write_layer
+from minimirror.image.oci import canonical_json
+from minimirror.image.registry import (
     Credentials,
     RegistryClient,
     RegistryError,

@@ -7,8 +7,8 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from minimirror.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin, dumps_lock, loads_lock
-from minimirror.sbom import locks_sha256, purl, sbom_bytes, sbom_document
+from minimirror.image.sbom import locks_sha256, purl, sbom_bytes, sbom_document
+from minimirror.lock.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin, dumps_lock, loads_lock
 
 EPOCH = 1_717_200_000  # 2024-06-01T00:00:00Z
 SPDX_ID = re.compile(r"^SPDXRef-[A-Za-z0-9.-]+$")

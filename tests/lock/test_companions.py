@@ -18,10 +18,10 @@ from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
+from minimirror.audit.diff import diff_locks
 from minimirror.cli import main
-from minimirror.diff import diff_locks
 from minimirror.errors import LockError
-from minimirror.lockfile import Lock, loads_lock, read_lock
+from minimirror.lock.lockfile import Lock, loads_lock, read_lock
 
 RELEASE = [
     P("web", "1.0", depends="libssl (>= 3)"),

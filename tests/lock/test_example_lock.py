@@ -10,12 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixtures import REPO_ROOT
 from fixtures.plugin import ServerFactory
 
 from minimirror.cli import main
-from minimirror.lockfile import read_locks
+from minimirror.lock.lockfile import read_locks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 ARGS = ["--sources", str(ROOT / "examples" / "sources"), "--locks", str(ROOT / "locks")]
 
 
@@ -59,9 +60,11 @@ def test_the_example_locks_the_same_files_against_the_real_index_cold_and_warm(
     assert main(args) == 0
     assert _locked_files(tmp_path / "locks") == expected
 
-    import minimirror.indexcache
+    import minimirror.upstream.indexcache
 
     shutil.rmtree(tmp_path / "locks")
-    monkeypatch.setattr(minimirror.indexcache, "iter_records", lambda *a, **k: pytest.fail("warm lock parsed text"))
+    monkeypatch.setattr(
+        minimirror.upstream.indexcache, "iter_records", lambda *a, **k: pytest.fail("warm lock parsed text")
+    )
     assert main(args) == 0
     assert _locked_files(tmp_path / "locks") == expected

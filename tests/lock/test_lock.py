@@ -11,7 +11,7 @@ from fixtures.plugin import ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
 from minimirror.cli import main
-from minimirror.lockfile import read_lock
+from minimirror.lock.lockfile import read_lock
 
 PACKAGES = [
     P("web", "1.0", depends="libssl (>= 3), webcommon", source="web-src (1.0)"),

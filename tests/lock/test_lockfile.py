@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from fixtures import GOLDEN as GOLDEN_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minimirror.archive import IndexFile, Snapshot, Upstream
 from minimirror.errors import LockError
-from minimirror.lockfile import (
+from minimirror.lock.lockfile import (
     IndexPin,
     Lock,
     LockedPackage,
@@ -32,10 +32,11 @@ from minimirror.lockfile import (
     upstream_pin,
     write_lock,
 )
-from minimirror.release import ReleaseFile
+from minimirror.upstream.archive import IndexFile, Snapshot, Upstream
+from minimirror.upstream.release import ReleaseFile
 
 T = TypeVar("T")
-GOLDEN = Path(__file__).parent / "golden" / "example.lock"
+GOLDEN = GOLDEN_DIR / "example.lock"
 H1, H2, H3, H4 = ("1" * 64, "2" * 64, "3" * 64, "4" * 64)
 DEBIAN_KEY = "4D64FEC119C2029067D6E791F8D2585B8783D481"
 DEBIAN_SECURITY_KEY = "05AB90340C0C5E797F44A8C6DCA5DD5FCC0AB8A4"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minimirror.relations import Alternative, architectures_for, parse_relations, satisfies
+from minimirror.lock.relations import Alternative, architectures_for, parse_relations, satisfies
 
 
 def test_groups_alternatives_qualifiers_and_legacy_operators() -> None:

@@ -10,15 +10,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from fixtures import REPO_ROOT
 from fixtures import FixturePackage as P
 from fixtures.apt import PrivateApt
 from fixtures.archive import FixtureArchive
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 
 from minimirror.errors import ResolveError
-from minimirror.index import PackageIndex, iter_packages
-from minimirror.query import parse_query
-from minimirror.resolve import Resolution, ResolveOptions, Root, resolve
+from minimirror.lock.resolve import Resolution, ResolveOptions, Root, resolve
+from minimirror.sources.query import parse_query
+from minimirror.upstream.index import PackageIndex, iter_packages
 
 Triple = tuple[str, str, str]
 
@@ -196,7 +197,7 @@ def test_fixture_recommends_equal_apt(judged: tuple[PackageIndex, PrivateApt]) -
     )
 
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "debian-bookworm"
+REAL = REPO_ROOT.parent / "shared" / "data" / "debian-bookworm"
 
 REAL_SETS: Sequence[tuple[str, ...]] = (
     ("curl", "git", "openssh-server", "python3", "vim-tiny"),

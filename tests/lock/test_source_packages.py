@@ -21,10 +21,10 @@ from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
+from minimirror.audit.diff import diff_locks
 from minimirror.cli import main
-from minimirror.diff import diff_locks
 from minimirror.errors import LockError
-from minimirror.lockfile import dumps_lock, loads_lock, read_lock
+from minimirror.lock.lockfile import dumps_lock, loads_lock, read_lock
 
 PACKAGES = [
     P("web", "1.0", depends="libssl (>= 3), webcommon", source="web-src (1.0)"),
@@ -298,7 +298,7 @@ def test_diff_counts_source_package_changes(tree: Tree) -> None:
 def test_every_diff_format_shows_source_package_changes(tree: Tree) -> None:
     import json
 
-    from minimirror.diffrender import render_json, render_markdown, summary_line
+    from minimirror.audit.render import render_json, render_markdown, summary_line
 
     assert tree.lock() == 0
     new = read_lock(tree.lock_file)

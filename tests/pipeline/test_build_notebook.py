@@ -12,13 +12,13 @@ from pathlib import Path
 import nbformat
 import papermill  # type: ignore[import-untyped]
 import pytest
+from fixtures import REPO_ROOT, SigningKey, generate_signing_key
 from fixtures import FixturePackage as P
-from fixtures import SigningKey, generate_signing_key
 from fixtures.plugin import ArchiveFactory, ServerFactory
 
 from minimirror.cli import main
 
-NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "build.ipynb"
+NOTEBOOK = REPO_ROOT / "notebooks" / "build.ipynb"
 PASSPHRASE = "correct horse battery staple 7f3a"
 
 

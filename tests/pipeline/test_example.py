@@ -1,4 +1,5 @@
-"""``minimirror.example``: the bundled offline example is a real signed archive (apt accepts it) and a real lock."""
+"""``minimirror.pipeline.example``: the bundled offline example is a real signed archive (apt accepts it) and a
+real lock."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from fixtures.plugin import AptFactory
 
 from minimirror.cli import main
 from minimirror.errors import UsageError
-from minimirror.example import (
+from minimirror.lock.lockfile import read_lock
+from minimirror.pipeline.example import (
     EXAMPLE_EPOCH,
     Example,
     ExamplePackage,
@@ -22,7 +24,6 @@ from minimirror.example import (
     static_elf_stub,
     write_example,
 )
-from minimirror.lockfile import read_lock
 
 
 @pytest.fixture(scope="module")

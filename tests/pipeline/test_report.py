@@ -1,4 +1,4 @@
-"""``minimirror.report``: signing from the environment, a build of the offline example, tree summaries and the
+"""``minimirror.pipeline.report``: signing from the environment, a build of the offline example, tree summaries and the
 reproducibility proof (which must say DIFFERENT, naming the files, when a build changes)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from minimirror.example import static_elf_stub, write_example
-from minimirror.report import (
+from minimirror.pipeline.example import static_elf_stub, write_example
+from minimirror.pipeline.report import (
     BuildConfig,
     Reproducibility,
     SigningChoice,

@@ -17,12 +17,12 @@ from fixtures import FixturePackage as P
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
-from minimirror.cache import Cache
 from minimirror.cli import main
-from minimirror.download import RetryPolicy
 from minimirror.errors import FetchError, IntegrityError
-from minimirror.fetch import FetchConfig, FetchReport, fetch, plan_fetch
-from minimirror.lockfile import Lock, LockedPackage, read_lock
+from minimirror.lock.lockfile import Lock, LockedPackage, read_lock
+from minimirror.publish.fetch import FetchConfig, FetchReport, fetch, plan_fetch
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.download import RetryPolicy
 
 BIG_PAYLOAD = random.Random(5).randbytes(300_000)  # incompressible: the .deb is ~300 kB, many read chunks
 PACKAGES = [

@@ -11,10 +11,10 @@ from fixtures import FixturePackage as P
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from test_faults import PACKAGES, Work
 
-from minimirror.cache import Cache
 from minimirror.cli import main
-from minimirror.indexcache import CACHE_FORMAT
-from minimirror.lockfile import read_lock
+from minimirror.lock.lockfile import read_lock
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.indexcache import CACHE_FORMAT
 
 
 @pytest.fixture
@@ -69,9 +69,11 @@ def test_the_parsed_index_a_lock_pins_survives_so_a_warm_lock_parses_no_text(
     work: Work, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert main(["cache", "prune", "--locks", str(work.locks), "--cache", str(work.cache)]) == 0
-    import minimirror.indexcache
+    import minimirror.upstream.indexcache
 
-    monkeypatch.setattr(minimirror.indexcache, "iter_records", lambda *a, **k: pytest.fail("parsed the index again"))
+    monkeypatch.setattr(
+        minimirror.upstream.indexcache, "iter_records", lambda *a, **k: pytest.fail("parsed the index again")
+    )
     assert main(work.lock_args("--offline", "--upgrade")) == 0
 
 

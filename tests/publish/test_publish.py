@@ -21,11 +21,11 @@ from fixtures.gpgkeys import SigningKey, generate_signing_key
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
-from minimirror.cache import Cache
 from minimirror.cli import main
 from minimirror.errors import MinimirrorError
-from minimirror.lockfile import read_lock, read_locks
-from minimirror.publish import PublishError, PublishOptions, ReleaseOverrides, plan_publish, write_tree
+from minimirror.lock.lockfile import read_lock, read_locks
+from minimirror.publish.repository import PublishError, PublishOptions, ReleaseOverrides, plan_publish, write_tree
+from minimirror.upstream.cache import Cache
 
 PACKAGES = [
     P("web", "1.0", depends="libssl (>= 3), webcommon", source="web-src (1.0)", description="a web server\n long text"),

@@ -17,7 +17,7 @@ import pytest
 from fixtures import FixturePackage as P
 from fixtures.plugin import AptFactory, ArchiveFactory
 
-from minimirror.serve import ByteRange, MirrorServer, apt_source_lines, content_type, make_server, parse_range
+from minimirror.publish.serve import ByteRange, MirrorServer, apt_source_lines, content_type, make_server, parse_range
 
 PACKAGES = [P("web", "1.0", depends="libc"), P("libc", "2.37"), P("webdoc", "1.0", architecture="all")]
 DIST = "/fixture/dists/stable"
@@ -177,10 +177,10 @@ def test_only_get_and_head(server: MirrorServer, method: str) -> None:
 
 
 def test_one_log_line_per_request(server: MirrorServer, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="minimirror.serve"):
+    with caplog.at_level(logging.INFO, logger="minimirror.publish.serve"):
         request(server, f"{DIST}/Release")
         request(server, "/missing")
-    lines = [r.getMessage() for r in caplog.records if r.name == "minimirror.serve"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "minimirror.publish.serve"]
     assert len(lines) == 2
     assert lines[0].endswith(f'"GET {DIST}/Release HTTP/1.1" 200')
     assert lines[1].endswith('"GET /missing HTTP/1.1" 404')

@@ -1,4 +1,4 @@
-"""Signing (``minimirror.sign``), ``minimirror key generate`` and reading a .deb's control stanza."""
+"""Signing (``minimirror.publish.sign``), ``minimirror key generate`` and reading a .deb's control stanza."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from fixtures import FixturePackage, build_deb
 
 from minimirror.cli import main
-from minimirror.debcontrol import parse_control, read_control
 from minimirror.errors import IntegrityError, SignatureError, UsageError
-from minimirror.sign import open_signer, read_secret_key
-from minimirror.signature import verify_clearsigned, verify_detached
+from minimirror.publish.sign import open_signer, read_secret_key
+from minimirror.upstream.debfile import parse_control, read_control
+from minimirror.upstream.signature import verify_clearsigned, verify_detached
 
 EPOCH = 1_717_200_000
 

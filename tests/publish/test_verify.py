@@ -14,7 +14,7 @@ from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import ArchiveFactory
 
 from minimirror.cli import main
-from minimirror.verify import VerifyReport, find_dists, verify_tree
+from minimirror.publish.verify import VerifyReport, find_dists, verify_tree
 
 PACKAGES = [
     P("web", "1.0", depends="libssl (>= 3), webcommon", pre_depends="libc"),

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from minimirror.aptsources import (
+from minimirror.errors import DiagnosticsError
+from minimirror.sources.hostapt import (
     attach_companions,
     companion_base,
     init_from_apt,
@@ -14,7 +15,6 @@ from minimirror.aptsources import (
     read_apt_sources,
     suites_for_packages,
 )
-from minimirror.errors import DiagnosticsError
 
 KEY = "/usr/share/keyrings/example-archive-keyring.gpg"
 
@@ -158,7 +158,7 @@ def test_init_from_apt_writes_a_tree_that_passes_check(tmp_path: Path, capsys: p
 
 
 def test_init_without_signed_by_gathers_the_globally_trusted_keys(tmp_path: Path, signing_key: object) -> None:
-    from minimirror.signature import dearmor
+    from minimirror.upstream.signature import dearmor
 
     armored = signing_key.public_key_armored  # type: ignore[attr-defined]
     root = _etc(
@@ -201,7 +201,7 @@ def test_updates_and_security_join_their_release_suite_in_one_source_txt(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from minimirror.cli import main
-    from minimirror.sources import Suite, load_sources
+    from minimirror.sources.tree import Suite, load_sources
 
     root = _etc(
         tmp_path / "host",
@@ -313,7 +313,7 @@ def test_a_companion_joins_the_release_suite_of_its_own_prefix_first(tmp_path: P
 def test_without_signed_by_the_release_and_its_companions_share_the_gathered_keyring(
     tmp_path: Path, signing_key: object
 ) -> None:
-    from minimirror.signature import dearmor
+    from minimirror.upstream.signature import dearmor
 
     armored = signing_key.public_key_armored  # type: ignore[attr-defined]
     root = _etc(
@@ -344,8 +344,8 @@ def test_without_signed_by_the_release_and_its_companions_share_the_gathered_key
 
 
 def test_a_companion_with_its_own_inline_key_gets_its_own_keyring_file(tmp_path: Path, signing_key: object) -> None:
-    from minimirror.signature import dearmor
-    from minimirror.sources import load_sources
+    from minimirror.sources.tree import load_sources
+    from minimirror.upstream.signature import dearmor
 
     armored: str = signing_key.public_key_armored  # type: ignore[attr-defined]
     folded = "".join(f" {line}\n" if line.strip() else " .\n" for line in armored.strip().splitlines())
@@ -369,7 +369,7 @@ def test_a_companion_with_its_own_inline_key_gets_its_own_keyring_file(tmp_path:
 
 
 def test_a_release_suite_with_an_inline_key_leaves_signing_key_gpg_to_it(tmp_path: Path, signing_key: object) -> None:
-    from minimirror.signature import dearmor
+    from minimirror.upstream.signature import dearmor
 
     armored: str = signing_key.public_key_armored  # type: ignore[attr-defined]
     folded = "".join(f" {line}\n" if line.strip() else " .\n" for line in armored.strip().splitlines())

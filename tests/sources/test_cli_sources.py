@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fixtures import REPO_ROOT
 
 from minimirror.cli import main
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "sources"
+EXAMPLES = REPO_ROOT / "examples" / "sources"
 LINE = "http://127.0.0.1:8080/debian file:///usr/share/keyrings/debian-archive-keyring.gpg bookworm main\n"
 YAML = """\
 name: debian

@@ -1,4 +1,4 @@
-"""Tests for minimirror.query: aptly's query language, matched against hand-made Packages stanzas."""
+"""Tests for minimirror.sources.query: aptly's query language, matched against hand-made Packages stanzas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from minimirror.errors import QueryError
 from minimirror.package import Package
-from minimirror.query import (
+from minimirror.sources.query import (
     And,
     Condition,
     FieldTerm,

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures import REPO_ROOT
 
 from minimirror.errors import Diagnostic, DiagnosticsError, UsageError
-from minimirror.settings import SourceSettings
-from minimirror.sources import (
+from minimirror.sources.settings import SourceSettings
+from minimirror.sources.tree import (
     check_sources,
     load_sources,
     normalized_inputs,
@@ -75,7 +76,7 @@ def test_a_good_tree_loads_sorted_with_lines_and_defaults(tmp_path: Path) -> Non
 
 
 def test_the_bundled_example_tree_is_valid() -> None:
-    examples = Path(__file__).resolve().parents[1] / "examples" / "sources"
+    examples = REPO_ROOT / "examples" / "sources"
     (source,) = load_sources(examples, environ=NO_ENV)
     assert source.source_id == "debian/bookworm"
     assert "python3 (>= 3.11)" in {q.canonical for q in source.queries}
@@ -450,7 +451,7 @@ def test_write_source_refuses_unsafe_names(tmp_path: Path, prefix: str, name: st
 
 
 def test_render_source_without_companions_is_one_line_as_before() -> None:
-    from minimirror.sources import render_source
+    from minimirror.sources.tree import render_source
 
     files = render_source(url="http://x/debian", key_url="file:///k", dist="bookworm", components=["main"], packages=[])
     assert (
@@ -460,7 +461,7 @@ def test_render_source_without_companions_is_one_line_as_before() -> None:
 
 
 def test_write_source_with_companions_writes_a_line_a_suite_that_loads_back(tmp_path: Path) -> None:
-    from minimirror.sources import Suite
+    from minimirror.sources.tree import Suite
 
     companions = [
         Suite("http://x/debian-security", "file:///s", "bookworm-security", ("main",)),
@@ -499,7 +500,7 @@ def test_write_source_with_companions_writes_a_line_a_suite_that_loads_back(tmp_
 def test_a_bad_companion_is_refused_before_anything_is_written(
     tmp_path: Path, companion: tuple[str, str, str, tuple[str, ...]]
 ) -> None:
-    from minimirror.sources import Suite
+    from minimirror.sources.tree import Suite
 
     with pytest.raises(UsageError, match="cannot write source line"):
         write_source(

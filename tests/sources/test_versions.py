@@ -1,4 +1,4 @@
-"""Debian version ordering as minimirror.query uses it, checked against dpkg itself (Debian policy 5.6.12)."""
+"""Debian version ordering as minimirror.sources.query uses it, checked against dpkg itself (Debian policy 5.6.12)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from minimirror.query import compare_versions
+from minimirror.sources.query import compare_versions
 
 SEED = 20240607
 PAIRS = 600

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from minimirror.errors import Diagnostic, DiagnosticsError
-from minimirror.sources import check_sources, load_sources
-from minimirror.yamlimport import import_yaml
+from minimirror.sources.tree import check_sources, load_sources
+from minimirror.sources.yamlimport import import_yaml
 
 EXAMPLE = """\
 ---

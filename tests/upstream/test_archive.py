@@ -13,10 +13,10 @@ from fixtures.archive import FixtureArchive
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
-from minimirror.archive import Upstream, open_snapshot
-from minimirror.cache import Cache
-from minimirror.download import Downloader, RetryPolicy, make_client
 from minimirror.errors import ArchiveError, FetchError, IntegrityError, SignatureError
+from minimirror.upstream.archive import Upstream, open_snapshot
+from minimirror.upstream.cache import Cache
+from minimirror.upstream.download import Downloader, RetryPolicy, make_client
 
 PACKAGES = {"main": [P("hello", "1.0", depends="libhello"), P("libhello", "1.0"), P("doc", "1.0", architecture="all")]}
 FAST_RETRY = RetryPolicy(attempts=4, backoff=0.0)

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from minimirror import download
-from minimirror.download import Downloader, RetryPolicy
 from minimirror.errors import IntegrityError
+from minimirror.upstream import download
+from minimirror.upstream.download import Downloader, RetryPolicy
 
 DATA = random.Random(8).randbytes(3 * download._BLOCK + 12_345)
 SHA256 = hashlib.sha256(DATA).hexdigest()

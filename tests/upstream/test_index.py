@@ -1,4 +1,4 @@
-"""Tests for minimirror.index: parsing, strictness, laziness, PackageIndex order, the parsed-form cache."""
+"""Tests for minimirror.upstream.index: parsing, strictness, laziness, PackageIndex order, the parsed-form cache."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from debian.deb822 import Deb822
+from fixtures import REPO_ROOT
 
 from minimirror.errors import ArchiveError, IntegrityError
-from minimirror.index import (
+from minimirror.package import Package
+from minimirror.upstream.index import (
     IndexFormatError,
     PackageIndex,
     StanzaFields,
@@ -20,12 +22,9 @@ from minimirror.index import (
     iter_packages,
     parse_provides,
 )
-from minimirror.indexcache import load_index_cached, load_index_part
-from minimirror.package import Package
+from minimirror.upstream.indexcache import load_index_cached, load_index_part
 
-REAL_INDEX = (
-    Path(__file__).resolve().parents[1] / "../shared/data/debian-bookworm/dists/bookworm/main/binary-amd64/Packages.xz"
-).resolve()
+REAL_INDEX = (REPO_ROOT / "../shared/data/debian-bookworm/dists/bookworm/main/binary-amd64/Packages.xz").resolve()
 
 TEXT = """\
 Package: hello
@@ -170,7 +169,7 @@ def test_non_utf8_names_the_line() -> None:
 
 
 def test_oversized_field_is_refused() -> None:
-    from minimirror.index import MAX_FIELD_BYTES
+    from minimirror.upstream.index import MAX_FIELD_BYTES
 
     with pytest.raises(IndexFormatError, match=r"'Description' is \d+ bytes, over the"):
         parse(GOOD + "Description: " + "x" * (MAX_FIELD_BYTES + 1) + "\n")
@@ -271,7 +270,7 @@ def test_cache_round_trip_and_warm_load_skips_parsing(tmp_path: Path, monkeypatc
     data = lzma.compress(TEXT.encode())
     cold = load_index_cached(data, sha(data), tmp_path, name="idx")
     assert snapshot(cold) == snapshot(parse(TEXT))
-    import minimirror.indexcache as module
+    import minimirror.upstream.indexcache as module
 
     monkeypatch.setattr(module, "iter_records", lambda *a, **k: pytest.fail("warm load parsed the text"))
     warm = load_index_cached(b"not even read", sha(data), tmp_path, name="idx")
