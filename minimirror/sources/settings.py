@@ -11,8 +11,12 @@ Two files can configure a source ``sources/<prefix>/<name>/``:
 ``minimirror.toml`` (TOML)
     minimirror's own settings, all optional, all in one place: the published ``Release`` overrides
     (``origin``, ``label``, ``suite``, ``codename``, ``description``), ``architectures`` (overrides
-    aptly.conf), ``allow-expired`` and ``fallback-url``. Unknown keys are errors, so a typo never passes
-    silently.
+    aptly.conf), ``allow-expired``, ``fallback-url``, and how the source resolves with others:
+    ``resolve-with`` (the ``prefix/name`` of sources used on the same machines: linked sources form a group
+    resolved as one apt universe), ``pin-priority`` (apt_preferences(5)'s Pin-Priority for every package of
+    the source, default 500) and ``missing-dependencies`` (``"error"``, the default, or ``"skip"``, aptly's
+    behaviour: an unsatisfiable dependency is left out, with a warning, and recorded in the lock). Unknown keys
+    are errors, so a typo never passes silently.
 
 Architectures default to ``["amd64"]`` when neither file names them: deterministic, never the host's.
 
@@ -26,7 +30,7 @@ import difflib
 import json
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -37,17 +41,24 @@ from minimirror.errors import Diagnostic
 __all__ = [
     "APTLY_KEYS",
     "DEFAULT_ARCHITECTURES",
+    "DEFAULT_PIN_PRIORITY",
     "MINIMIRROR_KEYS",
+    "MISSING_DEPENDENCIES",
     "AptlyConf",
     "SourceSettings",
     "check_url",
     "merge_settings",
     "parse_aptly_conf",
     "parse_minimirror_toml",
+    "toml_value_position",
     "validate_aptly_mapping",
 ]
 
 DEFAULT_ARCHITECTURES: tuple[str, ...] = ("amd64",)
+DEFAULT_PIN_PRIORITY = 500
+"""apt's priority for a version from an archive no preference names (apt_preferences(5))."""
+MISSING_DEPENDENCIES = ("error", "skip")
+_SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 APTLY_KEYS: Mapping[str, str] = {
     "architectures": "architectures",
@@ -69,6 +80,9 @@ MINIMIRROR_KEYS: Mapping[str, str] = {
     "architectures": "architectures",
     "allow-expired": "allow_expired",
     "fallback-url": "fallback_url",
+    "resolve-with": "resolve_with",
+    "pin-priority": "pin_priority",
+    "missing-dependencies": "missing_dependencies",
 }
 """minimirror.toml key -> :class:`SourceSettings` attribute. Any other key is an error."""
 
@@ -94,12 +108,21 @@ class SourceSettings:
     description: str | None = None
     allow_expired: bool = False
     fallback_url: str | None = None
+    resolve_with: tuple[str, ...] = ()
+    pin_priority: int = DEFAULT_PIN_PRIORITY
+    missing_dependencies: str = "error"
 
     def as_dict(self) -> dict[str, Any]:
-        """Every setting by attribute name, lists as lists: the form the lock's input hash covers."""
+        """Every setting by attribute name, lists as lists: the form the lock's input hash covers. The group
+        settings appear only when set, so that the input hashes of locks written before them stay the same."""
         return {
-            f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value for f in fields(self)
+            f.name: list(value) if isinstance(value := getattr(self, f.name), tuple) else value
+            for f in fields(self)
+            if f.name not in _OMITTED_WHEN_DEFAULT or getattr(self, f.name) != f.default
         }
+
+
+_OMITTED_WHEN_DEFAULT = frozenset({"resolve_with", "pin_priority", "missing_dependencies"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,20 +156,57 @@ def _check_architectures(value: object) -> str | None:
     return None
 
 
-def _check_value(attribute: str, value: object) -> str | None:
-    """What is wrong with ``value`` for the setting ``attribute``, or ``None``."""
-    if attribute == "architectures":
-        return _check_architectures(value)
-    if attribute in {"allow_expired"} or attribute.startswith(("follow_", "download_", "gpg_")):
-        return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
-    if not isinstance(value, str):
-        return f"must be a string, not {value!r}"
-    if attribute == "fallback_url":
-        return check_url(value, ("http", "https", "file"))
+def _check_source_ids(value: object) -> str | None:
+    if not isinstance(value, list):
+        return 'must be a list of source ids, e.g. ["debian/bookworm"]'
+    for item in value:
+        if not isinstance(item, str) or not _SOURCE_ID.match(item):
+            return f"{item!r} is not a source id (prefix/name, as the folders sources/<prefix>/<name>/)"
     return None
 
 
+def _check_priority(value: object) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return None if ok else f"must be an integer (apt's Pin-Priority, e.g. 500 or 990), not {value!r}"
+
+
+def _check_missing(value: object) -> str | None:
+    return None if value in MISSING_DEPENDENCIES else f'must be "error" or "skip", not {value!r}'
+
+
+def _check_string(value: object) -> str | None:
+    return None if isinstance(value, str) else f"must be a string, not {value!r}"
+
+
+def _check_fallback(value: object) -> str | None:
+    return _check_string(value) or check_url(str(value), ("http", "https", "file"))
+
+
+def _check_bool(value: object) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, not {value!r}"
+
+
+_CHECKS: Mapping[str, Callable[[object], str | None]] = {
+    "architectures": _check_architectures,
+    "resolve_with": _check_source_ids,
+    "pin_priority": _check_priority,
+    "missing_dependencies": _check_missing,
+    "fallback_url": _check_fallback,
+    "allow_expired": _check_bool,
+}
+
+
+def _check_value(attribute: str, value: object) -> str | None:
+    """What is wrong with ``value`` for the setting ``attribute``, or ``None``."""
+    check = _CHECKS.get(attribute)
+    if check is None:
+        check = _check_bool if attribute.startswith(("follow_", "download_", "gpg_")) else _check_string
+    return check(value)
+
+
 def _normalize(attribute: str, value: Any) -> Any:
+    if attribute == "resolve_with":
+        return tuple(sorted(set(value)))
     return tuple(value) if attribute == "architectures" else value
 
 
@@ -238,6 +298,21 @@ def _toml_key_position(text: str, key: str) -> tuple[int, int]:
         if match:
             return number, len(match.group(1)) + 1
     return 1, 1
+
+
+def toml_value_position(text: str, key: str, value: str) -> tuple[int, int]:
+    """1-based (line, column) of the string ``value`` written after ``key = `` (in a one- or multi-line
+    array); the key's own position when the value is not found."""
+    line, column = _toml_key_position(text, key)
+    lines = text.split("\n")
+    for number in range(line - 1, len(lines)):
+        for quote in ('"', "'"):
+            found = lines[number].find(f"{quote}{value}{quote}")
+            if found != -1:
+                return number + 1, found + 1
+        if number > line - 1 and re.match(r"\s*[A-Za-z0-9_\"'-]+\s*=", lines[number]):
+            break  # the next key: the value was not written as a plain string
+    return line, column
 
 
 def _toml_decode_error(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> Diagnostic:

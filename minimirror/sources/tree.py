@@ -36,6 +36,7 @@ from minimirror.sources.settings import (
     merge_settings,
     parse_aptly_conf,
     parse_minimirror_toml,
+    toml_value_position,
 )
 
 __all__ = [
@@ -400,6 +401,25 @@ def _dist_diagnostic(source: Source, message: str) -> Diagnostic:
     return Diagnostic(message, path)
 
 
+def _unknown_links(sources: Sequence[Source], present: set[str]) -> list[Diagnostic]:
+    """``resolve-with`` may only name other sources of this tree."""
+    diagnostics: list[Diagnostic] = []
+    for source in sources:
+        for other in source.settings.resolve_with:
+            if other == source.source_id:
+                message = f"resolve-with names {other!r}, this source itself; name the sources used beside it"
+            elif other not in present:
+                known = ", ".join(sorted(present - {source.source_id})) or "none"
+                message = f"resolve-with names {other!r}, which is not a source of this tree (it has: {known})"
+            else:
+                continue
+            path = source.directory / MINIMIRROR_TOML
+            text = _read_text(path, []) or ""
+            line, column = toml_value_position(text, "resolve-with", other)
+            diagnostics.append(Diagnostic(message, path, line, column, text.split("\n")[line - 1].rstrip("\r")))
+    return diagnostics
+
+
 def _scan(root: Path, environ: Mapping[str, str]) -> tuple[list[Source], list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     if not root.is_dir():
@@ -408,6 +428,7 @@ def _scan(root: Path, environ: Mapping[str, str]) -> tuple[list[Source], list[Di
         return [], [Diagnostic(f"sources directory {what}; {hint}", root)]
     global_conf = _global_aptly_conf(environ, diagnostics)
     sources: list[Source] = []
+    present: set[str] = set()
     for prefix_dir in _subdirectories(root):
         problem = name_problem(prefix_dir.name)
         if problem:
@@ -417,10 +438,12 @@ def _scan(root: Path, environ: Mapping[str, str]) -> tuple[list[Source], list[Di
         if not directories:
             diagnostics.append(Diagnostic("prefix directory has no source directories", prefix_dir))
         for directory in directories:
+            present.add(f"{prefix_dir.name}/{directory.name}")
             source = _load_source(prefix_dir, directory, global_conf, diagnostics)
             if source is not None:
                 sources.append(source)
     diagnostics.extend(_duplicate_dists(sources))
+    diagnostics.extend(_unknown_links(sources, present))
     if not sources and not diagnostics:
         message = "no sources; create <prefix>/<name>/source.txt and packages.txt in it"
         diagnostics.append(Diagnostic(message, root))

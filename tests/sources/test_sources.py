@@ -341,7 +341,8 @@ def test_minimirror_toml_rejects_unknown_keys_with_a_suggestion(tmp_path: Path) 
         "unknown key 'allow_expired' in minimirror.toml; did you mean 'allow-expired'?\n"
         "      allow_expired = true\n      ^",
         "unknown key 'extra' in minimirror.toml; known keys: origin, label, suite, codename, description, "
-        "architectures, allow-expired, fallback-url\n    [extra]\n    ^",
+        "architectures, allow-expired, fallback-url, resolve-with, pin-priority, missing-dependencies\n"
+        "    [extra]\n    ^",
     ]
 
 
