@@ -161,10 +161,16 @@ class SignatureError(ArchiveError):
 class ResolveError(MinimirrorError):
     """A query or dependency that cannot be satisfied. ``chain`` leads from the query line to the problem."""
 
-    def __init__(self, message: str, chain: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, chain: Sequence[str] = (), *, missing: Sequence[str] = ()) -> None:
         self.message = message
         self.chain = tuple(chain)
+        self.missing = tuple(missing)
+        """Names no package of the resolved sources has or provides: where a hint can look elsewhere."""
         super().__init__(message)
+
+    def with_message(self, message: str) -> ResolveError:
+        """The same error (chain, missing names) with another message, e.g. the source id in front."""
+        return ResolveError(message, self.chain, missing=self.missing)
 
     def render(self) -> str:
         if not self.chain:

@@ -102,10 +102,13 @@ class LockedPackage:
     required_by: tuple[str, ...] = ()
     companion: str | None = None
     """The companion suite (its dist) the package comes from; None for the release suite."""
+    missing: tuple[str, ...] = ()
+    """Dependencies left out because no source of the group has them (``missing-dependencies = "skip"``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queries", _sorted_unique(self.queries))
         object.__setattr__(self, "required_by", _sorted_unique(self.required_by))
+        object.__setattr__(self, "missing", _sorted_unique(self.missing))
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -204,10 +207,18 @@ class SourcePin:
     architectures: tuple[str, ...]
     inputs_sha256: str
     queries: tuple[str, ...]
+    group: tuple[str, ...] = ()
+    """Every source (this one too) resolved together with it as one apt universe; empty when it resolves alone."""
+    pin_priority: int | None = None
+    """apt's Pin-Priority of the source's packages when it is not the default 500."""
 
     def __post_init__(self) -> None:
-        for name in ("components", "architectures", "queries"):
+        for name in ("components", "architectures", "queries", "group"):
             object.__setattr__(self, name, _sorted_unique(getattr(self, name)))
+
+    @property
+    def priority(self) -> int:
+        return 500 if self.pin_priority is None else self.pin_priority
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +336,9 @@ def upstream_pin(snapshot: Snapshot) -> UpstreamPin:
 
 # --- the fields, shared by the writer and the reader ----------------------------------------------------
 
-_Kind = Literal["str", "str?", "int", "strs", "time", "time?"]
+_Kind = Literal["str", "str?", "int", "int?", "strs", "strs?", "time", "time?"]
+_OPTIONAL: Mapping[str, object] = {"str?": None, "time?": None, "int?": None, "strs?": ()}
+"""Optional kinds and the value an absent key means; the writer leaves such a key out when it has that value."""
 _Check = Callable[[str], str | None]
 
 
@@ -352,7 +365,10 @@ _SAFE = r"[A-Za-z0-9_][A-Za-z0-9._+~-]*"
 _SOURCE_ID = _matching(rf"{_SAFE}/{_SAFE}", "a source id '<prefix>/<name>' (letters, digits and . _ + ~ -)")
 _NAME = _matching(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*", "a package name")
 _ARCH = _matching(r"[a-z0-9][a-z0-9-]*", "an architecture name")
-_NODE = _matching(r"[A-Za-z0-9][A-Za-z0-9+.~_-]*/[a-z0-9][a-z0-9-]*", "'<name>/<architecture>'")
+_NODE = _matching(
+    rf"(?:{_SAFE}/{_SAFE}:)?[A-Za-z0-9][A-Za-z0-9+.~_-]*/[a-z0-9][a-z0-9-]*",
+    "'<name>/<architecture>' (or '<prefix>/<source>:<name>/<architecture>' for a package of another source)",
+)
 _TOKEN = _matching(r"[^\s\\\x00-\x1f\x7f]+", "a name without spaces or control characters")
 _RELEASE = _matching(r"InRelease|Release", "'InRelease' or 'Release'")
 _URL = _matching(r"(?:https?|file)://[^\s\x00-\x1f\x7f]+", "an http://, https:// or file:// URL")
@@ -430,6 +446,8 @@ _SOURCE_FIELDS = (
     _Field("architectures", "architectures", "strs", _ARCH),
     _Field("inputs-sha256", "inputs_sha256", "str", _SHA256),
     _Field("queries", "queries", "strs", _query),
+    _Field("group", "group", "strs?", _SOURCE_ID),
+    _Field("pin-priority", "pin_priority", "int?"),
 )
 _COMPANION_FIELDS = (
     _Field("url", "url", "str", _URL),
@@ -469,6 +487,7 @@ _PACKAGE_FIELDS = (
     _Field("source-version", "source_version", "str", _version),
     _Field("queries", "queries", "strs", _query),
     _Field("required-by", "required_by", "strs", _NODE),
+    _Field("missing", "missing", "strs?", _text),
 )
 
 _SOURCE_PACKAGE_FIELDS = (
@@ -521,7 +540,7 @@ def _table(header: str, value: object, fields: Sequence[_Field]) -> list[str]:
     lines = ["", header]
     for spec in fields:
         item = getattr(value, spec.attr)
-        if item is not None:
+        if item is not None and not (spec.kind in _OPTIONAL and item == _OPTIONAL[spec.kind]):
             lines.append(_assignment(spec.key, item))
     return lines
 
@@ -644,13 +663,13 @@ def _read_string(value: Any, spec: _Field, place: _Place) -> str:
 def _read_value(value: Any, spec: _Field, place: _Place) -> Any:
     if spec.kind in ("str", "str?"):
         return _read_string(value, spec, place)
-    if spec.kind == "int":
+    if spec.kind in ("int", "int?"):
         if isinstance(value, bool) or not isinstance(value, int):
             place.fail(f"{spec.key} must be an integer, not {_type_name(value)}", spec.key)
-        if value < 0:
+        if value < 0 and spec.kind == "int":
             place.fail(f"{spec.key} must not be negative (got {value})", spec.key)
         return value
-    if spec.kind == "strs":
+    if spec.kind in ("strs", "strs?"):
         if not isinstance(value, list):
             place.fail(f"{spec.key} must be an array of strings, not {_type_name(value)}", spec.key)
         return tuple(_read_string(item, spec, place) for item in value)
@@ -679,8 +698,8 @@ def _read_fields(table: Any, fields: tuple[_Field, ...], place: _Place) -> dict[
         place.fail(f"has an unknown field {key!r} (known: {', '.join(spec.key for spec in fields)})", key, at_key=True)
     values: dict[str, Any] = {}
     for spec in fields:
-        if spec.kind in ("time?", "str?") and spec.key not in table:
-            values[spec.attr] = None
+        if spec.kind in _OPTIONAL and spec.key not in table:
+            values[spec.attr] = _OPTIONAL[spec.kind]
             continue
         values[spec.attr] = _read_value(_require(table, spec.key, place), spec, place)
     return values
@@ -864,8 +883,11 @@ def _check_consistency(
     source: SourcePin, companions: Sequence[CompanionPin], packages: Sequence[LockedPackage], top: _Place
 ) -> None:
     """Cross-table rules, in file order: the suite and components of each package, its architecture,
-    ``required-by`` naming locked packages, and every package reachable from some query (a ``required-by`` cycle
-    alone is no reason)."""
+    ``required-by`` naming locked packages (or, in a group, packages of the group's other sources), and every
+    package reachable from some query or from another source of the group (a ``required-by`` cycle alone is no
+    reason)."""
+    if source.group and source.id not in source.group:
+        top.fail(f"[source] group {list(source.group)} does not name the source itself, {source.id!r}")
     architectures = {*source.architectures, "all"}
     components = {companion.dist: companion.components for companion in companions}
     nodes = {p.node for p in packages}
@@ -877,7 +899,11 @@ def _check_consistency(
         _check_member(package.component, allowed, "component", place)
         _check_member(package.architecture, architectures, "architecture", place)
         for parent in package.required_by:
-            if parent not in nodes:
+            other, _, _ = parent.rpartition(":")
+            if other and (other == source.id or other not in source.group):
+                message = f"required-by names {parent!r}, but {other!r} is not another source of this lock's group"
+                place.fail(message, "required-by")
+            if not other and parent not in nodes:
                 place.fail(f"required-by names {parent!r}, which is not a package of this lock", "required-by")
     reached = _reachable_from_queries(packages)
     for number, package in enumerate(packages):
@@ -896,7 +922,8 @@ def _reachable_from_queries(packages: Sequence[LockedPackage]) -> set[str]:
     for package in packages:
         for parent in package.required_by:
             children.setdefault(parent, set()).add(package.node)
-    reached = {p.node for p in packages if p.queries}
+    # a package another source of the group needs is reached from that source's queries (its lock says how)
+    reached = {p.node for p in packages if p.queries or any(":" in parent for parent in p.required_by)}
     todo = list(reached)
     while todo:
         for child in children.get(todo.pop(), ()):

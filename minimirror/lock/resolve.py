@@ -31,9 +31,9 @@ from typing import Any, Protocol
 from minimirror.errors import ResolveError
 from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.package import Package
-from minimirror.sources.query import Query, compare_versions, names_hint, selects_all_versions
+from minimirror.sources.query import Query, compare_versions, exact_version, names_hint, selects_all_versions
 
-__all__ = ["Resolution", "ResolveOptions", "Resolved", "Root", "resolve"]
+__all__ = ["Following", "Resolution", "ResolveOptions", "Resolved", "Root", "resolve"]
 
 _MAX_RESTARTS = 200
 # apt's pkgCache::State::VerPriority; a package without Priority stays 0 in apt's cache, so it sorts first.
@@ -49,6 +49,10 @@ class Index(Protocol):
 
     def position(self, package: Package) -> int: ...
 
+    def origin_of(self, package: Package) -> str | None: ...
+
+    def origins_of(self, package: Package) -> tuple[str | None, ...]: ...
+
     def __iter__(self) -> Iterator[Package]: ...
 
 
@@ -59,6 +63,20 @@ class Root:
     text: str
     query: Query
     origin: str = ""
+    source: str | None = None
+    """In a group of sources resolved together, the source whose packages the query selects among (a query
+    selects in its own source, as in the seed); None for a source resolved alone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Following:
+    """Which relations of a package are followed (aptly's ``dependencyFollow*``), and what an unsatisfiable
+    one does: stop with an error, or (``skip_missing``, aptly's way) leave it out and record it."""
+
+    recommends: bool = False
+    suggests: bool = False
+    all_variants: bool = False
+    skip_missing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +87,16 @@ class ResolveOptions:
     all_variants: bool = False
     prefer: Mapping[tuple[str, str], str] = field(default_factory=dict)
     """Versions to keep per (name, architecture) while they still satisfy everything: the previous lock."""
+    skip_missing: bool = False
+    by_origin: Mapping[str, Following] = field(default_factory=dict)
+    """In a group, each source's own settings for the packages that come from it (the fields above are the
+    default for a package of no listed source)."""
+    root_architectures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """In a group, the architectures each source's queries are resolved for (its own ``architectures``)."""
+
+    def following(self, origin: str | None) -> Following:
+        found = self.by_origin.get(origin) if origin is not None else None
+        return found or Following(self.recommends, self.suggests, self.all_variants, self.skip_missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +104,8 @@ class Resolved:
     package: Package
     queries: tuple[str, ...]
     required_by: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    """Dependencies left out because nothing satisfies them (``missing-dependencies = "skip"``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +117,7 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
     """Resolve ``roots`` against ``index`` for every architecture in ``options``; deterministic."""
     queries: dict[Package, set[str]] = defaultdict(set)
     required_by: dict[Package, set[str]] = defaultdict(set)
+    missing: dict[Package, set[str]] = defaultdict(set)
     for architecture in options.architectures:
         forced: dict[tuple[str, str], str] = {}
         for _ in range(_MAX_RESTARTS):
@@ -102,10 +133,17 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
             queries[package] |= texts
         for package, parents in walk.required_by.items():
             required_by[package] |= parents
+        for package, groups in walk.missing.items():
+            missing[package] |= groups
     ordered = sorted(set(queries) | set(required_by), key=_sort_key)
     return Resolution(
         tuple(
-            Resolved(package, tuple(sorted(queries.get(package, ()))), tuple(sorted(required_by.get(package, ()))))
+            Resolved(
+                package,
+                tuple(sorted(queries.get(package, ()))),
+                tuple(sorted(required_by.get(package, ()))),
+                tuple(sorted(missing.get(package, ()))),
+            )
             for package in ordered
         )
     )
@@ -143,6 +181,7 @@ class _Walk:
         self.constraints: dict[tuple[str, str], list[tuple[Alternative, str]]] = defaultdict(list)
         self.queries: dict[Package, set[str]] = defaultdict(set)
         self.required_by: dict[Package, set[str]] = defaultdict(set)
+        self.missing: dict[Package, set[str]] = defaultdict(set)
         self.expanded: set[Package] = set()
 
     # --- roots ---------------------------------------------------------------------------------------------
@@ -150,11 +189,15 @@ class _Walk:
     def run(self, roots: Sequence[Root]) -> None:
         selected: list[tuple[Package, Root]] = []
         for root in roots:
+            if root.source is not None and self.native not in self.options.root_architectures.get(
+                root.source, (self.native,)
+            ):
+                continue  # that source is not mirrored for this architecture
             picks = self._select(root)
             if not picks:
                 raise ResolveError(
                     f"{root.origin + ': ' if root.origin else ''}the query {root.text!r} matches no package "
-                    f"for {self.native}",
+                    f"for {self.native}{self._epoch_hint(root)}",
                     [f"query: {root.text}"],
                 )
             selected.extend((package, root) for package in picks)
@@ -167,7 +210,7 @@ class _Walk:
             self._install_dependencies(package, [f"query: {root.text}", str(package)])
 
     def _select(self, root: Root) -> list[Package]:
-        matching = [p for p in self._root_candidates(root.query) if root.query.matches(p)]
+        matching = [p for p in self._root_candidates(root) if root.query.matches(p)]
         if selects_all_versions(root.query):
             return sorted(matching, key=self.index.position)
         newest: dict[tuple[str, str], Package] = {}
@@ -183,8 +226,8 @@ class _Walk:
         providers = self._order_providers([(p, None) for p in newest.values()], target=None)
         return providers[:1]
 
-    def _root_candidates(self, query: Query) -> Iterable[Package]:
-        hint = names_hint(query)
+    def _root_candidates(self, root: Root) -> Iterable[Package]:
+        hint = names_hint(root.query)
         names = sorted(hint) if hint is not None else None
         pool: Iterable[Package]
         if names is None:
@@ -192,7 +235,23 @@ class _Walk:
         else:
             pool = [p for name in names for p in self.index.by_name(name)]
             pool += [p for name in names for p, _ in self.index.providers(name)]
-        return (p for p in pool if p.architecture in (self.native, "all"))
+        return (
+            p
+            for p in pool
+            if p.architecture in (self.native, "all")
+            and (root.source is None or root.source in self.index.origins_of(p))
+        )
+
+    def _epoch_hint(self, root: Root) -> str:
+        """``(= 20.10.9~3-0~ubuntu-bionic)`` that would match ``5:20.10.9~3-0~ubuntu-bionic``: say so."""
+        wanted = exact_version(root.query)
+        if wanted is None or ":" in wanted[1]:
+            return ""
+        name, version = wanted
+        epochs = sorted({p.version for p in self.index.by_name(name) if p.version.partition(":")[2] == version})
+        if not epochs:
+            return ""
+        return f"; {name} has {', '.join(epochs)}: the version needs its epoch, e.g. {name} (= {epochs[0]})"
 
     # --- marking ---------------------------------------------------------------------------------------------
 
@@ -213,19 +272,22 @@ class _Walk:
         if package in self.expanded:
             return
         self.expanded.add(package)
-        for group, critical in self._relations(package):
+        following = self.options.following(self.index.origin_of(package))
+        for group, critical in self._relations(package, following):
             origin = f"{package}"
             for alternative in group:
                 self.constraints[self._key_for(alternative)].append((alternative, origin))
             satisfier = self._satisfier(group)
-            if satisfier is not None and not self.options.all_variants:
+            if satisfier is not None and not following.all_variants:
                 self.required_by[satisfier].add(f"{package.name}/{package.architecture}")
                 continue
-            chosen = self._choose(group, every=self.options.all_variants)
+            chosen = self._choose(group, every=following.all_variants)
             if not chosen:
                 if satisfier is not None:
                     continue
-                if critical:
+                if critical and following.skip_missing:
+                    self.missing[package].add(" | ".join(str(a) for a in group))
+                elif critical:
                     self._fail(group, chain)
                 continue
             for candidate in chosen:
@@ -235,11 +297,11 @@ class _Walk:
                 self._mark(candidate)
                 self._install_dependencies(candidate, [*chain, str(candidate)])
 
-    def _relations(self, package: Package) -> Iterable[tuple[Group, bool]]:
+    def _relations(self, package: Package, following: Following) -> Iterable[tuple[Group, bool]]:
         fields = [("Pre-Depends", True), ("Depends", True)]
-        if self.options.recommends:
+        if following.recommends:
             fields.append(("Recommends", False))
-        if self.options.suggests:
+        if following.suggests:
             fields.append(("Suggests", False))
         for name, critical in fields:
             text = package.field(name)
@@ -360,6 +422,7 @@ class _Walk:
     def _fail(self, group: Group, chain: list[str]) -> None:
         wanted = " | ".join(str(a) for a in group)
         details = []
+        missing = []
         for alternative in group:
             key = self._key_for(alternative)
             marked = self.marked.get(key)
@@ -370,9 +433,11 @@ class _Walk:
                 )
             elif not self.index.by_name(alternative.name) and not self.index.providers(alternative.name):
                 details.append(f"no package {alternative.name} in the index")
+                missing.append(alternative.name)
             else:
                 details.append(f"no version of {alternative.name} for {self.native} satisfies {alternative}")
         raise ResolveError(
             f"cannot satisfy {wanted}: {'; '.join(details)}",
             [*chain, f"needs {wanted}"],
+            missing=missing,
         )

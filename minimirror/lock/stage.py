@@ -37,14 +37,16 @@ from minimirror.lock.lockfile import (
     upstream_pin,
     write_lock,
 )
-from minimirror.lock.resolve import Resolution, ResolveOptions, Root, resolve
+from minimirror.lock.resolve import Following, Resolution, Resolved, ResolveOptions, Root, resolve
 from minimirror.package import Package
+from minimirror.sources.groups import SourceGroup, group_inputs, group_of, source_groups
 from minimirror.sources.query import names_hint, parse_query
-from minimirror.sources.tree import Source, Suite, load_sources, normalized_inputs
+from minimirror.sources.settings import DEFAULT_PIN_PRIORITY
+from minimirror.sources.tree import MINIMIRROR_TOML, Source, Suite, load_sources, normalized_inputs
 from minimirror.upstream.archive import IndexFile, Snapshot, Upstream, open_snapshot
 from minimirror.upstream.cache import Cache
 from minimirror.upstream.download import Downloader, make_client
-from minimirror.upstream.index import PackageIndex
+from minimirror.upstream.index import IndexPart, PackageIndex
 from minimirror.upstream.indexcache import load_index_part
 from minimirror.upstream.source_packages import SourceEntry, SourcesIndex, parse_sources
 
@@ -113,6 +115,13 @@ def inputs_sha256(source: Source) -> str:
     return hashlib.sha256(normalized_inputs(source).encode("utf-8")).hexdigest()
 
 
+def _inputs_sha256(group: SourceGroup | None, source: Source) -> str:
+    """:func:`inputs_sha256`, or in a group the hash of every member's inputs (see ``group_inputs``)."""
+    if group is None or not group.linked:
+        return inputs_sha256(source)
+    return hashlib.sha256(group_inputs(group, source).encode("utf-8")).hexdigest()
+
+
 def upstream_of(source: Source, suite: Suite | None = None) -> Upstream:
     """The archive client's view of one suite of the source (default: its release suite)."""
     chosen = suite if suite is not None else source.suites[0]
@@ -161,6 +170,15 @@ def open_source(
     """Verify each suite of the source (the release suite first, then its companions) and load their indices
     as one (parsed once per index sha256, then cached), as apt reads several sources.list lines: a package
     is found in whichever suite has it, the newest version wins, the release suite's copy of a shared one."""
+    snapshots, parts = _source_parts(source, downloader=downloader, cache=cache)
+    return snapshots, PackageIndex(parts)
+
+
+def _source_parts(
+    source: Source, *, downloader: Downloader | None, cache: Cache, origin: str | None = None
+) -> tuple[tuple[Snapshot, ...], list[IndexPart]]:
+    """The verified snapshots of the source's suites and their indices, each part marked with its suite (and,
+    in a group, its source and pin priority)."""
     snapshots = tuple(
         open_snapshot(upstream_of(source, suite), downloader=downloader, cache=cache) for suite in source.suites
     )
@@ -174,11 +192,13 @@ def open_source(
                 name=f"{snapshot.upstream.dist_url}{index.path}",
             ),
             companion=_companion(number, snapshot),
+            origin=origin,
+            priority=source.settings.pin_priority,
         )
         for number, snapshot in enumerate(snapshots)
         for index in snapshot.indices
     ]
-    return snapshots, PackageIndex(parts)
+    return snapshots, parts
 
 
 @contextmanager
@@ -191,7 +211,10 @@ def _downloader(offline: bool) -> Iterator[Downloader | None]:
 
 
 def _selected_sources(config: LockConfig) -> tuple[Source, ...]:
-    sources = load_sources(config.sources_dir, environ=config.environ)
+    return _select(load_sources(config.sources_dir, environ=config.environ), config)
+
+
+def _select(sources: tuple[Source, ...], config: LockConfig) -> tuple[Source, ...]:
     if not config.only:
         return sources
     known = {source.source_id for source in sources}
@@ -202,13 +225,23 @@ def _selected_sources(config: LockConfig) -> tuple[Source, ...]:
 
 
 def lock(config: LockConfig, *, client: httpx.Client | None = None) -> LockReport:
-    """Lock every selected source; each lock is written atomically, and only when its bytes change."""
-    sources = _selected_sources(config)
+    """Lock every selected source, a group of sources resolved together as one (selecting one source of a
+    group locks the whole group: what one of them needs can change the others' locks); each lock is written
+    atomically, and only when its bytes change."""
+    everything = load_sources(config.sources_dir, environ=config.environ)
+    selected = {source.source_id for source in _select(everything, config)}
+    groups = [group for group in source_groups(everything) if selected & set(group.ids)]
     cache = Cache(config.cache_dir)
-    outcomes = []
+    outcomes: list[LockOutcome] = []
     with cache_lock(config.cache_dir), _client_downloader(client, config.offline) as downloader:
-        for source in sources:
-            outcomes.append(_lock_source(source, config, downloader, cache))
+        for group in groups:
+            try:
+                if group.linked:
+                    outcomes.extend(_lock_group(group, config, downloader, cache))
+                else:
+                    outcomes.append(_lock_source(group.members[0], config, downloader, cache))
+            except ResolveError as exc:
+                raise _with_hint(exc, group, everything, downloader, cache) from exc
     return LockReport(tuple(outcomes))
 
 
@@ -225,19 +258,73 @@ def _lock_source(source: Source, config: LockConfig, downloader: Downloader | No
     path = lock_path(config.locks_dir, source.source_id)
     previous = _previous_lock(path) if not config.upgrade else None
     snapshots, index = open_source(source, downloader=downloader, cache=cache)
-    snapshot = snapshots[0]
     try:
         resolution = resolve(index, _roots(source), _options(source, previous, config.upgrade_packages))
     except ResolveError as exc:
-        raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
+        raise exc.with_message(f"{source.source_id}: {exc.message}") from exc
     new = _build_lock(source, snapshots, index, resolution)
-    if snapshot.source_indices:
-        try:
-            where = " and ".join(s.upstream.dist_url for s in snapshots)
-            sources = lock_sources(new.packages, load_sources_index(snapshots, cache), where=where)
-        except ResolveError as exc:
-            raise ResolveError(f"{source.source_id}: {exc.message}", exc.chain) from exc
-        new = replace(new, source_packages=sources)
+    return _write(source, path, _with_source_packages(source, new, snapshots, cache))
+
+
+def _lock_group(
+    group: SourceGroup, config: LockConfig, downloader: Downloader | None, cache: Cache
+) -> list[LockOutcome]:
+    """Resolve every query of every source of the group against all of their indices at once, as apt does
+    with all of the group's lines in one sources.list, then lock each package with the source it came from."""
+    opened = {
+        member.source_id: _source_parts(member, downloader=downloader, cache=cache, origin=member.source_id)
+        for member in group.members
+    }
+    index = PackageIndex([part for member in group.members for part in opened[member.source_id][1]])
+    paths = {member.source_id: lock_path(config.locks_dir, member.source_id) for member in group.members}
+    previous = [] if config.upgrade else [_previous_lock(path) for path in paths.values()]
+    roots = [  # a query is named with its source, as a package's reasons must say whose query it was
+        replace(root, text=f"{member.source_id}:{root.text}", source=member.source_id)
+        for member in group.members
+        for root in _roots(member)
+    ]
+    try:
+        resolution = resolve(index, roots, _group_options(group, previous, config.upgrade_packages))
+    except ResolveError as exc:
+        raise exc.with_message(f"{group}: {exc.message}") from exc
+    origins = {f"{r.package.name}/{r.package.architecture}": index.origin_of(r.package) for r in resolution.packages}
+    outcomes = []
+    for member in group.members:
+        snapshots = opened[member.source_id][0]
+        own = tuple(
+            _qualified(r, member.source_id, origins)
+            for r in resolution.packages
+            if index.origin_of(r.package) == member.source_id
+        )
+        new = _build_lock(member, snapshots, index, Resolution(own), group=group)
+        outcomes.append(_write(member, paths[member.source_id], _with_source_packages(member, new, snapshots, cache)))
+    return outcomes
+
+
+def _qualified(resolved: Resolved, source_id: str, origins: Mapping[str, str | None]) -> Resolved:
+    """A package's reasons as its own source's lock writes them: its own queries and packages plain, another
+    source's as ``<source id>:<query>`` and ``<source id>:<name>/<arch>``."""
+    own = f"{source_id}:"
+    queries = tuple(query.removeprefix(own) for query in resolved.queries)
+    parents = tuple(
+        parent if origins.get(parent, source_id) == source_id else f"{origins[parent]}:{parent}"
+        for parent in resolved.required_by
+    )
+    return replace(resolved, queries=queries, required_by=parents)
+
+
+def _with_source_packages(source: Source, new: Lock, snapshots: Sequence[Snapshot], cache: Cache) -> Lock:
+    if not snapshots[0].source_indices:
+        return new
+    try:
+        where = " and ".join(s.upstream.dist_url for s in snapshots)
+        sources = lock_sources(new.packages, load_sources_index(snapshots, cache), where=where)
+    except ResolveError as exc:
+        raise exc.with_message(f"{source.source_id}: {exc.message}") from exc
+    return replace(new, source_packages=sources)
+
+
+def _write(source: Source, path: Path, new: Lock) -> LockOutcome:
     changed = write_lock(path, new)
     log.info("%s: %d packages, %s", source.source_id, len(new.packages), "written" if changed else "unchanged")
     return LockOutcome(
@@ -248,6 +335,48 @@ def _lock_source(source: Source, config: LockConfig, downloader: Downloader | No
         total_size=sum(p.size for p in new.packages),
         upstream_date=max(pin.date for pin in new.upstream_pins()),
     )
+
+
+def _with_hint(
+    exc: ResolveError, group: SourceGroup, everything: Sequence[Source], downloader: Downloader | None, cache: Cache
+) -> ResolveError:
+    """The error, with the sources of the tree that have what is missing and the ``resolve-with`` line that
+    would bring them in (aptly would silently drop the dependency; a mirror that cannot install is worse)."""
+    if not exc.missing:
+        return exc
+    having: dict[str, list[str]] = {}
+    for other in everything:
+        if other.source_id in group.ids:
+            continue
+        try:
+            _, index = open_source(other, downloader=downloader, cache=cache)
+        except MinimirrorError as problem:  # only a hint: a source that cannot be read now is left out of it
+            log.debug("not looking in %s for the hint: %s", other.source_id, problem)
+            continue
+        for name in exc.missing:
+            if index.by_name(name) or index.providers(name):
+                having.setdefault(name, []).append(other.source_id)
+    if not having:
+        return exc
+    member = _member_of_chain(exc, group)
+    wanted = sorted({*member.settings.resolve_with, *(i for ids in having.values() for i in ids)})
+    listed = "; ".join(f"{', '.join(ids)} {'have' if len(ids) > 1 else 'has'} {name}" for name, ids in having.items())
+    line = "resolve-with = [" + ", ".join(f'"{i}"' for i in wanted) + "]"
+    hint = (
+        f"{exc.message}\nhint: {listed}. If the machines that use {member.source_id} also use "
+        f"{'them' if len(wanted) > 1 else 'it'}, resolve them together: put\n    {line}\n"
+        f"in {member.directory / MINIMIRROR_TOML}"
+    )
+    return exc.with_message(hint)
+
+
+def _member_of_chain(exc: ResolveError, group: SourceGroup) -> Source:
+    """The source whose query line the error's chain starts from (the group's first if that is unclear)."""
+    first = exc.chain[0].removeprefix("query: ") if exc.chain else ""
+    for member in group.members:
+        if first.startswith(f"{member.source_id}:") or any(line.canonical == first for line in member.queries):
+            return member
+    return group.members[0]
 
 
 def _previous_lock(path: Path) -> Lock | None:
@@ -267,25 +396,64 @@ def _roots(source: Source) -> list[Root]:
     return [seen[text] for text in sorted(seen)]
 
 
-def _options(source: Source, previous: Lock | None, upgrade_packages: Sequence[str]) -> ResolveOptions:
-    settings = source.settings
+def _preferred(previous: Sequence[Lock | None], upgrade_packages: Sequence[str]) -> dict[tuple[str, str], str]:
+    """The versions the previous locks hold, to keep while they still satisfy everything (conservative)."""
     prefer: dict[tuple[str, str], str] = {}
-    if previous is not None:
-        upgrading = set(upgrade_packages)
-        for package in previous.packages:
+    upgrading = set(upgrade_packages)
+    for lock in previous:
+        for package in lock.packages if lock is not None else ():
             if package.name not in upgrading and package.source not in upgrading:
                 prefer.setdefault((package.name, package.architecture), package.version)
-    return ResolveOptions(
-        architectures=settings.architectures,
+    return prefer
+
+
+def _following(source: Source) -> Following:
+    settings = source.settings
+    return Following(
         recommends=settings.follow_recommends,
         suggests=settings.follow_suggests,
         all_variants=settings.follow_all_variants,
-        prefer=prefer,
+        skip_missing=settings.missing_dependencies == "skip",
     )
 
 
-def _build_lock(source: Source, snapshots: Sequence[Snapshot], index: PackageIndex, resolution: Resolution) -> Lock:
+def _options(source: Source, previous: Lock | None, upgrade_packages: Sequence[str]) -> ResolveOptions:
+    following = _following(source)
+    return ResolveOptions(
+        architectures=source.settings.architectures,
+        recommends=following.recommends,
+        suggests=following.suggests,
+        all_variants=following.all_variants,
+        prefer=_preferred([previous], upgrade_packages),
+        skip_missing=following.skip_missing,
+    )
+
+
+def _group_options(
+    group: SourceGroup, previous: Sequence[Lock | None], upgrade_packages: Sequence[str]
+) -> ResolveOptions:
+    """Every architecture of the group; each source's own dependencyFollow* and missing-dependencies for the
+    packages that come from it, and its own architectures for its queries."""
+    architectures = tuple(dict.fromkeys(a for member in group.members for a in member.settings.architectures))
+    return ResolveOptions(
+        architectures=architectures,
+        prefer=_preferred(previous, upgrade_packages),
+        by_origin={member.source_id: _following(member) for member in group.members},
+        root_architectures={member.source_id: member.settings.architectures for member in group.members},
+    )
+
+
+def _build_lock(
+    source: Source,
+    snapshots: Sequence[Snapshot],
+    index: PackageIndex,
+    resolution: Resolution,
+    *,
+    group: SourceGroup | None = None,
+) -> Lock:
     snapshot, *companions = snapshots
+    linked = group is not None and group.linked
+    priority = source.settings.pin_priority
     pin = SourcePin(
         id=source.source_id,
         url=snapshot.upstream.base,
@@ -293,11 +461,16 @@ def _build_lock(source: Source, snapshots: Sequence[Snapshot], index: PackageInd
         dist=source.dist,
         components=source.components,
         architectures=source.settings.architectures,
-        inputs_sha256=inputs_sha256(source),
+        inputs_sha256=_inputs_sha256(group, source),
         queries=tuple(line.canonical for line in source.queries),
+        group=group.ids if group is not None and linked else (),
+        pin_priority=None if priority == DEFAULT_PIN_PRIORITY else priority,
     )
     packages = tuple(
-        _locked(resolved.package, index, resolved.queries, resolved.required_by, where=snapshot.upstream.dist_url)
+        replace(
+            _locked(resolved.package, index, resolved.queries, resolved.required_by, where=snapshot.upstream.dist_url),
+            missing=resolved.missing,
+        )
         for resolved in resolution.packages
     )
     companion_pins = tuple(
@@ -369,9 +542,12 @@ def lock_sources(packages: Sequence[LockedPackage], index: SourcesIndex, *, wher
 
 
 def check_locks(config: LockConfig) -> tuple[StaleLock, ...]:
-    """Every lock that is missing or whose inputs changed since it was written; no network needed."""
+    """Every lock that is missing or whose inputs changed since it was written (in a group: the inputs of any
+    of its sources); no network needed."""
     stale = []
-    sources = _selected_sources(config)
+    everything = load_sources(config.sources_dir, environ=config.environ)
+    groups = source_groups(everything)
+    sources = _select(everything, config)
     for source in sources:
         path = lock_path(config.locks_dir, source.source_id)
         if not path.is_file():
@@ -382,8 +558,10 @@ def check_locks(config: LockConfig) -> tuple[StaleLock, ...]:
         except MinimirrorError as exc:
             stale.append(StaleLock(source.source_id, path, f"unreadable: {exc}"))
             continue
-        if recorded != inputs_sha256(source):
-            stale.append(StaleLock(source.source_id, path, "packages.txt, source.txt or settings changed since"))
+        group = group_of(groups, source.source_id)
+        if recorded != _inputs_sha256(group, source):
+            what = f"of a source in its group ({group}) " if group.linked else ""
+            stale.append(StaleLock(source.source_id, path, f"packages.txt, source.txt or settings {what}changed since"))
     if not config.only:
         wanted = {lock_path(config.locks_dir, s.source_id) for s in sources}
         for orphan in sorted(config.locks_dir.glob("*/*.lock")) if config.locks_dir.is_dir() else ():

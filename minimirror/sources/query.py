@@ -55,6 +55,7 @@ __all__ = [
     "Query",
     "ReferenceTerm",
     "compare_versions",
+    "exact_version",
     "names_hint",
     "parse_query",
     "selects_all_versions",
@@ -686,6 +687,13 @@ def selects_all_versions(query: Query) -> bool:
         isinstance(node, ReferenceTerm) or (isinstance(node, FieldTerm) and node.field in _VERSION_FIELDS)
         for node in _walk(query)
     )
+
+
+def exact_version(query: Query) -> tuple[str, str] | None:
+    """``(name, version)`` when the query is the package-style ``name (= version)``, else None."""
+    if isinstance(query, PackageTerm) and query.relation is not None and query.relation.op == "=":
+        return query.name, query.relation.value
+    return None
 
 
 def names_hint(query: Query) -> frozenset[str] | None:

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from debian.debian_support import version_compare
 
@@ -350,6 +350,11 @@ class IndexPart:
     """Name in a Provides field -> the entry numbers that provide it; None to compute it from the entries."""
     companion: str | None = None
     """The companion suite (dist) the index belongs to; None for the release suite."""
+    origin: str | None = None
+    """The source (``prefix/name``) the index belongs to, when several sources are resolved together."""
+    priority: int = 500
+    """apt's Pin-Priority of every package of this index (apt_preferences(5)): the highest wins over a newer
+    version; a negative one is never a candidate."""
 
 
 class PackageIndex:
@@ -362,9 +367,14 @@ class PackageIndex:
     checked when its name is first looked up, an :class:`~minimirror.errors.ArchiveError` naming both places
     if not. Iteration is in (name, newest version first, architecture) order; :meth:`by_name` and
     :meth:`providers` answer in that order too.
+
+    Parts of several sources resolved together (a group) carry apt's pin priority: the same package in two of
+    them is kept from the part of higher priority (different files are then allowed, as apt allows them: the
+    pinned one is the candidate; at equal priority they are an error), versions are ordered by priority first,
+    then newest first, and a package of negative priority is never answered (apt never installs it).
     """
 
-    __slots__ = ("_first", "_parts", "_provided", "_providers", "_sorted")
+    __slots__ = ("_first", "_origins", "_parts", "_provided", "_providers", "_sorted")
 
     def __init__(self, parts: Sequence[IndexPart]) -> None:
         self._parts = tuple(
@@ -373,6 +383,7 @@ class PackageIndex:
         # key -> part number << 32 | entry number of the first time the key is met, filled as names are looked
         # up: ordered like the indices, so it doubles as the package's position (apt's cache ID order).
         self._first: dict[_Key, int] = {}
+        self._origins: dict[_Key, tuple[str | None, ...]] = {}
         self._sorted: dict[str, tuple[Package, ...]] = {}
         self._provided: list[Mapping[str, Numbers] | None] = [part.provided for part in self._parts]
         self._providers: dict[str, tuple[Provider, ...]] = {}
@@ -403,20 +414,39 @@ class PackageIndex:
         return part.entries[code & 0xFFFFFFFF], part
 
     def by_name(self, name: str) -> tuple[Package, ...]:
-        """Every package called ``name``, newest version first."""
+        """Every package called ``name``: highest pin priority first, then newest version first."""
         found = self._sorted.get(name)
         if found is None:
-            packages = []
+            kept: dict[_Key, int] = {}
             for code in self._named(name):
                 entry, part = self._entry(code)
-                first = self._first.setdefault(_entry_key(entry), code)
+                key = _entry_key(entry)
+                if part.origin not in self._origins.setdefault(key, (part.origin,)):
+                    self._origins[key] += (part.origin,)
+                first = self._first.setdefault(key, code)
                 if first == code:
-                    packages.append(materialize(entry, part.name))
-                else:
-                    self._check_same(first, code)
-            found = tuple(packages) if len(packages) < 2 else tuple(sorted(packages, key=_ORDER_KEY))
+                    kept[key] = code
+                elif self._outranks(code, kept[key]):
+                    kept[key] = self._first[key] = code  # apt's candidate: the copy of higher pin priority
+                elif not self._outranks(kept[key], code):
+                    self._check_same(kept[key], code)
+            packages = [materialize(*self._entry_and_name(code)) for code in kept.values() if self._priority(code) >= 0]
+            found = tuple(packages) if len(packages) < 2 else tuple(sorted(packages, key=self._order_key))
             self._sorted[name] = found
         return found
+
+    def _priority(self, code: int) -> int:
+        return self._parts[code >> 32].priority
+
+    def _outranks(self, code: int, other: int) -> bool:
+        return self._priority(code) > self._priority(other)
+
+    def _entry_and_name(self, code: int) -> tuple[_Entry, str]:
+        entry, part = self._entry(code)
+        return entry, part.name
+
+    def _order_key(self, package: Package) -> tuple[int, Any]:
+        return (-self._priority(self._first[package.key]), _ORDER_KEY(package))
 
     def providers(self, name: str) -> tuple[Provider, ...]:
         """Every package whose Provides names ``name``, with the provided version (None if unversioned),
@@ -453,6 +483,19 @@ class PackageIndex:
         """The companion suite the package was read from (None: the release suite); KeyError if it is not in
         the index. A package in several suites (the same file) counts as the first's, the release suite's."""
         return self._parts[self._code(package) >> 32].companion
+
+    def origin_of(self, package: Package) -> str | None:
+        """The source the package was read from (None for an index of one source); KeyError if not here."""
+        return self._parts[self._code(package) >> 32].origin
+
+    def origins_of(self, package: Package) -> tuple[str | None, ...]:
+        """Every source that has the package (the kept copy's first): a query of any of them selects it."""
+        self._code(package)
+        return self._origins[package.key]
+
+    def priority_of(self, package: Package) -> int:
+        """The pin priority of the copy of the package that is kept; KeyError if it is not in the index."""
+        return self._parts[self._code(package) >> 32].priority
 
     def position(self, package: Package) -> int:
         """Where the package first appeared in the indices, in the order they were given: apt's cache assigns

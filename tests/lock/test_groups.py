@@ -1,0 +1,234 @@
+"""Sources used together resolve together: a third-party repository on top of the distribution is resolved as
+one apt universe with it (``resolve-with``), each package locked with the source it comes from. apt, with every
+line of the group (and the same pins), is the judge: the union of the group's locks is what it installs."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fixtures import FixturePackage as P
+from fixtures.apt import PrivateApt
+from fixtures.archive import FixtureArchive
+from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
+from fixtures.server import LoopbackServer
+
+from minimirror.cli import main
+from minimirror.lock.lockfile import Lock, read_locks
+
+DISTRIBUTION = [
+    P("libc6", "2.36-9", priority="required"),
+    P("iptables", "1.8.9-2", depends="libc6 (>= 2.34)"),
+    P("libx", "1.0-1", depends="libc6"),
+    P("app", "1.0-1", depends="libx (>= 1.0)"),
+    P("exim4", "4.96-15", provides="mail-transport-agent", depends="libc6"),
+    P("cyc-a", "1.0-1", depends="cyc-b"),
+]
+THIRD_PARTY = [
+    P("dockerish", "1.0-1", depends="libc6 (>= 2.34), iptables, mail-transport-agent"),
+    P("libx", "2.0-1", depends="libc6"),  # newer than the distribution's
+    P("cyc-b", "1.0-1", depends="cyc-a"),  # a cycle across the two sources
+    P("needs-nothing-here", "1.0-1", depends="not-anywhere"),
+]
+VENDOR = [P("vtool", "3.1", depends="dockerish, libx (>= 2)")]
+
+
+@dataclass
+class Repo:
+    source_id: str
+    archive: FixtureArchive
+    server: LoopbackServer
+    queries: str
+    settings: str = ""
+
+    @property
+    def line(self) -> str:
+        assert self.archive.key is not None
+        return f"{self.server.url} file://{self.archive.key.public_key_asc_path} {self.archive.dist} main\n"
+
+
+@dataclass
+class Tree:
+    root: Path
+    repos: dict[str, Repo] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> Path:
+        return self.root / "sources"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    def write(self) -> None:
+        for repo in self.repos.values():
+            directory = self.sources / repo.source_id
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / "source.txt").write_text(repo.line)
+            (directory / "packages.txt").write_text(repo.queries)
+            toml = directory / "minimirror.toml"
+            toml.write_text(repo.settings) if repo.settings else toml.unlink(missing_ok=True)
+
+    def lock_args(self, *extra: str) -> list[str]:
+        cache = self.root / "cache"
+        return ["lock", "--sources", str(self.sources), "--locks", str(self.locks), "--cache", str(cache), *extra]
+
+    def lock(self, *extra: str) -> dict[str, Lock]:
+        self.write()
+        assert main(self.lock_args(*extra)) == 0
+        return {lock.source.id: lock for lock in read_locks(self.locks)}
+
+    def apt(self, private_apt: AptFactory, *ids: str, preferences: str = "") -> PrivateApt:
+        apt = private_apt()
+        for source_id in ids or sorted(self.repos):
+            repo = self.repos[source_id]
+            assert repo.archive.key is not None
+            apt.add_repository(repo.server.url, repo.archive.dist, ["main"], signed_by=repo.archive.key.public_key_path)
+        if preferences:
+            (apt.root / "etc/apt/preferences").write_text(preferences)
+        apt.update()
+        return apt
+
+
+@pytest.fixture
+def tree(tmp_path: Path, fixture_archive_factory: ArchiveFactory, http_server: ServerFactory) -> Tree:
+    def repo(source_id: str, packages: list[P], queries: str, origin: str, dist: str) -> Repo:
+        archive = fixture_archive_factory({"main": packages}, dist=dist, origin=origin, label=origin)
+        return Repo(source_id, archive, http_server(archive.root), queries)
+
+    made = Tree(tmp_path)
+    made.repos["debian/bookworm"] = repo("debian/bookworm", DISTRIBUTION, "app\ncyc-a\n", "Debian", "bookworm")
+    made.repos["docker/bookworm"] = repo("docker/bookworm", THIRD_PARTY, "dockerish\n", "Docker", "bookworm")
+    made.repos["docker/bookworm"].settings = 'resolve-with = ["debian/bookworm"]\n'
+    return made
+
+
+def _keys(*locks: Lock) -> set[tuple[str, str, str]]:
+    return {package.key for lock in locks for package in lock.packages}
+
+
+def _package(lock: Lock, name: str) -> tuple[str, tuple[str, ...]]:
+    (found,) = [p for p in lock.packages if p.name == name]
+    return found.version, found.required_by
+
+
+def test_a_group_locks_what_apt_installs_from_all_its_lines(tree: Tree, private_apt: AptFactory) -> None:
+    locks = tree.lock()
+    debian, docker = locks["debian/bookworm"], locks["docker/bookworm"]
+    apt = tree.apt(private_apt)
+    assert _keys(debian, docker) == apt.simulate_install(["app", "cyc-a", "dockerish"])
+
+    # each package in the lock of the source it comes from; the newer third-party libx wins for debian's app too
+    assert {p.name for p in docker.packages} == {"dockerish", "libx", "cyc-b"}
+    assert {p.name for p in debian.packages} == {"app", "cyc-a", "libc6", "iptables", "exim4"}
+    assert _package(docker, "libx") == ("2.0-1", ("debian/bookworm:app/amd64",))
+    assert _package(debian, "iptables") == ("1.8.9-2", ("docker/bookworm:dockerish/amd64",))
+    assert _package(debian, "exim4")[1] == ("docker/bookworm:dockerish/amd64",)  # only debian provides the MTA
+    assert _package(docker, "cyc-b")[1] == ("debian/bookworm:cyc-a/amd64",)
+    assert _package(debian, "cyc-a")[1] == ("docker/bookworm:cyc-b/amd64",)
+    assert debian.source.group == docker.source.group == ("debian/bookworm", "docker/bookworm")
+    assert main(tree.lock_args("--check")) == 0
+
+
+def test_a_change_in_one_source_makes_the_whole_group_stale(tree: Tree) -> None:
+    tree.lock()
+    (tree.sources / "docker/bookworm/packages.txt").write_text("dockerish\ncyc-b\n")
+    assert main(tree.lock_args("--check")) == 1
+    assert main([*tree.lock_args(), "--source", "docker/bookworm"]) == 0  # locks the whole group
+    assert main(tree.lock_args("--check")) == 0
+
+
+def test_a_pinned_source_s_older_version_wins(tree: Tree, private_apt: AptFactory) -> None:
+    tree.repos["debian/bookworm"].settings = "pin-priority = 990\n"
+    locks = tree.lock()
+    preferences = "Package: *\nPin: release o=Debian\nPin-Priority: 990\n"
+    apt = tree.apt(private_apt, preferences=preferences)
+    assert _keys(*locks.values()) == apt.simulate_install(["app", "cyc-a", "dockerish"])
+    assert _package(locks["debian/bookworm"], "libx")[0] == "1.0-1"
+    assert "libx" not in {p.name for p in locks["docker/bookworm"].packages}
+    assert locks["debian/bookworm"].source.pin_priority == 990
+    assert locks["docker/bookworm"].source.pin_priority is None  # the default is not written
+
+
+def test_a_negative_priority_is_never_chosen(tree: Tree) -> None:
+    tree.repos["docker/bookworm"].settings += "\n"
+    tree.repos["debian/bookworm"].queries = "app\n"
+    tree.repos["docker/bookworm"].queries = "cyc-b\n"
+    tree.repos["debian/bookworm"].settings = 'resolve-with = ["docker/bookworm"]\n'
+    tree.repos["docker/bookworm"].settings = "pin-priority = -1\n"
+    tree.write()
+    assert main(tree.lock_args()) == 2  # docker's own query cannot select a package apt would never install
+
+
+def test_three_sources_in_a_group(tree: Tree, fixture_archive_factory: ArchiveFactory, http_server: ServerFactory,
+                                  private_apt: AptFactory) -> None:  # fmt: skip
+    archive = fixture_archive_factory({"main": VENDOR}, dist="tools", origin="Vendor", label="Vendor")
+    tree.repos["vendor/tools"] = Repo("vendor/tools", archive, http_server(archive.root), "vtool\n")
+    tree.repos["vendor/tools"].settings = 'resolve-with = ["docker/bookworm"]\n'  # debian comes transitively
+    locks = tree.lock()
+    assert sorted(locks) == ["debian/bookworm", "docker/bookworm", "vendor/tools"]
+    assert locks["vendor/tools"].source.group == ("debian/bookworm", "docker/bookworm", "vendor/tools")
+    apt = tree.apt(private_apt)
+    assert _keys(*locks.values()) == apt.simulate_install(["app", "cyc-a", "dockerish", "vtool"])
+
+
+def test_skip_leaves_a_dependency_out_and_records_it(tree: Tree, caplog: pytest.LogCaptureFixture) -> None:
+    tree.repos["docker/bookworm"].queries = "dockerish\nneeds-nothing-here\n"
+    tree.write()
+    assert main(tree.lock_args()) == 2  # the default is an error
+    tree.repos["docker/bookworm"].settings += 'missing-dependencies = "skip"\n'
+    locks = tree.lock()
+    (package,) = [p for p in locks["docker/bookworm"].packages if p.name == "needs-nothing-here"]
+    assert package.missing == ("not-anywhere",)
+    text = (tree.locks / "docker/bookworm.lock").read_text()
+    assert 'missing = ["not-anywhere"]' in text
+
+
+def test_a_source_alone_gets_a_hint_naming_the_source_and_the_line(
+    tree: Tree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree.repos["docker/bookworm"].settings = ""
+    tree.repos["debian/bookworm"].queries = "app\n"  # debian alone resolves; docker alone cannot
+    tree.write()
+    assert main(tree.lock_args()) == 2
+    err = capsys.readouterr().err
+    assert "docker/bookworm: cannot satisfy libc6 (>= 2.34)" in err
+    assert "debian/bookworm has libc6" in err
+    assert 'resolve-with = ["debian/bookworm"]' in err
+    assert str(tree.sources / "docker/bookworm/minimirror.toml") in err
+
+
+def test_same_version_in_two_sources_with_other_files(
+    tmp_path: Path, fixture_archive_factory: ArchiveFactory, http_server: ServerFactory, private_apt: AptFactory
+) -> None:
+    one = fixture_archive_factory({"main": [P("tool", "1.0", files={"usr/share/tool": b"one"})]}, dist="one",
+                                  origin="One", label="One")  # fmt: skip
+    two = fixture_archive_factory({"main": [P("tool", "1.0", files={"usr/share/tool": b"two"})]}, dist="two",
+                                  origin="Two", label="Two")  # fmt: skip
+    made = Tree(tmp_path)
+    made.repos["a/one"] = Repo("a/one", one, http_server(one.root), "tool\n", 'resolve-with = ["b/two"]\n')
+    made.repos["b/two"] = Repo("b/two", two, http_server(two.root), "tool\n")
+    made.write()
+    assert main(made.lock_args()) == 2  # equal priority: no silent pick by order
+
+    made.repos["b/two"].settings = "pin-priority = 600\n"
+    locks = made.lock()
+    (tool,) = [p for lock in locks.values() for p in lock.packages]
+    assert tool.sha256 == hashlib.sha256(two.deb("tool").read_bytes()).hexdigest()
+    assert locks["b/two"].packages == (tool,) and not locks["a/one"].packages
+
+
+def test_a_version_without_its_epoch_is_named_in_the_error(
+    tree: Tree, fixture_archive_factory: ArchiveFactory, http_server: ServerFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The upstream mini-mirror example pins docker-ce 20.10.9~3-0~ubuntu-bionic; the archive says 5:20.10.9~..."""
+    archive = fixture_archive_factory({"main": [P("docker-ce", "5:20.10.9~3-0~ubuntu-bionic")]}, dist="bionic")
+    tree.repos = {"docker/bionic": Repo("docker/bionic", archive, http_server(archive.root), "")}
+    tree.repos["docker/bionic"].queries = "docker-ce (= 20.10.9~3-0~ubuntu-bionic)\n"
+    tree.write()
+    assert main(tree.lock_args()) == 2
+    err = capsys.readouterr().err
+    assert "matches no package for amd64; docker-ce has 5:20.10.9~3-0~ubuntu-bionic" in err
+    assert "docker-ce (= 5:20.10.9~3-0~ubuntu-bionic)" in err
