@@ -9,7 +9,9 @@ Two kinds of change come out of :func:`diff_locks`:
 - :class:`TrustChange`: the chain of trust of a source, shown first because it decides whether anything below
   it can be believed: a source added or removed, its URL, key URL, dist, components or architectures changed,
   the fingerprints that signed the upstream Release (``signed-by``), the Release's origin, label, suite,
-  codename, version, date, the inputs hash and the query lines.
+  codename, version, date, the inputs hash and the query lines; the sources it resolves with (``group``) and
+  its ``pin-priority``; and a package that moved from one source's lock to another's (``origin of
+  name/arch``: it now comes from another archive, signed by another key).
 - :class:`PackageChange`: one per (source id, package name, architecture, version) that differs. ``rebuilt``
   (the same version with another sha256 or size) is what a compromised or silently rebuilt upstream looks
   like, and is flagged, as is ``downgraded``.
@@ -289,6 +291,8 @@ _SOURCE_TRUST: _TrustTable = (
     ("architectures", "architectures", False, True),
     ("inputs-sha256", "inputs_sha256", False, False),
     ("queries", "queries", False, True),
+    ("group", "group", True, True),
+    ("pin-priority", "pin_priority", True, False),
 )
 _UPSTREAM_TRUST: _TrustTable = (
     ("signed-by", "signed_by", True, True),
@@ -474,14 +478,31 @@ def diff_locks(old: Sequence[Lock], new: Sequence[Lock]) -> LockDiff:
         changes = _package_changes(source, before, after)
         new_sources |= _new_source_packages(source, before, changes)
         packages += changes
+    trust += _origin_changes(packages)
     return LockDiff(
-        trust=tuple(trust),
+        trust=tuple(sorted(trust, key=lambda change: change.source)),  # stable: each source's fields in table order
         packages=tuple(sorted(packages, key=lambda change: change.sort_key)),
         old_sources=tuple(sorted(old_by_id)),
         new_sources=tuple(sorted(new_by_id)),
         new_source_packages=tuple(sorted(new_sources)),
         source_packages=tuple(source_packages),
     )
+
+
+def _origin_changes(packages: Sequence[PackageChange]) -> list[TrustChange]:
+    """A package that left one source's lock and arrived in another's (sources resolved together: a newer
+    version or a pin moved it) now comes from another archive and another key: a trust change, flagged."""
+    left: dict[tuple[str, str], set[str]] = {}
+    for change in packages:
+        if change.kind == "removed":
+            left.setdefault((change.name, change.architecture), set()).add(change.source)
+    moved = []
+    for change in packages:
+        origins = left.get((change.name, change.architecture), set()) - {change.source}
+        if change.kind == "added" and origins:
+            field = f"origin of {change.name}/{change.architecture}"
+            moved.append(TrustChange(change.source, field, tuple(sorted(origins)), (change.source,), flagged=True))
+    return moved
 
 
 def added_chains(diff: LockDiff, new: Sequence[Lock], *, limit: int = 5) -> tuple[tuple[PackageChange, str], ...]:

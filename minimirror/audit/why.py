@@ -8,8 +8,11 @@ it returns are all the distinct shortest ones (as ``aptitude why`` shows the sho
     ("query: git", "git/amd64", "libcurl3-gnutls/amd64", "libnghttp2-14/amd64")
 
 Each (lock, architecture) of the package is answered on its own, so an ``arm64`` copy pulled in by another
-query shows its own chains. The walk visits each package at most once (cycles are harmless) and the number of
-chains is capped (``limit``), since diamond-shaped dependencies can multiply them.
+query shows its own chains. The locks of sources resolved together (a group, ``[source] group``) are one graph:
+a chain may cross from one source to another, and every step then names its source
+(``docker/bookworm:dockerish/amd64``), as the locks' ``required-by`` do for another source's package. The walk
+visits each package at most once (cycles are harmless) and the number of chains is capped (``limit``), since
+diamond-shaped dependencies can multiply them.
 """
 
 from __future__ import annotations
@@ -37,16 +40,38 @@ class _Graph:
     queries: Mapping[str, tuple[str, ...]]  # node -> the query lines that selected it
 
     @classmethod
-    def of(cls, lock: Lock) -> _Graph:
+    def of(cls, locks: Sequence[Lock]) -> _Graph:
+        """One lock's graph; several locks of one group as one graph of ``<source id>:<name>/<arch>`` nodes."""
         parents: dict[str, set[str]] = {}
         queries: dict[str, set[str]] = {}
-        for package in lock.packages:
-            parents.setdefault(package.node, set()).update(package.required_by)
-            queries.setdefault(package.node, set()).update(package.queries)
+        for lock in locks:
+            for package in lock.packages:
+                node = _node(lock, package.node, grouped=len(locks) > 1)
+                parents.setdefault(node, set()).update(
+                    _node(lock, parent, grouped=len(locks) > 1) for parent in package.required_by
+                )
+                queries.setdefault(node, set()).update(package.queries)
         return cls(
             parents={node: tuple(sorted(p & parents.keys())) for node, p in parents.items()},
             queries={node: tuple(sorted(q)) for node, q in queries.items()},
         )
+
+
+def _node(lock: Lock, node: str, *, grouped: bool) -> str:
+    """A ``required-by`` entry as a node of the graph: qualified by its source in a group's graph."""
+    return f"{lock.source.id}:{node}" if grouped and ":" not in node else node
+
+
+def _graphs(locks: Sequence[Lock]) -> list[list[Lock]]:
+    """The locks to walk together: each group's locks as one, every other lock alone."""
+    grouped: dict[tuple[str, ...], list[Lock]] = {}
+    alone: list[list[Lock]] = []
+    for lock in locks:
+        if lock.source.group:
+            grouped.setdefault(lock.source.group, []).append(lock)
+        else:
+            alone.append([lock])
+    return [*alone, *grouped.values()]
 
 
 def _shortest_levels(graph: _Graph, target: str) -> tuple[list[str], dict[str, list[str]]]:
@@ -112,10 +137,13 @@ def why(locks: Sequence[Lock], name: str, architecture: str | None = None, *, li
     given), sorted; at most ``limit`` of them. Raises :class:`LockError` when no lock has the package."""
     chains: set[Chain] = set()
     found = False
-    for lock in locks:
-        targets = sorted({p.node for p in lock.find(name, architecture)})
+    for together in _graphs(locks):
+        grouped = len(together) > 1
+        targets = sorted(
+            {_node(lock, p.node, grouped=grouped) for lock in together for p in lock.find(name, architecture)}
+        )
         found = found or bool(targets)
-        graph = _Graph.of(lock) if targets else None
+        graph = _Graph.of(together) if targets else None
         for target in targets:
             assert graph is not None
             chains.update(_chains_to(graph, target, limit))

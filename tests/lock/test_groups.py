@@ -15,6 +15,7 @@ from fixtures.archive import FixtureArchive
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
+from minimirror.audit.diff import diff_locks
 from minimirror.cli import main
 from minimirror.lock.lockfile import Lock, read_locks
 
@@ -232,3 +233,35 @@ def test_a_version_without_its_epoch_is_named_in_the_error(
     err = capsys.readouterr().err
     assert "matches no package for amd64; docker-ce has 5:20.10.9~3-0~ubuntu-bionic" in err
     assert "docker-ce (= 5:20.10.9~3-0~ubuntu-bionic)" in err
+
+
+def test_why_follows_a_chain_across_sources(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    tree.lock()
+    capsys.readouterr()
+    assert main(["why", "iptables", "--locks", str(tree.locks)]) == 0
+    out = capsys.readouterr().out
+    assert "query: dockerish -> docker/bookworm:dockerish/amd64 -> debian/bookworm:iptables/amd64" in out
+
+
+def test_diff_flags_a_package_that_moved_to_another_source(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    before = tree.lock()
+    tree.repos["debian/bookworm"].settings = "pin-priority = 990\n"
+    kept = tree.lock()  # conservative: the locked libx 2.0 stays, as apt keeps an installed version
+    assert _package(kept["docker/bookworm"], "libx")[0] == "2.0-1"
+    after = tree.lock("--upgrade")  # now libx comes from debian
+    diff = diff_locks(list(before.values()), list(after.values()))
+    moved = [c for c in diff.trust if c.field == "origin of libx/amd64"]
+    assert [(c.source, c.old, c.new, c.flagged) for c in moved] == [
+        ("debian/bookworm", ("docker/bookworm",), ("debian/bookworm",), True)
+    ]
+    assert any(c.field == "pin-priority" and c.new == ("990",) for c in diff.flagged_trust())
+
+
+def test_upgrade_package_works_across_the_group(tree: Tree) -> None:
+    tree.repos["debian/bookworm"].settings = "pin-priority = 990\n"
+    assert _package(tree.lock()["debian/bookworm"], "libx")[0] == "1.0-1"
+    tree.repos["debian/bookworm"].settings = ""
+    assert _package(tree.lock()["debian/bookworm"], "libx")[0] == "1.0-1"  # kept while it satisfies everything
+    upgraded = tree.lock("--upgrade-package", "libx")
+    assert "libx" not in {p.name for p in upgraded["debian/bookworm"].packages}
+    assert _package(upgraded["docker/bookworm"], "libx") == ("2.0-1", ("debian/bookworm:app/amd64",))
