@@ -9,6 +9,7 @@ import click
 
 # command name -> (module, attribute); --help lists them by name
 _WHERE: dict[str, tuple[str, str]] = {
+    "apt-sources": ("minimirror.cli.aptsources", "apt_sources"),
     "init": ("minimirror.cli.init", "init"),
     "sources": ("minimirror.cli.sources", "sources"),
     "search": ("minimirror.cli.lock", "search"),

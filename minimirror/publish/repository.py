@@ -52,6 +52,7 @@ from minimirror.errors import IntegrityError, MinimirrorError, UsageError
 from minimirror.filelock import cache_lock, publish_lock
 from minimirror.lock.lockfile import Lock, LockedPackage, LockedSource, LockedSourceFile, read_locks
 from minimirror.publish.epoch import newest_upstream_date
+from minimirror.publish.grouping import release_fields
 from minimirror.publish.sign import Signer
 from minimirror.upstream.cache import Cache
 from minimirror.upstream.debfile import ControlStanza, read_control
@@ -359,7 +360,8 @@ def plan_repository(
     dists: list[PublishedDist] = []
     for lock in sorted(locks, key=lambda lk: lk.source.id):
         overrides = options.overrides.get(lock.source.id, ReleaseOverrides())
-        dist_files, published = _plan_source(lock, _Inputs(debs, dscs or {}, cache), overrides, epoch)
+        inputs = _Inputs(debs, dscs or {}, cache, release_fields(lock, locks))
+        dist_files, published = _plan_source(lock, inputs, overrides, epoch)
         for planned in dist_files:
             _add(files, planned, lock.source.id)
         dists.append(published)
@@ -399,6 +401,8 @@ class _Inputs:
     debs: Mapping[str, DebInfo]
     dscs: Mapping[str, DscInfo]
     cache: Cache
+    grouping: Mapping[str, str]
+    """The ``Minimirror-*`` Release fields of the dist (its group, pin, expected gaps)."""
 
 
 def _plan_source(
@@ -417,7 +421,7 @@ def _plan_source(
             indices += _index_files(lock, component, arch, inputs.debs, overrides)
         if lock.source_packages:
             indices += _sources_files(lock, component, inputs.dscs, overrides)
-    release = _release_text(lock, overrides, epoch, archs, indices)
+    release = _release_text(lock, overrides, epoch, archs, indices, grouping=inputs.grouping)
     files += [_moved(f, dist_dir) for f in indices]
     files += [_moved(f, dist_dir) for f in _by_hash(indices)]
     files.append(_bytes_file(f"{dist_dir}/Release", release))
@@ -627,7 +631,13 @@ def _directory_release(lock: Lock, overrides: ReleaseOverrides, component: str, 
 
 
 def _release_text(
-    lock: Lock, overrides: ReleaseOverrides, epoch: int, archs: Sequence[str], indices: Sequence[PlannedFile]
+    lock: Lock,
+    overrides: ReleaseOverrides,
+    epoch: int,
+    archs: Sequence[str],
+    indices: Sequence[PlannedFile],
+    *,
+    grouping: Mapping[str, str],
 ) -> bytes:
     description = overrides.description or ""
     if "\n" in description or "\r" in description:
@@ -640,6 +650,7 @@ def _release_text(
         "Architectures": " ".join(archs),
         "Components": " ".join(lock.components()),
         "Description": description,
+        **grouping,
     }
     entries = sorted(indices, key=lambda f: f.path)
     width = max((len(str(f.size)) for f in entries), default=1)

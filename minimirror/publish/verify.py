@@ -39,6 +39,7 @@ import yaml
 from minimirror.errors import ArchiveError, SignatureError
 from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.package import Package
+from minimirror.publish.grouping import DistGrouping
 from minimirror.upstream.index import iter_packages, parse_provides
 from minimirror.upstream.release import IndexEntry, ReleaseFile, parse_release
 from minimirror.upstream.signature import dearmor, verify_clearsigned, verify_detached
@@ -130,8 +131,14 @@ def verify_tree(out_dir: Path, *, keyring: bytes | Path | None = None, dose: boo
     if not dists:
         checker.problem(root, "no dists/<dist>/Release or InRelease found: not a published tree (or an empty one)")
     checker.check_symlinks()
+    read: dict[Dist, tuple[ReleaseFile, dict[Path, list[Package]]]] = {}
     for dist in dists:
-        checker.check_dist(dist, key)
+        found = checker.check_dist(dist, key)
+        if found is not None:
+            read[dist] = found
+    for together in checker.universes(read):
+        checker.check_dependencies(together, read)
+        checker.run_dose(together, read)
     checker.check_orphans(dists)
     return checker.report(len(dists))
 
@@ -196,23 +203,37 @@ class _Checker:
 
     # --- one dist ----------------------------------------------------------------------------------------
 
-    def check_dist(self, dist: Dist, keyring: bytes | None) -> None:
+    def check_dist(self, dist: Dist, keyring: bytes | None) -> tuple[ReleaseFile, dict[Path, list[Package]]] | None:
+        """Everything of one dist but its dependencies (checked per group: :meth:`universes`); its Release and
+        packages by index directory, or None when the Release cannot be trusted or read."""
         release_bytes = self.check_signatures(dist, keyring)
         if release_bytes is None:
-            return
+            return None
         try:
             release = parse_release(release_bytes, name=self.rel(dist.path / "Release"))
         except ArchiveError as exc:
             self.problem(dist.path / "Release", str(exc).split(": ", 1)[-1])
-            return
+            return None
         self.check_listed_files(dist, release)
         self.check_by_hash_names(dist)
         indices = self.check_indices(dist, release)
         for packages in indices.values():
             self.check_pool(dist, packages)
         self.check_sources(dist, release)
-        self.check_dependencies(dist, indices)
-        self.run_dose(dist, release)
+        return release, indices
+
+    def universes(self, read: Mapping[Dist, tuple[ReleaseFile, Mapping[Path, Sequence[Package]]]]) -> list[list[Dist]]:
+        """The dists whose dependencies are checked together: each group's dists (its signed Release names
+        them), every other dist alone."""
+        by_path = {self.rel(dist.path): dist for dist in read}
+        together: dict[tuple[str, ...], list[Dist]] = {}
+        for dist, (release, _) in sorted(read.items(), key=lambda item: self.rel(item[0].path)):
+            group = DistGrouping.read(release.minimirror).group
+            absent = [path for path in group if path not in by_path]
+            if absent:
+                self.problem(dist.path, f"resolved together with {', '.join(absent)}, which is not in the tree")
+            together.setdefault(group or (self.rel(dist.path),), []).append(dist)
+        return list(together.values())
 
     def check_signatures(self, dist: Dist, keyring: bytes | None) -> bytes | None:
         """Verify InRelease and Release.gpg; return the Release text to check the rest against."""
@@ -372,11 +393,20 @@ class _Checker:
 
     # --- dependencies ------------------------------------------------------------------------------------
 
-    def check_dependencies(self, dist: Dist, indices: Mapping[Path, Sequence[Package]]) -> None:
+    def check_dependencies(
+        self, dists: Sequence[Dist], read: Mapping[Dist, tuple[ReleaseFile, Mapping[Path, Sequence[Package]]]]
+    ) -> None:
+        """Every Pre-Depends/Depends of every package satisfiable by the packages of ``dists`` (one dist, or a
+        group's); a dependency the lock left out on purpose (``missing-dependencies = "skip"``) is a warning."""
         by_arch: dict[str, list[tuple[Path, Package]]] = defaultdict(list)
-        for directory, packages in indices.items():
-            arch = directory.name.removeprefix("binary-")
-            by_arch[arch].extend((directory, p) for p in packages)
+        expected: set[tuple[str, str]] = set()
+        for dist in dists:
+            release, indices = read[dist]
+            expected |= DistGrouping.read(release.minimirror).missing
+            for directory, packages in indices.items():
+                arch = directory.name.removeprefix("binary-")
+                by_arch[arch].extend((directory, p) for p in packages)
+        where = " + ".join(self.rel(dist.path) for dist in dists) if len(dists) > 1 else dists[0].name
         if "all" in by_arch:  # an index for "all" serves every other architecture too
             for arch in [a for a in by_arch if a != "all"]:
                 by_arch[arch].extend(by_arch["all"])
@@ -390,26 +420,36 @@ class _Checker:
                 for field_name, group in _relations(package):
                     if not universe.satisfiable(group, arch):
                         text = " | ".join(str(a) for a in group)
+                        what = f"{package.name} {package.version} ({package.architecture}): {field_name} {text!r}"
+                        if (f"{package.name}/{package.architecture}", text) in expected:
+                            self.warning(directory, f"{what} is left out on purpose (missing-dependencies = skip)")
+                            continue
                         self.problem(
-                            directory,
-                            f"{package.name} {package.version} ({package.architecture}): {field_name} {text!r} "
-                            f"cannot be satisfied in {dist.name} ({universe.why_not(group, arch)})",
+                            directory, f"{what} cannot be satisfied in {where} ({universe.why_not(group, arch)})"
                         )
 
-    def run_dose(self, dist: Dist, release: ReleaseFile) -> None:
-        """The second opinion of dose-distcheck (also checks Conflicts/Breaks), when installed."""
+    def run_dose(
+        self, dists: Sequence[Dist], read: Mapping[Dist, tuple[ReleaseFile, Mapping[Path, Sequence[Package]]]]
+    ) -> None:
+        """The second opinion of dose-distcheck (also checks Conflicts/Breaks), when installed, over the indices
+        of ``dists`` together; a package with a gap left on purpose is a warning."""
         if not self.dose or shutil.which("dose-distcheck") is None:
             return
-        for arch in [a for a in release.architectures if a != "all"] or ["all"]:
+        releases = [read[dist][0] for dist in dists]
+        gaps = {node for release in releases for node, _ in DistGrouping.read(release.minimirror).missing}
+        archs = sorted({a for release in releases for a in release.architectures if a != "all"}) or ["all"]
+        for arch in archs:
             files = [
                 v
+                for dist, release in zip(dists, releases, strict=True)
                 for d in _index_dirs(dist.path, release)
                 if d.name == f"binary-{arch}"
                 for v in _present_variants(d)[:1]
             ]
             if files:
-                for message in _dose(files, arch):
-                    self.problem(dist.path, f"dose-distcheck ({arch}): {message}")
+                for node, message in _dose(files, arch):
+                    report = self.warning if node in gaps else self.problem
+                    report(dists[0].path, f"dose-distcheck ({arch}): {message}")
 
     # --- orphans -----------------------------------------------------------------------------------------
 
@@ -517,20 +557,22 @@ class _Universe:
 # --- dose-distcheck --------------------------------------------------------------------------------------
 
 
-def _dose(files: Sequence[Path], arch: str) -> list[str]:
-    """One line per package dose-distcheck finds not installable (Conflicts and Breaks included)."""
+def _dose(files: Sequence[Path], arch: str) -> list[tuple[str, str]]:
+    """``(name/arch, line)`` per package dose-distcheck finds not installable (Conflicts and Breaks included)."""
     cmd = ["dose-distcheck", f"--deb-native-arch={arch}", "--failures", "--explain", *(f"deb://{f}" for f in files)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=_DOSE_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return [f"could not run: {exc}"]
+        return [("", f"could not run: {exc}")]
     if done.returncode not in (0, 1):
-        return [f"exited with {done.returncode}: {done.stderr.strip()[:300]}"]
+        return [("", f"exited with {done.returncode}: {done.stderr.strip()[:300]}")]
     try:
         data = yaml.safe_load(done.stdout) or {}
     except yaml.YAMLError as exc:
-        return [f"unreadable output: {exc}"]
-    return [_dose_line(entry) for entry in data.get("report") or []]
+        return [("", f"unreadable output: {exc}")]
+    return [
+        (f"{entry.get('package')}/{entry.get('architecture')}", _dose_line(entry)) for entry in data.get("report") or []
+    ]
 
 
 def _dose_line(entry: Mapping[str, Any]) -> str:

@@ -45,6 +45,9 @@ class ReleaseFile:
     acquire_by_hash: bool
     no_support_for_architecture_all: bool
     files: Mapping[str, IndexEntry] = field(repr=False)
+    minimirror: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The ``Minimirror-*`` fields minimirror's own published Release files carry (a group, a pin, expected
+    gaps; see ``minimirror.publish.grouping``), by field name."""
 
     def is_expired(self, now: datetime) -> bool:
         return self.valid_until is not None and now > self.valid_until
@@ -75,6 +78,7 @@ def parse_release(content: bytes, *, name: str) -> ReleaseFile:
         acquire_by_hash=stanza.get("Acquire-By-Hash", "no").strip().lower() == "yes",
         no_support_for_architecture_all="Packages" in stanza.get("No-Support-for-Architecture-all", "").split(),
         files=_sha256_entries(stanza, name),
+        minimirror={key: str(value) for key, value in stanza.items() if key.lower().startswith("minimirror-")},
     )
 
 

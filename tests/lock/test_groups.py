@@ -12,6 +12,7 @@ import pytest
 from fixtures import FixturePackage as P
 from fixtures.apt import PrivateApt
 from fixtures.archive import FixtureArchive
+from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
@@ -265,3 +266,52 @@ def test_upgrade_package_works_across_the_group(tree: Tree) -> None:
     upgraded = tree.lock("--upgrade-package", "libx")
     assert "libx" not in {p.name for p in upgraded["debian/bookworm"].packages}
     assert _package(upgraded["docker/bookworm"], "libx") == ("2.0-1", ("debian/bookworm:app/amd64",))
+
+
+def test_a_published_group_verifies_and_installs_through_apt_sources(
+    tree: Tree,
+    signing_key: SigningKey,
+    http_server: ServerFactory,
+    private_apt: AptFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tree.repos["debian/bookworm"].settings = "pin-priority = 990\n"  # apt on the node must keep debian's libx
+    tree.repos["docker/bookworm"].queries = "dockerish\nneeds-nothing-here\n"
+    tree.repos["docker/bookworm"].settings += 'missing-dependencies = "skip"\n'
+    locks = tree.lock()
+    key_file = tree.root / "release.key"
+    key_file.write_text(signing_key.secret_key_armored)
+    out, cache = tree.root / "public", tree.root / "cache"
+    publish = ["publish", "--locks", str(tree.locks), "--cache", str(cache), "--out", str(out)]
+    assert main([*publish, "--sign-key", str(key_file)]) == 0
+    release = (out / "docker/dists/bookworm/Release").read_text()
+    assert "Minimirror-Group: debian/dists/bookworm docker/dists/bookworm\n" in release
+    assert "Minimirror-Missing:\n needs-nothing-here/amd64 not-anywhere\n" in release
+    assert "Minimirror-Pin-Priority: 990" in (out / "debian/dists/bookworm/Release").read_text()
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0  # closure across the group; the skipped gap is only a warning
+    assert "needs-nothing-here 1.0-1 (amd64): Depends 'not-anywhere' is left out on purpose" in capsys.readouterr().err
+
+    url = http_server(out).url
+    preferences = tree.root / "mirror.pref"
+    assert main(["apt-sources", str(out), "--url", url, "--preferences", str(preferences)]) == 0
+    sources_text = capsys.readouterr().out
+    assert sources_text.count("Types: deb\n") == 2 and "-----BEGIN PGP PUBLIC KEY BLOCK-----" in sources_text
+    apt = private_apt()
+    (apt.root / "etc/apt/sources.list.d/mirror.sources").write_text(sources_text)
+    (apt.root / "etc/apt/preferences.d/mirror.pref").write_text(preferences.read_text())
+    apt.update()
+    wanted = ["app", "cyc-a", "dockerish"]
+    assert apt.simulate_install(wanted) == _keys(*locks.values()) - {("needs-nothing-here", "1.0-1", "amd64")}
+    assert ("libx", "1.0-1", "amd64") in apt.simulate_install(["app"])  # the pin reached the node
+    every = sorted(name for name, _, _ in apt.simulate_install(wanted))
+    downloaded = apt.download(every, tree.root / "downloaded")  # each file from its own source's dist
+    assert len(downloaded) == len(every) == 8
+
+
+def test_publishing_part_of_a_group_is_refused(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    tree.lock()
+    (tree.locks / "debian/bookworm.lock").unlink()
+    out, cache = tree.root / "public", tree.root / "cache"
+    assert main(["publish", "--locks", str(tree.locks), "--cache", str(cache), "--out", str(out), "--no-sign"]) == 2
+    assert "resolved together with debian/bookworm, whose lock is not being published" in capsys.readouterr().err
