@@ -220,6 +220,16 @@ class SourcePin:
     def priority(self) -> int:
         return 500 if self.pin_priority is None else self.pin_priority
 
+    @property
+    def flat(self) -> bool:
+        """A flat repository (``dist`` is a path ending in ``/``, such as ``./``; no components upstream)."""
+        return self.dist.endswith("/")
+
+    @property
+    def published_dist(self) -> str:
+        """The dist the mirror publishes the source as: its own, or for a flat repository the source's name."""
+        return self.id.split("/", 1)[1] if self.flat else self.dist
+
 
 @dataclass(frozen=True, slots=True)
 class CompanionPin:
@@ -432,9 +442,10 @@ def _source_file_name(value: str) -> str | None:
     return _text(value)
 
 
-def pool_path_problem(value: str) -> str | None:
-    """Why a ``Filename`` cannot be locked (absolute, ``..``, outside ``pool/``, control characters), or None."""
-    return _filename(value)
+def pool_path_problem(value: str, *, flat: bool = False) -> str | None:
+    """Why a ``Filename`` cannot be locked (absolute, ``..``, outside ``pool/``, control characters), or None.
+    A flat repository keeps its files where it likes (``./x.deb``), but never outside its own folder."""
+    return _relative_path(value) if flat else _filename(value)
 
 
 _SOURCE_FIELDS = (
@@ -480,7 +491,7 @@ _PACKAGE_FIELDS = (
     _Field("architecture", "architecture", "str", _ARCH),
     _Field("component", "component", "str", _TOKEN),
     _Field("companion", "companion", "str?", _TOKEN),
-    _Field("filename", "filename", "str", _filename),
+    _Field("filename", "filename", "str", _relative_path),  # below pool/ unless flat: _check_consistency
     _Field("size", "size", "int"),
     _Field("sha256", "sha256", "str", _SHA256),
     _Field("source", "source", "str", _NAME),
@@ -898,6 +909,8 @@ def _check_consistency(
         allowed = components.get(package.companion or "", source.components)
         _check_member(package.component, allowed, "component", place)
         _check_member(package.architecture, architectures, "architecture", place)
+        if not source.flat and (problem := _filename(package.filename)):
+            place.fail(f"filename: {problem}", "filename")
         for parent in package.required_by:
             other, _, _ = parent.rpartition(":")
             if other and (other == source.id or other not in source.group):

@@ -43,7 +43,7 @@ from minimirror.sources.groups import SourceGroup, group_inputs, group_of, sourc
 from minimirror.sources.query import names_hint, parse_query
 from minimirror.sources.settings import DEFAULT_PIN_PRIORITY
 from minimirror.sources.tree import MINIMIRROR_TOML, Source, Suite, load_sources, normalized_inputs
-from minimirror.upstream.archive import IndexFile, Snapshot, Upstream, open_snapshot
+from minimirror.upstream.archive import FLAT_COMPONENT, IndexFile, Snapshot, Upstream, open_snapshot
 from minimirror.upstream.cache import Cache
 from minimirror.upstream.download import Downloader, make_client
 from minimirror.upstream.index import IndexPart, PackageIndex
@@ -459,7 +459,7 @@ def _build_lock(
         url=snapshot.upstream.base,
         key_url=source.key_url,
         dist=source.dist,
-        components=source.components,
+        components=source.components or (FLAT_COMPONENT,),  # a flat repository's one, unnamed component
         architectures=source.settings.architectures,
         inputs_sha256=_inputs_sha256(group, source),
         queries=tuple(line.canonical for line in source.queries),
@@ -489,7 +489,9 @@ def _locked(
             raise ArchiveError(f"{package}: the index gives no {name}; a package without it cannot be locked")
         return value.strip()
 
-    problem = pool_path_problem(need("Filename"))
+    flat = index.component_of(package) == FLAT_COMPONENT
+    filename = need("Filename").removeprefix("./") if flat else need("Filename")
+    problem = pool_path_problem(filename, flat=flat)
     if problem is not None:
         component = index.component_of(package)
         raise ArchiveError(
@@ -505,7 +507,7 @@ def _locked(
         version=package.version,
         architecture=package.architecture,
         component=index.component_of(package),
-        filename=need("Filename"),
+        filename=filename,
         size=int(size),
         sha256=need("SHA256").lower(),
         source=package.source_name,

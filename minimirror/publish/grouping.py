@@ -31,7 +31,7 @@ DEFAULT_PRIORITY = 500
 
 def dist_path(lock: Lock) -> str:
     """Where the lock's dist is published, relative to OUT: ``<prefix>/dists/<dist>``."""
-    return f"{lock.source.id.split('/')[0]}/dists/{lock.source.dist}"
+    return f"{lock.source.id.split('/')[0]}/dists/{lock.source.published_dist}"
 
 
 def release_fields(lock: Lock, locks: Sequence[Lock]) -> dict[str, str]:

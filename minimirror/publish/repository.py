@@ -409,8 +409,10 @@ def _plan_source(
     lock: Lock, inputs: _Inputs, overrides: ReleaseOverrides, epoch: int
 ) -> tuple[list[PlannedFile], PublishedDist]:
     sid = lock.source.id
+    if lock.source.flat:
+        lock = _flat_as_pool(lock)
     prefix = _safe_path(sid.split("/")[0], "prefix", sid)
-    dist_dir = f"{prefix}/dists/{_safe_path(lock.source.dist, 'dist', sid)}"
+    dist_dir = f"{prefix}/dists/{_safe_path(lock.source.published_dist, 'dist', sid)}"
     files = [_pool_file(prefix, p, inputs.cache, sid) for p in lock.packages]
     files += [_source_file(prefix, s, f, inputs.cache, sid) for s in lock.source_packages for f in s.files]
     indices: list[PlannedFile] = []
@@ -425,7 +427,22 @@ def _plan_source(
     files += [_moved(f, dist_dir) for f in indices]
     files += [_moved(f, dist_dir) for f in _by_hash(indices)]
     files.append(_bytes_file(f"{dist_dir}/Release", release))
-    return files, PublishedDist(sid, prefix, lock.source.dist, len(lock.packages), f"{dist_dir}/Release")
+    published = PublishedDist(sid, prefix, lock.source.published_dist, len(lock.packages), f"{dist_dir}/Release")
+    return files, published
+
+
+def _flat_as_pool(lock: Lock) -> Lock:
+    """A flat repository is published as an ordinary dist (its source's name, the one component ``flat``), its
+    files moved below ``pool/flat/<source package>/``: the by-hash indices, per-architecture Packages and
+    signed Release apt expects of any dist, and a pool that cannot collide with another source's files."""
+    component = lock.source.components[0]
+
+    def moved(package: LockedPackage) -> LockedPackage:
+        name = package.filename.rsplit("/", 1)[-1]
+        return replace(package, filename=f"pool/{component}/{package.source}/{name}")
+
+    sources = tuple(replace(s, directory=f"pool/{component}/{s.name}") for s in lock.source_packages)
+    return replace(lock, packages=tuple(moved(p) for p in lock.packages), source_packages=sources)
 
 
 def _architectures(lock: Lock) -> tuple[str, ...]:
@@ -603,9 +620,9 @@ def _identity(lock: Lock, overrides: ReleaseOverrides) -> dict[str, str]:
     fields = {
         "Origin": _pick(overrides.origin, up.origin),
         "Label": _pick(overrides.label, up.label),
-        "Suite": _pick(overrides.suite, up.suite) or lock.source.dist,
+        "Suite": _pick(overrides.suite, up.suite) or lock.source.published_dist,
         "Version": up.version,
-        "Codename": _pick(overrides.codename, up.codename) or lock.source.dist,
+        "Codename": _pick(overrides.codename, up.codename) or lock.source.published_dist,
     }
     for name, value in fields.items():
         if "\n" in value or "\r" in value:

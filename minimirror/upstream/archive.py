@@ -33,7 +33,7 @@ from minimirror.upstream.download import Downloader
 from minimirror.upstream.release import IndexEntry, ReleaseFile, parse_release
 from minimirror.upstream.signature import Verified, dearmor, verify_clearsigned, verify_detached
 
-__all__ = ["IndexFile", "Snapshot", "Upstream", "fetch_index", "open_snapshot"]
+__all__ = ["FLAT_COMPONENT", "IndexFile", "Snapshot", "Upstream", "fetch_index", "open_snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,16 @@ class Upstream:
         return self.url.rstrip("/") + "/"
 
     @property
+    def flat(self) -> bool:
+        """A flat repository (``deb URL ./``, sources.list(5): a dist ending in ``/`` is an exact path, with
+        no components): Release and Packages lie at that path, without ``dists/`` or component folders."""
+        return self.dist.endswith("/")
+
+    @property
     def dist_url(self) -> str:
+        if self.flat:
+            path = self.dist.removeprefix("./").strip("/")
+            return f"{self.base}{path}/" if path else self.base
         return f"{self.base}dists/{self.dist}/"
 
     @property
@@ -135,8 +144,8 @@ def fetch_index(
     destination = cache.blob_path(index.sha256)
     urls = [plain_url]
     if release.acquire_by_hash:
-        directory = index.path.rsplit("/", 1)[0]
-        urls.insert(0, f"{upstream.dist_url}{directory}/by-hash/SHA256/{index.sha256}")
+        directory = index.path.rsplit("/", 1)[0] + "/" if "/" in index.path else ""
+        urls.insert(0, f"{upstream.dist_url}{directory}by-hash/SHA256/{index.sha256}")
     # Through the cache's partial folder, as pool files go: a download cut or killed half-way is continued by
     # the next run (and the by-hash and plain URLs continue the same bytes), never left behind as a stray file.
     partial = cache.partial_path(index.sha256)
@@ -284,10 +293,26 @@ def _check_validity(release: ReleaseFile, upstream: Upstream, now: datetime) -> 
         )
 
 
+FLAT_COMPONENT = "flat"
+"""How a lock names the one component of a flat repository (which has none), and the component it is
+published in."""
+
+
+def _select_flat_index(release: ReleaseFile, upstream: Upstream) -> IndexFile:
+    # A flat Packages lists every architecture at once; the resolver takes the ones it mirrors.
+    entry = _best_entry(release, "Packages")
+    if entry is None:
+        raise ArchiveError(f"{upstream.dist_url}: the Release of this flat repository lists no Packages index")
+    return IndexFile(FLAT_COMPONENT, "all", entry.path, entry.size, entry.sha256)
+
+
 def _select_indices(release: ReleaseFile, upstream: Upstream) -> Iterable[IndexFile]:
     # As apt does: a component is also found as the last part of a listed one (Debian's security archive lists
     # "updates/main" and serves main/binary-*/), and binary-all is read only where the Release offers it: "all"
     # among its Architectures (or no such field) and no No-Support-for-Architecture-all.
+    if upstream.flat:
+        yield _select_flat_index(release, upstream)
+        return
     known = {*release.components, *(listed.rsplit("/", 1)[-1] for listed in release.components)}
     for component in upstream.components:
         if release.components and component not in known:
@@ -312,6 +337,13 @@ def _select_indices(release: ReleaseFile, upstream: Upstream) -> Iterable[IndexF
 
 
 def _select_source_indices(release: ReleaseFile, upstream: Upstream) -> Iterable[IndexFile]:
+    if upstream.flat:
+        entry = _best_entry(release, "Sources")
+        if entry is None:
+            message = "the flat repository has no Sources index; turn off source packages"
+            raise ArchiveError(f"{upstream.dist_url}: {message}")
+        yield IndexFile(FLAT_COMPONENT, "source", entry.path, entry.size, entry.sha256)
+        return
     for component in upstream.components:
         entry = _best_entry(release, f"{component}/source/Sources")
         if entry is None:
