@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import textwrap
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ _MAX_TEXT = 32 << 20  # a changelog that inflates past this is refused (a gzip b
 @dataclass(frozen=True, slots=True)
 class ChangelogEntry:
     """One changelog entry: its version, distribution(s), urgency (lower case, comment dropped) and the change
-    lines as written (blank lines at either end dropped)."""
+    lines as written, less their common indentation and the blank lines at either end."""
 
     version: str
     distribution: str
@@ -147,15 +148,16 @@ def changelog_entries(text: str, *, old: str, new: str) -> tuple[ChangelogEntry,
     (else the newest), so every change shows what its package says about itself."""
     parsed = Changelog(_head(text, old), strict=False)
     entries = [_entry(block) for block in parsed if block.version is not None]
-    between = tuple(e for e in entries if _newer(e.version, old) and not _newer(e.version, new))
-    if between:
-        return between
+    if old:
+        between = tuple(e for e in entries if _newer(e.version, old) and not _newer(e.version, new))
+        if between:
+            return between
     exact = tuple(e for e in entries if version_compare(e.version, new) == 0)
     return exact or tuple(entries[:1])
 
 
 def _newer(version: str, than: str) -> bool:
-    return not than or version_compare(version, than) > 0
+    return version_compare(version, than) > 0
 
 
 def _head(text: str, old: str) -> str:
@@ -181,5 +183,5 @@ def _entry(block: ChangeBlock) -> ChangelogEntry:
         version=str(block.version),
         distribution=block.distributions or "",
         urgency=urgency,
-        text="\n".join(lines),
+        text=textwrap.dedent("\n".join(lines)),
     )

@@ -99,7 +99,8 @@ def security_summary(diff: LockDiff) -> str:
     cves = {cve for fix in fixes for cve in fix.cves}
     if fixes:
         noun = "source package" if len(fixes) == 1 else "source packages"
-        text = f"security fixes: {len(cves)} CVE{'' if len(cves) == 1 else 's'} in {len(fixes)} {noun}"
+        counted = f"{len(cves)} CVE{'' if len(cves) == 1 else 's'} in" if cves else "from a security suite:"
+        text = f"security fixes: {counted} {len(fixes)} {noun}"
         urgency = fixes[0].urgency
         text += f" (highest urgency: {urgency})" if urgency else ""
     else:

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeAlias
 
 import zstandard
 
@@ -223,7 +223,7 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
-_Stream = io.BufferedReader[Any] | lzma.LZMAFile | bz2.BZ2File
+_Stream: TypeAlias = "io.BufferedReader[Any] | lzma.LZMAFile | bz2.BZ2File"
 
 
 def _decompressed(raw: io.RawIOBase, member: str, name: str) -> _Stream:
