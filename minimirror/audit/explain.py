@@ -30,7 +30,7 @@ from minimirror.audit.diff import LockDiff, PackageChange
 from minimirror.errors import FetchError, IntegrityError
 from minimirror.filelock import cache_lock
 from minimirror.lock.lockfile import Lock, LockedPackage
-from minimirror.upstream.cache import Cache
+from minimirror.upstream.cache import Cache, default_cache_dir
 from minimirror.upstream.debfile import read_data_files
 from minimirror.upstream.download import Downloader, make_client
 
@@ -47,10 +47,15 @@ _HASH_BLOCK = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class ChangelogConfig:
-    """Where the ``.deb`` files are (``cache_dir``) and whether the network may be used for the missing ones."""
+    """Where the ``.deb`` files are (``cache_dir``; ``None``: the default cache, ``$XDG_CACHE_HOME/minimirror``)
+    and whether the network may be used for the missing ones."""
 
-    cache_dir: Path
+    cache_dir: Path | None = None
     offline: bool = False
+
+    @property
+    def cache_root(self) -> Path:
+        return self.cache_dir if self.cache_dir is not None else default_cache_dir()
 
 
 class _Unread(Exception):
@@ -71,8 +76,8 @@ def explain(
     ``offline``, since downloads write to it."""
     with ExitStack() as stack:
         if not config.offline:
-            stack.enter_context(cache_lock(config.cache_dir))
-        reader = _Reader(Cache(config.cache_dir), config.offline, client)
+            stack.enter_context(cache_lock(config.cache_root))
+        reader = _Reader(Cache(config.cache_root), config.offline, client)
         try:
             by_id = {lock.source.id: lock for lock in new_locks}
             groups = _groups(diff)
