@@ -58,6 +58,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "added_chains": ("minimirror.audit.diff", "added_chains"),
     "why": ("minimirror.audit.why", "why"),
     "format_chains": ("minimirror.audit.why", "format_chains"),
+    "ChangelogConfig": ("minimirror.audit.explain", "ChangelogConfig"),
+    "explain": ("minimirror.audit.explain", "explain"),
+    "SourceChangelog": ("minimirror.audit.changelog", "SourceChangelog"),
+    "security_summary": ("minimirror.audit.render", "security_summary"),
     "render": ("minimirror.audit.render", "render"),
     "render_table": ("minimirror.audit.render", "render_table"),
     "render_markdown": ("minimirror.audit.render", "render_markdown"),
@@ -86,6 +90,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 __all__ = [
     "BuildConfig",
     "BuildOutcome",
+    "ChangelogConfig",
     "FetchConfig",
     "ImageConfig",
     "Lock",
@@ -97,6 +102,7 @@ __all__ = [
     "Package",
     "PublishConfig",
     "Source",
+    "SourceChangelog",
     "Suite",
     "__version__",
     "added_chains",
@@ -104,6 +110,7 @@ __all__ = [
     "check_locks",
     "check_sources",
     "diff_locks",
+    "explain",
     "fetch",
     "format_chains",
     "format_size",
@@ -122,6 +129,7 @@ __all__ = [
     "render_markdown",
     "render_table",
     "search",
+    "security_summary",
     "size_plot_png",
     "summarize_tree",
     "summary_line",
@@ -145,7 +153,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
+    from minimirror.audit.changelog import SourceChangelog
     from minimirror.audit.diff import LockDiff, added_chains, diff_locks
+    from minimirror.audit.explain import ChangelogConfig, explain
     from minimirror.audit.refs import read_lock_ref
     from minimirror.audit.render import (
         format_size,
@@ -153,6 +163,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
         render_json,
         render_markdown,
         render_table,
+        security_summary,
         size_plot_png,
         summary_line,
     )

@@ -6,14 +6,19 @@ Skipped when the host has no usable Debian entry (a ``deb`` line with Signed-By 
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ServerFactory
 
+from minimirror.audit.diff import diff_locks
+from minimirror.audit.explain import ChangelogConfig, explain
+from minimirror.audit.render import render_markdown
 from minimirror.cli import main
-from minimirror.lock.lockfile import read_locks
+from minimirror.lock.lockfile import Lock, read_locks
 from minimirror.sources.hostapt import plan_sources, read_apt_sources, suites_for_packages
 from minimirror.sources.tree import load_sources
 
@@ -68,3 +73,40 @@ def test_init_lock_publish_against_the_real_archive(
     apt.update()
     downloaded = apt.download(list(QUERIES), tmp_path / "downloads")
     assert sorted(p.name.split("_")[0] for p in downloaded) == sorted(QUERIES)
+
+
+SECURITY_QUERIES = ("openssl",)
+
+
+def test_changelogs_name_real_cves_of_a_real_security_update(tmp_path: Path) -> None:
+    """A lock of the real archive with its security companion, against an older lock of the same packages: the
+    package the security suite updated names real CVE ids, read from its real .deb."""
+    prefix, name = _host_release_suite()
+    sources, locks, cache = (tmp_path / d for d in ("sources", "locks", "cache"))
+    assert main(["init", "--from-apt", "--sources", str(sources), "--packages", " ".join(SECURITY_QUERIES)]) == 0
+    only = ["--source", f"{prefix}/{name}"]
+    assert main(["lock", "--sources", str(sources), "--locks", str(locks), "--cache", str(cache), *only]) == 0
+    (lock,) = read_locks(locks)
+    security = [p for p in lock.packages if p.companion and p.companion.endswith("-security")]
+    if not security:
+        pytest.skip("no package of the lock comes from a -security companion today")
+    package = next((p for p in security if p.name == p.source), security[0])
+
+    def older_lock(version: str) -> Lock:
+        packages = (replace(p, version=version, sha256="0" * 64) if p == package else p for p in lock.packages)
+        return replace(lock, packages=tuple(packages))
+
+    # First the whole changelog (the real .deb downloaded into the cache, verified), to find the last version
+    # that was not a security upload: what the release suite had before the security suite updated it.
+    everything = explain(diff_locks([older_lock("0")], [lock]), [lock], ChangelogConfig(cache))
+    (whole,) = everything.changelogs or ()
+    assert whole.status == "read", whole.note
+    older = next(e.version for e in whole.entries if "security" not in e.distribution)
+    diff = explain(diff_locks([older_lock(older)], [lock]), [lock], ChangelogConfig(cache, offline=True))
+    (changelog,) = diff.changelogs or ()
+    assert changelog.status == "read" and changelog.source_package == package.source
+    assert changelog.security_suite == package.companion
+    assert changelog.cves and all(re.fullmatch(r"CVE-\d{4}-\d{4,}", cve) for cve in changelog.cves)
+    assert changelog.entries[0].version == package.version and older not in {e.version for e in changelog.entries}
+    markdown = render_markdown(diff)
+    assert "### Security fixes" in markdown and changelog.cves[0] in markdown

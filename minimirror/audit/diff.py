@@ -27,6 +27,10 @@ Source packages (``[[source-package]]``, opt-in per source) are compared by (sou
 :class:`SourcePackageChange` says ``added``, ``removed`` or ``rebuilt`` (same version, other files or hashes:
 flagged, like a rebuilt binary). They are in the model (``LockDiff.source_packages``, ``source_counts``); the
 table, markdown and JSON renderings (``minimirror.audit.render``) do not show them yet.
+
+:attr:`LockDiff.changelogs` is ``None`` from :func:`diff_locks`; :func:`minimirror.audit.explain.explain` fills it
+with one :class:`~minimirror.audit.changelog.SourceChangelog` per source package (the entries and CVEs of its
+change), and every rendering then shows them; without it every output is exactly what it was.
 """
 
 from __future__ import annotations
@@ -41,9 +45,11 @@ from typing import Any, Literal, get_args
 
 from debian.debian_support import version_compare
 
+from minimirror.audit.changelog import URGENCIES, SourceChangelog
 from minimirror.lock.lockfile import CompanionPin, Lock, LockedPackage, LockedSource, SourcePin, UpstreamPin
 
 __all__ = [
+    "CHANGELOG_COLUMNS",
     "DATAFRAME_COLUMNS",
     "KINDS",
     "Kind",
@@ -80,6 +86,8 @@ DATAFRAME_COLUMNS = (
     "reason",
     "flagged",
 )
+CHANGELOG_COLUMNS = ("cves", "urgency", "security_suite", "changelog_status", "changelog")
+"""The columns :meth:`LockDiff.to_dataframe` adds when the diff's changelogs were read."""
 
 
 def _short(values: tuple[str, ...]) -> str:
@@ -232,6 +240,8 @@ class LockDiff:
     """(source id, source package) of packages added from a source package the old side did not have."""
     source_packages: tuple[SourcePackageChange, ...] = ()
     """Changes to the locked source packages (opt-in per source), by (source, name, version)."""
+    changelogs: tuple[SourceChangelog, ...] | None = None
+    """One changelog per (source, source package) with an explained change, sorted; ``None`` when not read."""
 
     @property
     def is_empty(self) -> bool:
@@ -267,16 +277,58 @@ class LockDiff:
             groups.setdefault((change.source, change.source_package), []).append(change)
         return {key: tuple(groups[key]) for key in sorted(groups)}
 
+    def changelog_index(self) -> dict[tuple[str, str], SourceChangelog]:
+        """The changelogs by (source id, source package); empty when they were not read."""
+        return {changelog.key: changelog for changelog in self.changelogs or ()}
+
+    def changelog_of(self, change: PackageChange) -> SourceChangelog | None:
+        """The changelog that explains ``change`` (``None`` for a removed or moved package, or when not read)."""
+        if change.new is None or change.kind == "moved":
+            return None
+        return self.changelog_index().get((change.source, change.source_package))
+
+    def security_fixes(self) -> tuple[SourceChangelog, ...]:
+        """The changelogs that name a CVE or come from a security suite, most urgent first, then by name."""
+        fixes = [c for c in self.changelogs or () if c.is_security]
+        return tuple(sorted(fixes, key=lambda c: (-_urgency_rank(c.urgency), -len(c.cves), c.key)))
+
     def to_dataframe(self) -> Any:
-        """A ``pandas.DataFrame``, one row per package change, columns :data:`DATAFRAME_COLUMNS`.
+        """A ``pandas.DataFrame``, one row per package change, columns :data:`DATAFRAME_COLUMNS` (then
+        :data:`CHANGELOG_COLUMNS` when the changelogs were read).
 
         Absent versions and sizes are ``None`` (pandas shows them as missing); ``size_delta`` counts an absent
         side as 0 bytes. pandas is imported here, so the rest of minimirror does not need it."""
         pandas: Any = importlib.import_module("pandas")
-        frame = pandas.DataFrame([change.row() for change in self.packages], columns=list(DATAFRAME_COLUMNS))
+        rows, columns = [change.row() for change in self.packages], list(DATAFRAME_COLUMNS)
+        if self.changelogs is not None:
+            index = self.changelog_index()
+            rows = [{**row, **_changelog_row(c, index)} for row, c in zip(rows, self.packages, strict=True)]
+            columns += CHANGELOG_COLUMNS
+        frame = pandas.DataFrame(rows, columns=columns)
         for column in ("old_size", "new_size", "size_delta"):
             frame[column] = frame[column].astype("Int64")
         return frame.astype({"flagged": bool})
+
+
+def _urgency_rank(urgency: str) -> int:
+    return URGENCIES.index(urgency) if urgency in URGENCIES else -1
+
+
+def _changelog_row(change: PackageChange, index: Mapping[tuple[str, str], SourceChangelog]) -> dict[str, Any]:
+    """The :data:`CHANGELOG_COLUMNS` of one change: ``cves`` a list (``None`` when unknown or unreadable),
+    ``changelog`` the entries as text, newest first."""
+    found = index.get((change.source, change.source_package)) if change.new and change.kind != "moved" else None
+    if found is None:
+        return dict.fromkeys(CHANGELOG_COLUMNS)
+    read = found.status == "read"
+    text = "\n\n".join(f"{entry.header}\n{entry.text}" for entry in found.entries)
+    return {
+        "cves": list(found.cves) if read else None,
+        "urgency": found.urgency or None,
+        "security_suite": found.security_suite or None,
+        "changelog_status": found.status,
+        "changelog": text if read else found.note,
+    }
 
 
 # --- the chain of trust ---------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 OLD and NEW are a lock file, a lock directory or ``git:REF[:PATH]`` (see :mod:`minimirror.audit.refs`); the
 classification is :func:`minimirror.audit.diff.diff_locks`, the formats :mod:`minimirror.audit.render`
-(documented in ``docs/audit.md``).
+(documented in ``docs/audit.md``). ``--changelogs`` adds each change's changelog entries and CVEs
+(:func:`minimirror.audit.explain.explain`); without it nothing is downloaded and the output is unchanged.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from minimirror.cli._common import out_console
+from minimirror.cli._common import cache_option, out_console
 
 __all__ = ["diff"]
 
@@ -34,18 +35,43 @@ __all__ = ["diff"]
     default=None,
     help="The git repository git:REF is read from; default: the current directory's.",
 )
-def diff(old: str, new: str, fmt: str, exit_code: bool, repo: Path | None) -> None:
+@click.option(
+    "--changelogs",
+    is_flag=True,
+    help="Read each change's Debian changelog from its new .deb (cache, else download): entries and CVEs.",
+)
+@cache_option
+@click.option(
+    "--offline", is_flag=True, help="With --changelogs: use only the cache; what is not cached is shown as unknown."
+)
+def diff(
+    old: str,
+    new: str,
+    fmt: str,
+    exit_code: bool,
+    repo: Path | None,
+    changelogs: bool,
+    cache_dir: Path,
+    offline: bool,
+) -> None:
     """Show what changed from the locks OLD to the locks NEW.
 
     OLD and NEW are each a .lock file, a locks directory, or git:REF[:PATH] (the locks committed at REF,
     PATH defaulting to locks/), e.g. `minimirror diff git:origin/main locks --format markdown`.
     Trust changes (keys, URLs, Release fields) and rebuilt packages (same version, new hash) come first.
+    With --changelogs, the security fixes (CVEs, urgency, security suite) come first and each change shows
+    the changelog entries between its old and new version.
     """
     from minimirror.audit.diff import diff_locks
     from minimirror.audit.refs import read_lock_ref
     from minimirror.audit.render import render_json, render_markdown, render_table
 
-    result = diff_locks(read_lock_ref(old, repo=repo), read_lock_ref(new, repo=repo))
+    new_locks = read_lock_ref(new, repo=repo)
+    result = diff_locks(read_lock_ref(old, repo=repo), new_locks)
+    if changelogs:
+        from minimirror.audit.explain import ChangelogConfig, explain
+
+        result = explain(result, new_locks, ChangelogConfig(cache_dir=cache_dir, offline=offline))
     if fmt == "table":
         out_console.print(render_table(result))
     else:

@@ -1,4 +1,5 @@
-"""The control stanza of a binary package, read straight out of the ``.deb`` (deb(5), deb-control(5)).
+"""The control stanza and chosen payload files of a binary package, read straight out of the ``.deb`` (deb(5),
+deb-control(5)).
 
 A ``.deb`` is an ``ar`` archive whose members are ``debian-binary`` (``2.0``), ``control.tar[.gz|.xz|.bz2|.zst]``
 and ``data.tar.*``; the control tarball holds ``./control``, one deb822 stanza (Debian Policy §5.3). This module
@@ -7,29 +8,40 @@ file order with their raw multi-line values, which is what a ``Packages`` index 
 ``dpkg-scanpackages`` does). Only ``control.tar.zst`` needs an outside tool (``dpkg-deb``), since Python 3.11 has
 no zstd module.
 
+:func:`read_data_files` streams the ``data.tar.*`` member (gzip, xz, bzip2, zstd through the ``zstandard``
+package, or uncompressed) and returns only the files asked for (the changelog audit reads
+``usr/share/doc/<package>/changelog.Debian.gz`` this way); nothing is extracted to disk and the payload is never
+held in memory whole.
+
 Everything wrong with a package is an :class:`~minimirror.errors.IntegrityError` naming the file.
 """
 
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import re
 import subprocess
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeAlias
+
+import zstandard
 
 from minimirror.errors import IntegrityError
 
-__all__ = ["ControlStanza", "parse_control", "read_control"]
+__all__ = ["ControlStanza", "parse_control", "read_control", "read_data_files"]
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
 _MAX_CONTROL = 4 << 20  # a control tarball larger than this is not a package we should trust
 _FIELD = re.compile(r"([!-9;-~][!-9;-~]*):[ \t]*(.*)\Z")  # field names: printable ASCII but ':' (deb822)
 _TIMEOUT = 60
+_MAX_DATA_FILE = 64 << 20  # a wanted payload file (a changelog) larger than this is refused, not read
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +165,126 @@ def _control_with_dpkg(path: Path, name: str) -> bytes:
         detail = done.stderr.decode(errors="replace").strip()
         raise IntegrityError(f"{name}: dpkg-deb cannot read the control file: {detail}")
     return done.stdout
+
+
+# --- the data member ------------------------------------------------------------------------------------
+
+
+def read_data_files(path: Path, wanted: frozenset[str], *, name: str | None = None) -> dict[str, bytes]:
+    """The files of ``wanted`` (paths without a leading ``./``, e.g. ``usr/share/doc/hello/changelog.gz``) found
+    in the data member of the ``.deb`` at ``path``, by path; absent ones are left out (a symlink is not a file).
+
+    The member is decompressed as a stream. Reading stops once every wanted file was seen, or once files were
+    found and the tar has left their folder: dpkg-deb (since 1.18) writes members sorted, so a folder's files are
+    contiguous and nothing wanted can follow."""
+    label = name or str(path)
+    try:
+        with path.open("rb") as deb:
+            member, size = _data_member(deb, label)
+            stream = _decompressed(_Bounded(deb, size), member, label)
+            return _pick(stream, wanted, f"{label}: {member}")
+    except OSError as exc:
+        raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
+
+
+def _data_member(deb: BinaryIO, name: str) -> tuple[str, int]:
+    """Position ``deb`` at the start of its ``data.tar*`` member and return the member's name and size."""
+    if deb.read(len(_AR_MAGIC)) != _AR_MAGIC:
+        raise IntegrityError(f"{name}: not a Debian package (no ar archive header)")
+    for _ in range(8):  # debian-binary, control.tar*, data.tar*; dpkg tolerates a few '_'-prefixed extras
+        header = deb.read(_AR_HEADER)
+        if len(header) < _AR_HEADER or header[58:60] != b"`\n":
+            break
+        member = header[:16].decode("ascii", errors="replace").strip().rstrip("/")
+        size = _ar_size(header, name)
+        if member.startswith("data.tar"):
+            return member, size
+        deb.seek(size + (size & 1), io.SEEK_CUR)
+    raise IntegrityError(f"{name}: not a Debian package (no data.tar member)")
+
+
+class _Bounded(io.RawIOBase):
+    """The next ``size`` bytes of ``raw`` as a stream of their own: one ar member, read without copying it."""
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self._raw = raw
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # typeshed: Buffer
+        count = min(len(buffer), self._left)
+        if count <= 0:
+            return 0
+        data = self._raw.read(count)
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+_Stream: TypeAlias = "io.BufferedReader[Any] | lzma.LZMAFile | bz2.BZ2File"
+
+
+def _decompressed(raw: io.RawIOBase, member: str, name: str) -> _Stream:
+    """A stream of the tar inside ``member``, chosen by its name as dpkg-deb chooses (deb(5))."""
+    source = io.BufferedReader(raw, buffer_size=1 << 16)
+    suffix = member.removeprefix("data.tar")
+    if suffix == ".gz":
+        return io.BufferedReader(_Inflated(source), buffer_size=1 << 16)
+    if suffix == ".xz":
+        return lzma.LZMAFile(source)
+    if suffix == ".bz2":
+        return bz2.BZ2File(source)
+    if suffix == ".zst":
+        reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
+        return io.BufferedReader(reader)
+    if suffix == "":
+        return source
+    raise IntegrityError(f"{name}: unknown data member compression {member!r}")
+
+
+class _Inflated(io.RawIOBase):
+    """gzip without ``gzip.GzipFile``'s seek to the end for the trailer: tarfile's stream mode reads once."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            if self._inflate.eof:
+                return 0
+            chunk = self._inflate.unconsumed_tail or self._source.read(1 << 16)
+            if not chunk:
+                raise EOFError("the gzip stream ends early")
+            self._pending = self._inflate.decompress(chunk, len(buffer))
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _pick(stream: _Stream, wanted: frozenset[str], name: str) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    folders = {path.rpartition("/")[0] for path in wanted}
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for entry in tar:
+                path = entry.name.removeprefix("./")
+                if found and path.rpartition("/")[0] not in folders:
+                    break  # sorted members: the wanted files' folder is behind us
+                if path in wanted and entry.isfile():
+                    if entry.size > _MAX_DATA_FILE:
+                        raise IntegrityError(f"{name}: {path} is implausibly large ({entry.size} bytes)")
+                    handle = tar.extractfile(entry)
+                    found[path] = handle.read() if handle is not None else b""
+                    if len(found) == len(wanted):
+                        break
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, zstandard.ZstdError, ValueError) as exc:
+        raise IntegrityError(f"{name} is damaged: {exc}") from exc
+    return found

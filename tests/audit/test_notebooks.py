@@ -55,5 +55,7 @@ def test_audit_notebook_shows_the_rebuilt_package_and_the_key_change(tmp_path: P
     assert f"mirror/main signed-by: +{KEY_EVIL}" in text  # the flagged trust change, printed
     assert "libc6" in text and "rebuilt" in text
     assert any("image/png" in o.get("data", {}) for o in outputs)
+    # changelogs on, offline by default: the rebuilt package's .deb is in no cache, which the security section says
+    assert "security fixes: none in 1 changelog; 1 changelog unknown" in text
     injected = [cell for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])]
     assert len(injected) == 1 and "keyrotation" in injected[0].source
