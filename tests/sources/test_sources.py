@@ -153,7 +153,9 @@ def test_a_flat_repository_has_the_dist_dot_slash_and_no_component(tmp_path: Pat
     flat, sub = load_sources(tmp_path, environ=NO_ENV)
     assert (flat.dist, flat.components, sub.dist, sub.components) == ("./", (), "sub/", ())
     assert '"components": []' in normalized_inputs(flat)
-    files = render_source(url="http://vendor.example/apt", key_url="file:///k", dist="./", components=[], packages=["x"])
+    files = render_source(
+        url="http://vendor.example/apt", key_url="file:///k", dist="./", components=[], packages=["x"]
+    )
     assert files["source.txt"].splitlines()[1] == "http://vendor.example/apt file:///k ./"
     with pytest.raises(UsageError, match="a flat repository has no components"):
         render_source(url="http://v.example/apt", key_url="file:///k", dist="./", components=["main"], packages=["x"])
