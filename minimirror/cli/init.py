@@ -40,11 +40,11 @@ def init(from_apt: bool, sources_dir: Path, packages: str, apt_root: Path, force
 
     result = init_from_apt(sources_dir, packages=packages.split(), apt_root=apt_root, force=force)
     for plan in result.written:
-        out_console.print(f"wrote {sources_dir / plan.prefix / plan.name}  ({_summary(plan)})")
+        out_console.print(f"wrote {sources_dir / plan.prefix / plan.name}  ({_summary(plan)})", markup=False)
     for plan, reason in result.skipped:
         err_console.print(f"skipped {_label(sources_dir, plan)}: {reason}")
     for record, reason in result.not_imported:
-        err_console.print(f"not imported: the APT pin at {record}: {reason}")
+        err_console.print(f"not imported: the APT pin at {record}: {reason}", markup=False)
 
 
 def _summary(plan: PlannedSource) -> str:

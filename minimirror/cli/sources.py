@@ -15,7 +15,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from minimirror.cli._common import invocation, out_console, sources_option
+from minimirror.cli._common import err_console, invocation, out_console, sources_option
 
 if TYPE_CHECKING:
     from minimirror.sources.tree import Source
@@ -89,5 +89,7 @@ def import_yaml(yaml_file: Path, sources_dir: Path, force: bool) -> None:
         table.add_row(source.source_id, str(source.packages), source.status, str(source.directory))
     if not invocation().quiet:
         out_console.print(table)
+    for note in (note for source in imported for note in source.notes):
+        err_console.print(f"{note.location}: note: {note.message}", markup=False)
     changed = sum(source.status != "unchanged" for source in imported)
     out_console.print(f"{_count(len(imported), 'source', 'sources')} imported, {changed} written")
