@@ -32,16 +32,31 @@ def init(from_apt: bool, sources_dir: Path, packages: str, apt_root: Path, force
 
     Its -updates and -security suites become further lines of its source.txt, resolved together with it;
     backports, and a companion suite whose release suite the host does not list, are left out (with why).
+    Third-party entries (a docker.list beside the distribution's files, a flat 'deb URL ./' line) become
+    sources that resolve with the distribution's (resolve-with); the host's APT pins that select whole sources
+    become their pin-priority, and every other pin is reported as not imported.
     """
     from minimirror.sources.hostapt import init_from_apt
 
     result = init_from_apt(sources_dir, packages=packages.split(), apt_root=apt_root, force=force)
     for plan in result.written:
-        also = f" + {', '.join(c.dist for c in plan.companions)}" if plan.companions else ""
-        directory = sources_dir / plan.prefix / plan.name
-        out_console.print(f"wrote {directory}  ({plan.dist} {' '.join(plan.components)}{also})")
+        out_console.print(f"wrote {sources_dir / plan.prefix / plan.name}  ({_summary(plan)})", markup=False)
     for plan, reason in result.skipped:
         err_console.print(f"skipped {_label(sources_dir, plan)}: {reason}")
+    for record, reason in result.not_imported:
+        err_console.print(f"not imported: the APT pin at {record}: {reason}", markup=False)
+
+
+def _summary(plan: PlannedSource) -> str:
+    """The suite and components, the companions, and the settings init wrote into minimirror.toml."""
+    parts = [" ".join((plan.dist, *plan.components))]
+    if plan.companions:
+        parts[0] += f" + {', '.join(c.dist for c in plan.companions)}"
+    if plan.resolve_with:
+        parts.append(f"resolve-with {', '.join(plan.resolve_with)}")
+    if plan.pin is not None:
+        parts.append(f"pin-priority {plan.pin.priority} from {plan.pin.location}")
+    return "; ".join(parts)
 
 
 def _label(sources_dir: Path, plan: PlannedSource) -> str:

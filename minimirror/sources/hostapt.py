@@ -5,6 +5,17 @@ temporary tree in tests) and returns the enabled ``deb`` entries, one per (URI, 
 :func:`plan_sources` turns them into the sources tree minimirror locks: the prefix is the last path segment of
 the URI (``…/debian`` → ``debian``, ``…/debian-security`` → ``debian-security``), the name is the suite.
 
+The distribution's entries are those in the files its installer writes: ``sources.list`` and
+``sources.list.d/<ID>.list`` or ``<ID>.sources`` (``ID`` and ``ID_LIKE`` of ``os-release``; ``debian`` and
+``ubuntu`` when there is none). Every other entry is **third-party** (a ``docker.list`` beside them, a vendor's
+flat ``deb URL ./`` line): its prefix is the name of its file (``docker.list`` → ``docker``; Docker's URI ends in
+``…/debian`` like the distribution's), and init links it to the distribution's sources with ``resolve-with``,
+since the host's apt resolves them together. A flat entry's source is named ``flat`` (or after its directory,
+``deb URL sub/`` → ``sub``) and keeps the dist ``./`` with no component. Two different URIs that would share a
+prefix and name get ``-2``, ``-3``... on the prefix, in file order.
+
+The host's pins (:mod:`minimirror.sources.preferences`) that select whole sources become their ``pin-priority``.
+
 Companion suites (``bookworm-updates``, ``bookworm-security``, ``bookworm-proposed-updates``, the old
 ``bookworm/updates``) get no source of their own: :func:`attach_companions` adds each to the source of its
 release suite (``bookworm``), whose source.txt then holds one line a suite, resolved together as apt resolves
@@ -24,6 +35,13 @@ from urllib.parse import urlsplit
 from debian.deb822 import Deb822
 
 from minimirror.errors import Diagnostic, DiagnosticsError, UsageError
+from minimirror.sources.preferences import (
+    PinnedSuite,
+    PinRecord,
+    plan_pins,
+    read_preferences,
+    read_release_fields,
+)
 
 __all__ = [
     "AptSource",
@@ -31,9 +49,12 @@ __all__ = [
     "PlannedSource",
     "attach_companions",
     "companion_base",
+    "distribution_ids",
     "init_from_apt",
+    "link_and_pin",
     "plan_sources",
     "read_apt_sources",
+    "settings_toml",
     "suites_for_packages",
 ]
 
@@ -50,6 +71,8 @@ class AptSource:
     signed_by: str | None
     architectures: tuple[str, ...]
     origin: str
+    file: str = "sources.list"
+    """The file the entry is in, relative to ``etc/apt`` (``sources.list.d/docker.list``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +89,20 @@ class PlannedSource:
     inline_key: str | None
     companions: tuple[PlannedSource, ...] = ()
     """The companion suites written as further lines of this source's source.txt (see :func:`attach_companions`)."""
+    third_party: bool = False
+    """Not from the distribution's own files: resolved with the distribution's sources (``resolve-with``)."""
+    resolve_with: tuple[str, ...] = ()
+    pin: PinRecord | None = None
+    """The host's preferences record whose priority becomes the source's ``pin-priority``."""
+
+    @property
+    def source_id(self) -> str:
+        return f"{self.prefix}/{self.name}"
+
+    @property
+    def flat(self) -> bool:
+        """A flat repository (``deb URL ./``): no ``dists/`` tree, no components."""
+        return self.dist.endswith("/")
 
     @property
     def companion_of(self) -> str | None:
@@ -84,34 +121,74 @@ def read_apt_sources(root: Path = Path("/")) -> tuple[AptSource, ...]:
     problems: list[Diagnostic] = []
     for path in files:
         reader = _read_deb822 if path.suffix == ".sources" else _read_one_line
-        found.extend(reader(path, problems))
+        found.extend(replace(entry, file=str(path.relative_to(etc))) for entry in reader(path, problems))
     if problems:
         raise DiagnosticsError(problems)
     return tuple(found)
 
 
-def plan_sources(entries: Iterable[AptSource]) -> tuple[PlannedSource, ...]:
-    """The sources tree for these entries, sorted by (prefix, name); duplicates of (URI, suite) merged."""
+DEFAULT_DISTRIBUTIONS = ("debian", "ubuntu")
+
+
+def distribution_ids(apt_root: Path = Path("/")) -> tuple[str, ...]:
+    """``ID`` and ``ID_LIKE`` of the host's os-release (``etc/os-release``, else ``usr/lib/os-release``):
+    the names of the distribution's own sources files; Debian's and Ubuntu's when there is no os-release."""
+    for path in (apt_root / "etc" / "os-release", apt_root / "usr" / "lib" / "os-release"):
+        if path.is_file():
+            values: dict[str, str] = {}
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip().strip("\"'")
+            ids = [values.get("ID", ""), *values.get("ID_LIKE", "").split()]
+            return tuple(i for i in ids if i) or DEFAULT_DISTRIBUTIONS
+    return DEFAULT_DISTRIBUTIONS
+
+
+def _is_distribution_file(file: str, distributions: Sequence[str]) -> bool:
+    names = {"sources.list"} | {f"sources.list.d/{d}.{ext}" for d in distributions for ext in ("list", "sources")}
+    return file in names
+
+
+def plan_sources(
+    entries: Iterable[AptSource], *, distributions: Sequence[str] = DEFAULT_DISTRIBUTIONS
+) -> tuple[PlannedSource, ...]:
+    """The sources tree for these entries, sorted by (prefix, name); duplicates of (URI, suite) merged.
+
+    ``distributions`` names the distribution's own sources files (:func:`distribution_ids`); entries from any
+    other file are third-party (see the module docstring for how they are named)."""
     planned: dict[tuple[str, str], PlannedSource] = {}
+    seen: set[tuple[str, str]] = set()
     for entry in entries:
-        if entry.suite.endswith("/"):
-            continue  # a flat repository (``./``) has no dists/ tree to lock
-        prefix = _prefix(entry.uri)
-        key = (prefix, entry.suite)
-        if key in planned:
+        if (entry.uri.rstrip("/"), entry.suite) in seen:
             continue
+        seen.add((entry.uri.rstrip("/"), entry.suite))
+        third_party = not _is_distribution_file(entry.file, distributions)
+        prefix = _SAFE_NAME.sub("-", Path(entry.file).stem) if third_party else _prefix(entry.uri)
+        name = _name(entry.suite)
+        key, count = (prefix, name), 1
+        while key in planned:  # another URI already has this prefix and name
+            count += 1
+            key = (f"{prefix}-{count}", name)
         inline = entry.signed_by if entry.signed_by and "BEGIN PGP" in entry.signed_by else None
         planned[key] = PlannedSource(
-            prefix=prefix,
-            name=_SAFE_NAME.sub("-", entry.suite),
+            prefix=key[0],
+            name=name,
             url=entry.uri,
             key_url=_key_url(entry.signed_by) if inline is None else "",
             dist=entry.suite,
-            components=entry.components,
+            components=() if entry.suite.endswith("/") else entry.components,
             architectures=entry.architectures,
             inline_key=inline,
+            third_party=third_party,
         )
     return tuple(planned[key] for key in sorted(planned))
+
+
+def _name(suite: str) -> str:
+    """The source directory of a suite: the suite, or for a flat one (``./``, ``sub/``) ``flat`` or ``sub``."""
+    if suite.endswith("/"):
+        return _SAFE_NAME.sub("-", suite.strip("./").strip("/")) or "flat"
+    return _SAFE_NAME.sub("-", suite)
 
 
 def _prefix(uri: str) -> str:
@@ -255,9 +332,11 @@ def attach_companions(
     return with_companions, tuple(left_out)
 
 
-def _distance(release: PlannedSource, companion: PlannedSource) -> tuple[bool, bool, bool]:
-    """How far a release suite is from a companion of its dist: another prefix, another key, another host."""
+def _distance(release: PlannedSource, companion: PlannedSource) -> tuple[bool, bool, bool, bool]:
+    """How far a release suite is from a companion of its dist: distribution and third-party, another prefix,
+    another key, another host."""
     return (
+        release.third_party != companion.third_party,
         release.prefix != companion.prefix,
         (release.key_url, release.inline_key) != (companion.key_url, companion.inline_key),
         urlsplit(release.url).hostname != urlsplit(companion.url).hostname,
@@ -271,10 +350,54 @@ def _suite_order(plan: PlannedSource) -> tuple[str, str]:
 @dataclass(frozen=True, slots=True)
 class InitResult:
     """What :func:`init_from_apt` did: the sources written (release suites, their companions attached), and what
-    it left out with the reason: sources that exist, companion suites it does not add."""
+    it left out with the reason: sources that exist, companion suites it does not add, and the host's pins it
+    does not import."""
 
     written: tuple[PlannedSource, ...]
     skipped: tuple[tuple[PlannedSource, str], ...]
+    not_imported: tuple[tuple[PinRecord, str], ...] = ()
+
+
+def link_and_pin(
+    releases: Sequence[PlannedSource], records: Sequence[PinRecord], *, lists_dir: Path
+) -> tuple[tuple[PlannedSource, ...], tuple[tuple[PinRecord, str], ...]]:
+    """``releases`` with ``resolve-with`` and pins set, and the preferences records not imported, with why.
+
+    Each third-party source resolves with every distribution source (the host's apt has all their lines at
+    once); each source takes the priority of the whole-source pin that apt applies to all of its lines
+    (:func:`minimirror.sources.preferences.plan_pins`), matched against the Release files in ``lists_dir`` when
+    apt has them.
+    """
+    distribution = tuple(sorted(p.source_id for p in releases if not p.third_party))
+    lines = {
+        plan.source_id: [
+            PinnedSuite(suite.url, suite.dist, read_release_fields(lists_dir, suite.url, suite.dist))
+            for suite in (plan, *plan.companions)
+        ]
+        for plan in releases
+    }
+    pins = plan_pins(records, lines)
+    linked = tuple(
+        replace(
+            plan,
+            resolve_with=distribution if plan.third_party else (),
+            pin=pins.pins.get(plan.source_id),
+        )
+        for plan in releases
+    )
+    return linked, pins.not_imported
+
+
+def settings_toml(plan: PlannedSource) -> str | None:
+    """The minimirror.toml of a planned source: its ``resolve-with`` and ``pin-priority``, if any."""
+    lines: list[str] = []
+    if plan.resolve_with:
+        lines.append("# Used on the same machines as the distribution: resolved together with it.")
+        lines.append("resolve-with = [" + ", ".join(f'"{source_id}"' for source_id in plan.resolve_with) + "]")
+    if plan.pin is not None:
+        lines.append(f"# From the host's APT preferences, {plan.pin.location}: Pin: {plan.pin.pin}")
+        lines.append(f"pin-priority = {plan.pin.priority}")
+    return "\n".join(lines) + "\n" if lines else None
 
 
 def init_from_apt(
@@ -286,15 +409,19 @@ def init_from_apt(
     :func:`attach_companions`) are further lines of its source.txt, and the ones left out are reported as
     skipped. Each line has its own key: a Signed-By keyring becomes a ``file://`` key URL; an inline key is
     written next to source.txt; an entry without Signed-By trusts what apt trusts globally (``trusted.gpg`` and
-    ``trusted.gpg.d``), gathered into one keyring beside it (see :func:`_key_urls`).
+    ``trusted.gpg.d``), gathered into one keyring beside it (see :func:`_key_urls`). Third-party sources get
+    ``resolve-with`` and pins their ``pin-priority`` in minimirror.toml (:func:`link_and_pin`).
     Existing sources are kept unless ``force``.
     """
     from minimirror.sources.tree import Suite, existing_files, source_directory, write_source
 
-    planned = plan_sources(read_apt_sources(apt_root))
+    entries = read_apt_sources(apt_root)
+    planned = plan_sources(entries, distributions=distribution_ids(apt_root))
     if not planned:
         raise UsageError(f"no enabled 'deb' entries in {apt_root / 'etc/apt'}: nothing to mirror")
     releases, skipped_companions = attach_companions(planned)
+    lists_dir = apt_root / "var" / "lib" / "apt" / "lists"
+    releases, not_imported = link_and_pin(releases, read_preferences(apt_root), lists_dir=lists_dir)
     written: list[PlannedSource] = []
     skipped = list(skipped_companions)
     for plan in releases:
@@ -312,15 +439,21 @@ def init_from_apt(
             url=plan.url,
             key_url=key_url,
             dist=plan.dist,
-            components=plan.components or ("main",),
+            components=_components(plan),
             packages=list(packages),
+            settings_toml=settings_toml(plan),
             companions=[
-                Suite(c.url, key, c.dist, c.components or ("main",))
+                Suite(c.url, key, c.dist, _components(c))
                 for c, key in zip(plan.companions, companion_keys, strict=True)
             ],
         )
         written.append(plan)
-    return InitResult(tuple(written), tuple(skipped))
+    return InitResult(tuple(written), tuple(skipped), not_imported)
+
+
+def _components(plan: PlannedSource) -> tuple[str, ...]:
+    """A flat suite has none; a suite the host lists without components gets ``main``."""
+    return () if plan.flat else plan.components or ("main",)
 
 
 def _key_urls(directory: Path, suites: Sequence[PlannedSource]) -> tuple[list[str], dict[str | None, Path]]:

@@ -1,6 +1,7 @@
 """The sources tree: what to mirror, from where (the mini-mirror seed's input format, kept as is).
 
-    sources/<prefix>/<name>/source.txt       "source_url source_key_url dist component..." (a line a suite)
+    sources/<prefix>/<name>/source.txt       "source_url source_key_url dist component..." (a line a suite;
+                                             a flat repository: "source_url source_key_url ./", no component)
     sources/<prefix>/<name>/packages.txt     one package query a line (aptly's query language), "#" comments
     sources/<prefix>/<name>/aptly.conf       optional: aptly settings (else $APTLY_CONFIG_PATH), see settings
     sources/<prefix>/<name>/minimirror.toml  optional: minimirror's own settings, see settings
@@ -51,6 +52,7 @@ __all__ = [
     "apply_source_files",
     "check_sources",
     "existing_files",
+    "is_flat",
     "load_sources",
     "name_problem",
     "normalized_inputs",
@@ -170,6 +172,12 @@ def _tokens(line: str) -> Iterator[tuple[int, str]]:
 # --- source.txt ---------------------------------------------------------------------------------------
 
 
+def is_flat(dist: str) -> bool:
+    """Whether ``dist`` names a flat repository (sources.list(5): a suite ending in ``/``, such as ``./``), whose
+    Release and Packages are in that directory, with no ``dists/`` tree and no components."""
+    return dist.endswith("/")
+
+
 @dataclass(frozen=True, slots=True)
 class Suite:
     """One line of source.txt: an archive suite, the key that signs it, and the components wanted of it."""
@@ -185,7 +193,11 @@ def _source_line_problems(path: Path, number: int, line: str) -> list[Diagnostic
     code = split_comment(line)
     tokens = list(_tokens(code))
     found = ("source URL", "key URL", "dist", "component")
-    if len(tokens) < len(found):
+    flat = len(tokens) >= 3 and is_flat(tokens[2][1])
+    if flat and len(tokens) > 3:
+        message = f"a flat repository ({tokens[2][1]!r}) has no components; remove {tokens[3][1]!r} and what follows"
+        return [Diagnostic(message, path, number, tokens[3][0], line)]
+    if len(tokens) < len(found) - flat:
         missing = found[len(tokens)]
         column = len(code.rstrip()) + 1  # just after the last field: where the missing one goes
         return [Diagnostic(f"missing {missing}; {_SOURCE_LINE_HELP}", path, number, column, line)]
@@ -519,8 +531,10 @@ def render_source(
     seen: set[tuple[str, str]] = set()
     for suite in (Suite(url, key_url, dist, tuple(components)), *companions):
         fields = [suite.url, suite.key_url, suite.dist, *suite.components]
-        if len(fields) < 4 or any(not f or re.search(r"\s|#", f) for f in fields):
+        if len(fields) < 4 - is_flat(suite.dist) or any(not f or re.search(r"\s|#", f) for f in fields):
             raise UsageError(f"cannot write source line {' '.join(fields)!r}: empty fields or whitespace/#")
+        if is_flat(suite.dist) and suite.components:
+            raise UsageError(f"cannot write source line {' '.join(fields)!r}: a flat repository has no components")
         if (suite.url.rstrip("/"), suite.dist) in seen:
             raise UsageError(f"cannot write source line {' '.join(fields)!r}: suite {suite.dist!r} is there twice")
         seen.add((suite.url.rstrip("/"), suite.dist))

@@ -134,3 +134,29 @@ def test_import_yaml_errors_are_located_without_a_traceback(tmp_path: Path, caps
     assert "    suite: stable\n    ^" in err
     assert "Traceback" not in err
     assert not (tmp_path / "sources").exists()
+
+
+def test_check_shows_the_groups_with_their_pins_and_skips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source(tmp_path, "debian/bookworm")
+    source(tmp_path, "docker/bookworm", "http://127.0.0.1:8080/docker file:///k bookworm stable\n", "docker-ce\n")
+    source(tmp_path, "vendor/flat", "http://127.0.0.1:8080/vendor file:///k ./\n", "tool\n")
+    source(tmp_path, "other/trixie", LINE.replace("bookworm", "trixie"))
+    docker_toml = 'resolve-with = ["debian/bookworm"]\npin-priority = 990\n'
+    (tmp_path / "docker/bookworm/minimirror.toml").write_text(docker_toml)
+    (tmp_path / "vendor/flat/minimirror.toml").write_text(
+        'resolve-with = ["docker/bookworm"]\nmissing-dependencies = "skip"\n'
+    )
+    assert main(["sources", "check", "--sources", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    groups = out[out.index(" group ") :].splitlines()
+    rows = [line.split() for line in groups if line.strip() and not set(line.strip()) <= {"─", " "}]
+    assert rows == [
+        ["group", "resolved", "together", "pin-priority", "missing-dependencies"],
+        ["1", "debian/bookworm", "500", "-"],
+        ["docker/bookworm", "990", "-"],
+        ["vendor/flat", "500", "skip"],
+        ["4", "sources", "(3", "resolved", "together", "in", "1", "group),", "4", "queries", "OK"],
+    ]
+    assert "other/trixie" not in "\n".join(groups)  # a source alone is in no group
+    assert main(["-q", "sources", "check", "--sources", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "4 sources (3 resolved together in 1 group), 4 queries OK\n"

@@ -14,6 +14,7 @@ from minimirror.sources.tree import (
     check_sources,
     load_sources,
     normalized_inputs,
+    render_source,
     split_comment,
     write_source,
 )
@@ -122,8 +123,12 @@ def rendered(path: Path, line: int, column: int, message: str) -> str:
         ("http://x/debian file:///k bookworm main\nhttp://x/debian/ file:///k bookworm contrib\n", 2, 28,
          "suite 'bookworm' of http://x/debian/ is already on line 1"),
         ("# only a comment\n\n", 1, 1, "no source line; expected 'source_url source_key_url dist component...'"),
+        ("http://x/vendor file:///k ./ main contrib\n", 1, 30,
+         "a flat repository ('./') has no components; remove 'main' and what follows"),
+        ("http://x/vendor file:///k\n", 1, 26, "missing dist; expected 'source_url source_key_url dist component...'"),
     ],
-    ids=["scheme", "key-scheme", "no-component", "no-dist", "twice", "no-host", "relative-file", "dup", "empty"],
+    ids=["scheme", "key-scheme", "no-component", "no-dist", "twice", "no-host", "relative-file", "dup", "empty",
+         "flat-component", "flat-no-dist"],
 )  # fmt: skip
 def test_source_txt_problems_are_located_with_a_caret(
     tmp_path: Path, source_txt: str, line: int, column: int, message: str
@@ -142,10 +147,30 @@ def test_a_rendered_diagnostic_shows_the_caret_under_the_column(tmp_path: Path) 
     )
 
 
+def test_a_flat_repository_has_the_dist_dot_slash_and_no_component(tmp_path: Path) -> None:
+    make_source(tmp_path, "vendor/flat", source_txt="http://vendor.example/apt file:///k ./  # flat\n")
+    make_source(tmp_path, "vendor/sub", source_txt="http://vendor.example/apt file:///k sub/\n")
+    flat, sub = load_sources(tmp_path, environ=NO_ENV)
+    assert (flat.dist, flat.components, sub.dist, sub.components) == ("./", (), "sub/", ())
+    assert '"components": []' in normalized_inputs(flat)
+    files = render_source(
+        url="http://vendor.example/apt", key_url="file:///k", dist="./", components=[], packages=["x"]
+    )
+    assert files["source.txt"].splitlines()[1] == "http://vendor.example/apt file:///k ./"
+    with pytest.raises(UsageError, match="a flat repository has no components"):
+        render_source(url="http://v.example/apt", key_url="file:///k", dist="./", components=["main"], packages=["x"])
+    with pytest.raises(UsageError, match="empty fields"):
+        render_source(url="http://v.example/apt", key_url="file:///k", dist="stable", components=[], packages=["x"])
+
+
 def test_https_and_file_urls_are_accepted(tmp_path: Path) -> None:
-    make_source(tmp_path, source_txt="file:///srv/archive https://archive.example/key.asc ./ main\r\n")
+    make_source(tmp_path, source_txt="file:///srv/archive https://archive.example/key.asc stable main\r\n")
     (source,) = load_sources(tmp_path, environ=NO_ENV)
-    assert (source.url, source.key_url, source.dist) == ("file:///srv/archive", "https://archive.example/key.asc", "./")
+    assert (source.url, source.key_url, source.dist) == (
+        "file:///srv/archive",
+        "https://archive.example/key.asc",
+        "stable",
+    )
 
 
 # --- packages.txt diagnostics -------------------------------------------------------------------------

@@ -160,7 +160,7 @@ subrepos:
     found = [(d.line, d.column, d.message) for d in problems(tmp_path, text)]
     assert found == [
         (5, 1, "unknown key 'distro' in a source document; expected one of: name, url, key_url, components, "
-               "codename, label, aptly_config, subrepos"),
+               "codename, code_name, label, aptly_config, resolve_with, pin_priority, missing_dependencies, subrepos"),
         (2, 6, "url: 'ftp://archive.example/debian' is not a URL minimirror can read; "
                "expected http://, https://, file://"),
         (4, 13, "components lists a component twice"),
@@ -211,3 +211,109 @@ def test_existing_sources_are_kept_unless_forced(tmp_path: Path) -> None:
 
     assert [s.status for s in import_yaml(path, root, force=True)] == ["replaced", "unchanged"]
     assert (root / "debian/bookworm/packages.txt").read_text().startswith("wget\n")
+
+
+# --- groups, and the upstream mini-mirror's spellings -----------------------------------------------------
+
+GROUPS = """\
+name: debian
+url: http://127.0.0.1:8080/debian
+key_url: file:///usr/share/keyrings/debian-archive-keyring.gpg
+components: [main]
+subrepos:
+  - distribution: bookworm
+    packages: [curl]
+---
+name: docker
+url: http://127.0.0.1:8080/docker
+key_url: http://127.0.0.1:8080/docker/gpg
+components: [stable]
+code_name: bionic
+label: Docker CE
+resolve_with: [debian/bookworm]
+pin_priority: 990
+subrepos:
+  - distribution: bookworm
+    packages:
+      - name: docker-ce
+        version: 20.10.9~3-0~ubuntu-bionic_amd64
+  - distribution: bullseye
+    resolve_with: debian/bookworm
+    missing_dependencies: skip
+    packages: [{name: containerd.io, version: 1.6.9-1_arm64}]
+"""
+
+
+def test_group_keys_and_code_name_become_minimirror_toml_and_arch_suffixes_a_condition_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from minimirror.cli import main
+    from minimirror.sources.groups import source_groups
+
+    path, root = write_yaml(tmp_path, GROUPS), tmp_path / "sources"
+    assert main(["-q", "sources", "import-yaml", str(path), "--sources", str(root)]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:20:9: note: version '20.10.9~3-0~ubuntu-bionic_amd64' ends in an architecture: wrote "
+        "'docker-ce (= 20.10.9~3-0~ubuntu-bionic) {amd64}'",
+        f"{path}:25:16: note: version '1.6.9-1_arm64' ends in an architecture: wrote "
+        "'containerd.io (= 1.6.9-1) {arm64}'",
+    ]
+    assert (root / "docker/bookworm/packages.txt").read_text() == "docker-ce (= 20.10.9~3-0~ubuntu-bionic) {amd64}\n"
+    assert tomllib.loads((root / "docker/bookworm/minimirror.toml").read_text()) == {
+        "codename": "bionic",
+        "label": "Docker CE",
+        "resolve-with": ["debian/bookworm"],
+        "pin-priority": 990,
+    }
+    loaded = {source.source_id: source for source in load_sources(root, environ={})}
+    bullseye = loaded["docker/bullseye"].settings
+    assert (bullseye.resolve_with, bullseye.pin_priority, bullseye.missing_dependencies) == (
+        ("debian/bookworm",),
+        990,
+        "skip",
+    )
+    (group,) = source_groups(loaded.values())
+    assert group.ids == ("debian/bookworm", "docker/bookworm", "docker/bullseye")
+    assert main(["sources", "check", "--sources", str(root)]) == 0
+
+
+def test_resolve_with_may_name_a_source_already_in_the_tree(tmp_path: Path) -> None:
+    root = tmp_path / "sources"
+    import_yaml(write_yaml(tmp_path, EXAMPLE), root)
+    docker_only = EXAMPLE.split("---\n")[2].replace("subrepos:", "resolve_with: [debian/bookworm]\nsubrepos:")
+    imported = import_yaml(write_yaml(tmp_path, docker_only), root, force=True)
+    assert [(s.source_id, s.status) for s in imported] == [("docker/bookworm", "replaced")]
+    assert check_sources(root, environ={}) == []
+
+
+def test_group_keys_are_checked_as_minimirror_toml_checks_them(tmp_path: Path) -> None:
+    text = (
+        GROUPS.replace("code_name: bionic\n", "code_name: bionic\ncodename: bionic\n")
+        .replace("pin_priority: 990", "pin_priority: high")
+        .replace("    missing_dependencies: skip", "    missing_dependencies: ignore")
+        .replace(
+            "    resolve_with: debian/bookworm", "    resolve_with: [debian/bookworm, debian/sid, docker/bullseye]"
+        )
+        .replace("1.6.9-1_arm64", "1.6.9-1_bionic")
+    )
+    found = [(d.line, d.column, d.message) for d in problems(tmp_path, text)]
+    assert found == [
+        (13, 12, "code_name and codename mean the same; keep one of them"),
+        (17, 15, "pin_priority must be an integer (apt's Pin-Priority, e.g. 500 or 990), not 'high'"),
+        (25, 27, "missing_dependencies must be \"error\" or \"skip\", not 'ignore'"),
+        (26, 16, "version '1.6.9-1_bionic' is not valid here: 'bionic' after '_' is not a Debian architecture"),
+    ]  # fmt: skip
+    fixed = text.replace("codename: bionic\n", "").replace("pin_priority: high", "pin_priority: 990")
+    fixed = fixed.replace("ignore", "skip").replace("1.6.9-1_bionic", "1.6.9-1")
+    found = [(d.line, d.column, d.message) for d in problems(tmp_path, fixed)]
+    assert found == [
+        (23, 19, "resolve_with of docker/bullseye names 'debian/sid', which is neither in this file nor in the tree "
+                 "(there are: debian/bookworm, docker/bookworm)"),
+        (23, 19, "resolve_with of docker/bullseye names 'docker/bullseye', the source itself"),
+    ]  # fmt: skip
+    bad_id = GROUPS.replace("resolve_with: [debian/bookworm]", "resolve_with: [bookworm]")
+    ((line, column, message),) = [(d.line, d.column, d.message) for d in problems(tmp_path, bad_id)]
+    assert (line, column) == (15, 15)
+    assert message == (
+        "resolve_with 'bookworm' is not a source id (prefix/name, as the folders sources/<prefix>/<name>/)"
+    )
