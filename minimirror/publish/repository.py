@@ -622,7 +622,8 @@ def _identity(lock: Lock, overrides: ReleaseOverrides) -> dict[str, str]:
         "Label": _pick(overrides.label, up.label),
         "Suite": _pick(overrides.suite, up.suite) or lock.source.published_dist,
         "Version": up.version,
-        "Codename": _pick(overrides.codename, up.codename) or lock.source.published_dist,
+        # a flat repository is published under a dist of minimirror's naming: apt wants it as the Codename
+        "Codename": _pick(overrides.codename, "" if lock.source.flat else up.codename) or lock.source.published_dist,
     }
     for name, value in fields.items():
         if "\n" in value or "\r" in value:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fixtures import FixturePackage as P
 from fixtures.apt import PrivateApt
-from fixtures.archive import FixtureArchive
+from fixtures.archive import FixtureArchive, build_flat_archive
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
@@ -315,3 +315,45 @@ def test_publishing_part_of_a_group_is_refused(tree: Tree, capsys: pytest.Captur
     out, cache = tree.root / "public", tree.root / "cache"
     assert main(["publish", "--locks", str(tree.locks), "--cache", str(cache), "--out", str(out), "--no-sign"]) == 2
     assert "resolved together with debian/bookworm, whose lock is not being published" in capsys.readouterr().err
+
+
+def test_a_flat_repository_locks_publishes_and_installs(
+    tree: Tree,
+    signing_key: SigningKey,
+    http_server: ServerFactory,
+    private_apt: AptFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``deb URL ./``: a vendor's flat repository on top of the distribution, published as the dist 'tools'."""
+    flat = build_flat_archive(tree.root / "flat", [P("vtool", "3.1", depends="libc6, iptables")], key=signing_key)
+    server = http_server(flat)
+    directory = tree.sources / "vendor" / "tools"
+    directory.mkdir(parents=True)
+    assert signing_key.public_key_asc_path is not None
+    (directory / "source.txt").write_text(f"{server.url} file://{signing_key.public_key_asc_path} ./\n")
+    (directory / "packages.txt").write_text("vtool\n")
+    (directory / "minimirror.toml").write_text('resolve-with = ["debian/bookworm"]\n')
+    locks = tree.lock()
+    vendor = locks["vendor/tools"]
+    assert [(p.name, p.component, p.filename) for p in vendor.packages] == [("vtool", "flat", "vtool_3.1_amd64.deb")]
+    assert vendor.source.dist == "./" and vendor.source.components == ("flat",)
+
+    apt = tree.apt(private_apt)
+    apt.add_source(f"deb [signed-by={signing_key.public_key_path}] {server.url}/ ./")
+    apt.update()
+    assert _keys(*locks.values()) == apt.simulate_install(["app", "cyc-a", "dockerish", "vtool"])
+
+    out, cache = tree.root / "public", tree.root / "cache"
+    key_file = tree.root / "release.key"
+    key_file.write_text(signing_key.secret_key_armored)
+    publish = ["publish", "--locks", str(tree.locks), "--cache", str(cache), "--out", str(out)]
+    assert main([*publish, "--sign-key", str(key_file)]) == 0
+    assert (out / "vendor/dists/tools/flat/binary-amd64/Packages").is_file()
+    assert (out / "vendor/pool/flat/vtool/vtool_3.1_amd64.deb").is_file()
+    assert main(["verify", str(out), "--no-dose"]) == 0
+    capsys.readouterr()
+    assert main(["apt-sources", str(out), "--url", http_server(out).url]) == 0
+    node = private_apt()
+    (node.root / "etc/apt/sources.list.d/mirror.sources").write_text(capsys.readouterr().out)
+    node.update()
+    assert ("vtool", "3.1", "amd64") in node.simulate_install(["vtool"])
