@@ -148,3 +148,10 @@ def test_notebooks_and_docs_import_only_the_public_api() -> None:
             elif isinstance(node, ast.Import):
                 internal = [a.name for a in node.names if a.name.startswith("minimirror.")]
                 assert not internal, f"{where}: imports {internal}, internal modules"
+
+
+def test_test_modules_have_unique_names() -> None:
+    """The stage folders have no __init__.py, so pytest imports each test module by its basename: two with one
+    name in two folders would stop the whole collection."""
+    names = [path.name for path in (REPO_ROOT / "tests").rglob("test_*.py")]
+    assert sorted(name for name in set(names) if names.count(name) > 1) == []

@@ -7,12 +7,14 @@ Skipped when the host has no usable Debian entry (a ``deb`` line with Signed-By 
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fixtures import FixturePackage as P
 from fixtures.gpgkeys import SigningKey
-from fixtures.plugin import AptFactory, ServerFactory
+from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 
 from minimirror.audit.diff import diff_locks
 from minimirror.audit.explain import ChangelogConfig, explain
@@ -73,6 +75,59 @@ def test_init_lock_publish_against_the_real_archive(
     apt.update()
     downloaded = apt.download(list(QUERIES), tmp_path / "downloads")
     assert sorted(p.name.split("_")[0] for p in downloaded) == sorted(QUERIES)
+
+
+def test_a_third_party_source_on_top_of_the_real_archive(
+    tmp_path: Path,
+    signing_key: SigningKey,
+    fixture_archive_factory: ArchiveFactory,
+    http_server: ServerFactory,
+    private_apt: AptFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A fixture third-party repository whose package needs the real distribution's libc6 and iptables, resolved
+    together with the host's real Debian suites; apt over all those lines is the judge, then the published
+    group installs through ``apt-sources``."""
+    prefix, name = _host_release_suite()
+    sources, locks, cache, out = (tmp_path / d for d in ("sources", "locks", "cache", "public"))
+    assert main(["init", "--from-apt", "--sources", str(sources), "--packages", "hello"]) == 0
+    for other in [d for d in sources.glob("*/*") if d.relative_to(sources).as_posix() != f"{prefix}/{name}"]:
+        shutil.rmtree(other)  # only the release suite (and its companions) under the third-party one
+    third = fixture_archive_factory({"main": [P("dockerish", "1.0-1", depends="libc6 (>= 2.34), iptables")]},
+                                    dist="bookworm", origin="Docker", label="Docker CE")  # fmt: skip
+    third_server = http_server(third.root)
+    assert third.key is not None
+    directory = sources / "docker" / "bookworm"
+    directory.mkdir(parents=True)
+    (directory / "source.txt").write_text(f"{third_server.url} file://{third.key.public_key_asc_path} bookworm main\n")
+    (directory / "packages.txt").write_text("dockerish\n")
+    (directory / "minimirror.toml").write_text(f'resolve-with = ["{prefix}/{name}"]\n')
+    assert main(["lock", "--sources", str(sources), "--locks", str(locks), "--cache", str(cache)]) == 0
+    by_id = {lock.source.id: lock for lock in read_locks(locks)}
+    assert [p.name for p in by_id["docker/bookworm"].packages] == ["dockerish"]
+    assert "iptables" in {p.name for p in by_id[f"{prefix}/{name}"].packages}
+
+    judge = private_apt()
+    source = next(s for s in load_sources(sources) if s.source_id == f"{prefix}/{name}")
+    for suite in source.suites:
+        judge.add_repository(suite.url, suite.dist, suite.components, signed_by=Path(suite.key_url[len("file://") :]))
+    judge.add_repository(third_server.url, "bookworm", ["main"], signed_by=third.key.public_key_path)
+    judge.update()
+    union = {p.key for lock in by_id.values() for p in lock.packages}
+    assert union == judge.simulate_install(["hello", "dockerish"])
+
+    key_file = tmp_path / "release.key"
+    key_file.write_text(signing_key.secret_key_armored)
+    publish = ["publish", "--locks", str(locks), "--cache", str(cache), "--out", str(out)]
+    assert main([*publish, "--sign-key", str(key_file)]) == 0
+    assert main(["verify", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["apt-sources", str(out), "--url", http_server(out).url]) == 0
+    node = private_apt()
+    (node.root / "etc/apt/sources.list.d/mirror.sources").write_text(capsys.readouterr().out)
+    node.update()
+    assert node.simulate_install(["hello", "dockerish"]) == union
+    assert len(node.download(["dockerish", "iptables"], tmp_path / "downloads")) == 2
 
 
 SECURITY_QUERIES = ("openssl",)

@@ -1,0 +1,162 @@
+"""Locking a group (the real Debian index and three small third-party sources resolved together) beside
+locking the Debian source alone, on loopback; apt over the same four lines for reference.
+
+The third-party sources are small signed archives built by the test helpers (real .debs whose dependencies are
+in Debian: libc6, iptables, ca-certificates, python3...), each served on loopback like the Debian index. The
+group's queries are the Debian set of ``bench_lock.py`` plus one or two packages of each third-party source.
+
+Cold is an empty cache, warm the cache of the cold run. Each run is a separate process; the table gives the
+best wall time of N runs. Prints ratios; asserts nothing. Target: group / Debian alone <= 1.1x.
+Usage: ``python benchmarks/bench_group_lock.py [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from _loopback import DEBIAN_KEYRING, AptRoot, ChildRun, byte_compile_minimirror, run_child, serve_directory
+from _loopback import shared_data_dir as _shared
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fixtures import FixturePackage as P
+from fixtures.archive import FixtureArchive, build_archive
+from fixtures.gpgkeys import SigningKey, generate_signing_key
+
+DEBIAN_QUERIES = ("curl", "git", "openssh-server", "python3", "vim-tiny")
+THIRD_PARTY = {
+    "docker/bookworm": (
+        [
+            P("dockerish-ce", "5:27.1.0-1", depends="libc6 (>= 2.34), iptables, ca-certificates, dockerish-cli"),
+            P("dockerish-cli", "5:27.1.0-1", depends="libc6 (>= 2.34)"),
+            P("containerdish", "1.7.19-1", depends="libc6, libseccomp2"),
+        ],
+        ("dockerish-ce", "containerdish"),
+    ),
+    "aptly/release": ([P("aptlyish", "1.5.0", depends="bzip2, xz-utils, gnupg")], ("aptlyish",)),
+    "vendor/tools": (
+        [P("vtool", "3.1", depends="python3 (>= 3.11), python3-yaml"), P("vtool-doc", "3.1", architecture="all")],
+        ("vtool", "vtool-doc"),
+    ),
+}
+
+
+def best(repeat: int, run: Callable[[], ChildRun]) -> ChildRun:
+    runs = [run() for _ in range(repeat)]
+    for item in runs:
+        if item.returncode != 0:
+            raise SystemExit(f"a measured command failed:\n{item.output}")
+    return min(runs, key=lambda r: r.seconds)
+
+
+@contextmanager
+def third_party_archives(work: Path, key: SigningKey) -> Iterator[dict[str, tuple[FixtureArchive, str]]]:
+    """Each third-party archive, built and served on loopback: source id -> (archive, URL)."""
+    with ExitStack() as stack:
+        served = {}
+        for source_id, (packages, _) in THIRD_PARTY.items():
+            root = work / "archives" / source_id.replace("/", "-")
+            archive = build_archive(root, {"main": packages}, dist="bookworm", key=key, origin=source_id.split("/")[0])
+            served[source_id] = (archive, stack.enter_context(serve_directory(root)))
+        yield served
+
+
+def write_sources(root: Path, debian_url: str, third: dict[str, tuple[FixtureArchive, str]], *, group: bool) -> None:
+    debian = root / "debian" / "bookworm"
+    debian.mkdir(parents=True)
+    (debian / "source.txt").write_text(f"{debian_url}/ file://{DEBIAN_KEYRING} bookworm main\n")
+    (debian / "packages.txt").write_text("\n".join(DEBIAN_QUERIES) + "\n")
+    if not group:
+        return
+    for source_id, (archive, url) in third.items():
+        directory = root / source_id
+        directory.mkdir(parents=True)
+        assert archive.key is not None
+        (directory / "source.txt").write_text(f"{url}/ file://{archive.key.public_key_asc_path} bookworm main\n")
+        (directory / "packages.txt").write_text("\n".join(THIRD_PARTY[source_id][1]) + "\n")
+        (directory / "minimirror.toml").write_text('resolve-with = ["debian/bookworm"]\n')
+
+
+def lock_runs(work: Path, sources: Path, repeat: int) -> tuple[ChildRun, ChildRun]:
+    args = [sys.executable, "-m", "minimirror", "-q", "lock", "--sources", str(sources)]
+    args += ["--locks", str(work / "locks"), "--cache", str(work / "cache")]
+
+    def cold() -> ChildRun:
+        shutil.rmtree(work / "cache", ignore_errors=True)
+        shutil.rmtree(work / "locks", ignore_errors=True)
+        return run_child(args)
+
+    def warm() -> ChildRun:
+        shutil.rmtree(work / "locks", ignore_errors=True)
+        return run_child(args)
+
+    return best(repeat, cold), best(repeat, warm)
+
+
+def apt_run(work: Path, debian_url: str, third: dict[str, tuple[FixtureArchive, str]], repeat: int) -> ChildRun:
+    lines = [f"deb [signed-by={DEBIAN_KEYRING}] {debian_url}/ bookworm main"]
+    lines += [
+        f"deb [signed-by={a.key.public_key_path if a.key else ''}] {url}/ bookworm main" for a, url in third.values()
+    ]
+    apt = AptRoot.create(work / "apt", "\n".join(lines))
+    queries = [*DEBIAN_QUERIES, *(q for _, wanted in THIRD_PARTY.values() for q in wanted)]
+
+    def run() -> ChildRun:
+        apt.clear_lists()
+        update = apt.apt_get("update")
+        install = apt.apt_get("install", "-s", "--no-install-recommends", *queries)
+        return ChildRun(
+            update.seconds + install.seconds,
+            max(update.peak_rss_kib, install.peak_rss_kib),
+            update.returncode or install.returncode,
+            update.output + install.output,
+        )
+
+    return best(repeat, run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args(argv)
+    data = _shared()
+    if data is None or not (data / "debian-bookworm").is_dir():
+        print("skipped: ../shared/data/debian-bookworm is not beside this checkout")
+        return 0
+    byte_compile_minimirror()
+    with tempfile.TemporaryDirectory(prefix="bench-group-") as tmp, serve_directory(data / "debian-bookworm") as url:
+        work = Path(tmp)
+        key = generate_signing_key(work)
+        try:
+            with third_party_archives(work, key) as third:
+                write_sources(work / "alone", url, third, group=False)
+                write_sources(work / "group", url, third, group=True)
+                alone = lock_runs(work / "run-alone", work / "alone", options.repeat)
+                grouped = lock_runs(work / "run-group", work / "group", options.repeat)
+                apt = apt_run(work, url, third, options.repeat)
+        finally:
+            key.close()
+    print(f"Debian queries: {' '.join(DEBIAN_QUERIES)}; 3 third-party sources; best of {options.repeat}")
+    print(f"{'':40}{'seconds':>9}{'peak RSS MiB':>14}")
+    rows = [
+        ("lock debian/bookworm alone, cold", alone[0]),
+        ("lock the group of 4 sources, cold", grouped[0]),
+        ("lock debian/bookworm alone, warm", alone[1]),
+        ("lock the group of 4 sources, warm", grouped[1]),
+        ("apt update + install -s, 4 lines", apt),
+    ]
+    for label, run in rows:
+        print(f"{label:40}{run.seconds:9.3f}{run.peak_rss_kib / 1024:14.0f}")
+    print(f"group / alone, cold {grouped[0].seconds / alone[0].seconds:5.2f}x   (target <= 1.1x)")
+    print(f"group / alone, warm {grouped[1].seconds / alone[1].seconds:5.2f}x   (target <= 1.1x)")
+    print(f"group cold / apt    {grouped[0].seconds / apt.seconds:5.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
