@@ -5,7 +5,7 @@ line of the group (and the same pins), is the judge: the union of the group's lo
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from fixtures.server import LoopbackServer
 from minimirror.audit.diff import diff_locks
 from minimirror.cli import main
 from minimirror.lock.lockfile import Lock, read_locks
+from minimirror.package import Package
+from minimirror.upstream.index import IndexPart, PackageIndex
 
 DISTRIBUTION = [
     P("libc6", "2.36-9", priority="required"),
@@ -154,14 +156,23 @@ def test_a_pinned_source_s_older_version_wins(tree: Tree, private_apt: AptFactor
     assert locks["docker/bookworm"].source.pin_priority is None  # the default is not written
 
 
-def test_a_negative_priority_is_never_chosen(tree: Tree) -> None:
-    tree.repos["docker/bookworm"].settings += "\n"
-    tree.repos["debian/bookworm"].queries = "app\n"
+def test_a_negative_priority_is_never_chosen(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    tree.repos["docker/bookworm"].settings = 'resolve-with = ["debian/bookworm"]\npin-priority = -1\n'
     tree.repos["docker/bookworm"].queries = "cyc-b\n"
-    tree.repos["debian/bookworm"].settings = 'resolve-with = ["docker/bookworm"]\n'
-    tree.repos["docker/bookworm"].settings = "pin-priority = -1\n"
     tree.write()
     assert main(tree.lock_args()) == 2  # docker's own query cannot select a package apt would never install
+    assert "the query 'docker/bookworm:cyc-b' matches no package" in capsys.readouterr().err
+
+
+def test_pin_priorities_order_versions_and_hide_negative_ones() -> None:
+    """The index of a group: priority first, then version; a negative priority's packages are not there."""
+    part = [Package("libx", v, "amd64", {"SHA256": v}) for v in ("1.0", "2.0")]
+    debian = IndexPart("main", "debian", (part[0],), origin="debian/bookworm", priority=990)
+    docker = IndexPart("main", "docker", (part[1],), origin="docker/bookworm")
+    assert [p.version for p in PackageIndex([debian, docker]).by_name("libx")] == ["1.0", "2.0"]
+    assert [p.version for p in PackageIndex([replace(debian, priority=500), docker]).by_name("libx")] == ["2.0", "1.0"]
+    hidden = PackageIndex([replace(debian, priority=500), replace(docker, priority=-1)])
+    assert [p.version for p in hidden.by_name("libx")] == ["1.0"]
 
 
 def test_three_sources_in_a_group(tree: Tree, fixture_archive_factory: ArchiveFactory, http_server: ServerFactory,
