@@ -205,6 +205,9 @@ REAL_SETS: Sequence[tuple[str, ...]] = (
     ("libvirt-daemon-system", "qemu-system-x86", "ceph-common"),
     ("build-essential", "default-jdk-headless"),
     ("gnome-core",),
+    # container-network-stack: netavark and containernetworking-plugins tie on every rule but apt's cache ID,
+    # and apt meets netavark first (in aardvark-dns's Depends), long before either package's own stanza
+    ("podman", "buildah", "skopeo"),
 )
 
 
