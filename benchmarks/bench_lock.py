@@ -9,7 +9,8 @@ For the query set ``curl git openssh-server python3 vim-tiny``:
   directory, up to its download queue (the pool is not on loopback, so its downloads fail at once).
 
 Each is a separate process; the table gives the best wall time of N runs and the peak RSS of that process.
-Prints ratios; asserts nothing. Usage: ``python benchmarks/bench_lock.py [--repeat N]``.
+Prints ratios; asserts nothing. Usage: ``python benchmarks/bench_lock.py [--repeat N] [--queries "a b"]``
+(``--queries "podman buildah skopeo"`` is a set with a tie between providers that only apt's cache order breaks).
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ def best(repeat: int, run: Callable[[], ChildRun]) -> ChildRun:
     return min(runs, key=lambda r: r.seconds)
 
 
-def minimirror_runs(work: Path, url: str, repeat: int) -> tuple[ChildRun, ChildRun]:
+def minimirror_runs(work: Path, url: str, repeat: int, queries: tuple[str, ...]) -> tuple[ChildRun, ChildRun]:
     source = work / "sources" / "debian" / "bookworm"
     source.mkdir(parents=True)
     (source / "source.txt").write_text(f"{url}/ file://{DEBIAN_KEYRING} bookworm main\n")
-    (source / "packages.txt").write_text("\n".join(QUERIES) + "\n")
+    (source / "packages.txt").write_text("\n".join(queries) + "\n")
     # the snapshot has no Valid-Until, so no allow-expired is needed
     args = [sys.executable, "-m", "minimirror", "-q", "lock", "--sources", str(work / "sources")]
 
@@ -65,13 +66,13 @@ def minimirror_runs(work: Path, url: str, repeat: int) -> tuple[ChildRun, ChildR
     return best(repeat, cold), best(repeat, warm)
 
 
-def apt_run(work: Path, url: str, repeat: int) -> ChildRun:
+def apt_run(work: Path, url: str, repeat: int, queries: tuple[str, ...]) -> ChildRun:
     apt = AptRoot.create(work / "apt", f"deb [signed-by={DEBIAN_KEYRING}] {url}/ bookworm main")
 
     def run() -> ChildRun:
         apt.clear_lists()
         update = apt.apt_get("update")
-        install = apt.apt_get("install", "-s", "--no-install-recommends", *QUERIES)
+        install = apt.apt_get("install", "-s", "--no-install-recommends", *queries)
         # two processes: time adds up, memory is the larger of the two
         return ChildRun(
             update.seconds + install.seconds,
@@ -83,11 +84,11 @@ def apt_run(work: Path, url: str, repeat: int) -> ChildRun:
     return best(repeat, run)
 
 
-def aptly_run(work: Path, url: str, repeat: int) -> ChildRun | None:
+def aptly_run(work: Path, url: str, repeat: int, queries: tuple[str, ...]) -> ChildRun | None:
     aptly = shutil.which("aptly")
     if aptly is None:
         return None
-    query = " | ".join(QUERIES)
+    query = " | ".join(queries)
 
     def run() -> ChildRun:
         root = work / "aptly"
@@ -143,7 +144,9 @@ def _peak_rss_kib(pid: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--queries", default=" ".join(QUERIES), help="the packages.txt lines, space-separated")
     options = parser.parse_args(argv)
+    queries = tuple(options.queries.split())
     data = shared_data_dir()
     if data is None or not (data / "debian-bookworm").is_dir():
         print("skipped: ../shared/data/debian-bookworm is not beside this checkout")
@@ -154,13 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     byte_compile_minimirror()
     with tempfile.TemporaryDirectory(prefix="bench-lock-") as tmp, serve_directory(data / "debian-bookworm") as url:
         work = Path(tmp)
-        cold, warm = minimirror_runs(work, url, options.repeat)
-        apt = apt_run(work, url, options.repeat)
-        aptly = aptly_run(work, url, options.repeat)
+        cold, warm = minimirror_runs(work, url, options.repeat, queries)
+        apt = apt_run(work, url, options.repeat, queries)
+        aptly = aptly_run(work, url, options.repeat, queries)
     rows = [("minimirror lock, cold", cold), ("minimirror lock, warm", warm), ("apt update + install -s", apt)]
     if aptly is not None:
         rows.append(("aptly mirror create + update", aptly))
-    print(f"query set: {' '.join(QUERIES)}; best of {options.repeat}")
+    print(f"query set: {' '.join(queries)}; best of {options.repeat}")
     print(f"{'':34}{'seconds':>9}{'peak RSS MiB':>14}")
     for label, run in rows:
         print(f"{label:34}{run.seconds:9.3f}{run.peak_rss_kib / 1024:14.0f}")

@@ -8,8 +8,9 @@ walk follows apt's own marking order (``pkgDepCache::MarkInstall`` in apt-pkg/de
 * an or-group ``a | b`` that an already marked package satisfies needs nothing more; otherwise its first
   alternative that has an installable candidate is taken;
 * within one alternative the candidates are ordered as apt's ``CompareProviders`` does: the real package
-  first, then providers that are Essential, then ``Priority: important``, then by Priority (required first),
-  then the provider that comes later in the index (apt prefers the higher cache ID, which follows index order);
+  first, then providers that are Essential, then ``Important: yes``, then by Priority (required first), then
+  the provider whose name apt's cache met later (the higher cache ID: a name is met in other stanzas' relations
+  too, not only in its own stanza; see :mod:`minimirror.upstream.mentions`);
 * versioned Provides satisfy versioned relations; an unversioned Provides never does (policy 7.5);
 * ``Architecture: all`` packages count as native; ``:any`` and ``:native`` qualifiers are honoured; each
   architecture of the source is resolved as the native one in its own pass, and the passes are merged.
@@ -52,6 +53,8 @@ class Index(Protocol):
     def origin_of(self, package: Package) -> str | None: ...
 
     def origins_of(self, package: Package) -> tuple[str | None, ...]: ...
+
+    def first_mention(self, name: str, architecture: str) -> tuple[int, ...]: ...
 
     def __iter__(self) -> Iterator[Package]: ...
 
@@ -410,14 +413,20 @@ class _Walk:
                 return
 
     def _order_providers(self, providers: Sequence[tuple[Package, str | None]], target: str | None) -> list[Package]:
-        def rank(item: tuple[Package, str | None]) -> tuple[int, int, int, int]:
-            package = item[0]
+        def rank(package: Package) -> tuple[bool, bool, int]:
             essential = (package.field("Essential") or "").strip().lower() == "yes"
-            priority = _PRIORITY.get((package.field("Priority") or "").strip().lower(), 0)
-            important = priority == _PRIORITY["important"]
-            return (not essential, not important, priority, -self.index.position(package))
+            important = (package.field("Important") or "").strip().lower() == "yes"
+            return (not essential, not important, _PRIORITY.get((package.field("Priority") or "").strip().lower(), 0))
 
-        return [package for package, _ in sorted(providers, key=rank)]
+        def compare(one: tuple[Package, str | None], other: tuple[Package, str | None]) -> int:
+            if ranks[one[0]] != ranks[other[0]]:
+                return -1 if ranks[one[0]] < ranks[other[0]] else 1
+            # apt's last rule: the higher cache ID. Looked up only for a tie, as finding it costs a byte search.
+            first, second = (self.index.first_mention(item[0].name, self.native) for item in (one, other))
+            return (first < second) - (first > second)
+
+        ranks = {package: rank(package) for package, _ in providers}
+        return [package for package, _ in sorted(providers, key=functools.cmp_to_key(compare))]
 
     def _fail(self, group: Group, chain: list[str]) -> None:
         wanted = " | ".join(str(a) for a in group)

@@ -6,7 +6,7 @@ Formats: the Debian archive's binary index, ``dists/<dist>/<component>/binary-<a
 Policy §5.1). The hand-written hot loop lives in :mod:`minimirror.upstream._stanzas`; its docstring says why.
 
     iter_packages(source, name=...)            stream: decompress (xz, gzip or plain, by magic) and yield
-    PackageIndex([IndexPart(...)])             immutable lookup: by_name, providers, component_of
+    PackageIndex([IndexPart(...)])             immutable lookup: by_name, providers, component_of, first_mention
     PackageIndex.build([(component, packages)])  the same from packages in memory
 
 Every problem with an index's content raises :class:`~minimirror.errors.ArchiveError` (a stanza-level one
@@ -44,10 +44,12 @@ from minimirror.upstream._stanzas import (
     iter_stanza_packages,
     iter_stanza_records,
 )
+from minimirror.upstream.mentions import FirstMention, mention_in, stanzas_naming
 
 __all__ = [
     "MAX_FIELD_BYTES",
     "MAX_STANZA_BYTES",
+    "FirstMention",
     "IndexFormatError",
     "IndexPart",
     "IndexSource",
@@ -374,16 +376,17 @@ class PackageIndex:
     then newest first, and a package of negative priority is never answered (apt never installs it).
     """
 
-    __slots__ = ("_first", "_origins", "_parts", "_provided", "_providers", "_sorted")
+    __slots__ = ("_first", "_mentions", "_origins", "_parts", "_provided", "_providers", "_sorted")
 
     def __init__(self, parts: Sequence[IndexPart]) -> None:
         self._parts = tuple(
             part if part.names is not None else replace(part, names=name_table(part.entries)) for part in parts
         )
         # key -> part number << 32 | entry number of the first time the key is met, filled as names are looked
-        # up: ordered like the indices, so it doubles as the package's position (apt's cache ID order).
+        # up: ordered like the indices, so it doubles as the package's position.
         self._first: dict[_Key, int] = {}
         self._origins: dict[_Key, tuple[str | None, ...]] = {}
+        self._mentions: dict[tuple[str, str], FirstMention] = {}
         self._sorted: dict[str, tuple[Package, ...]] = {}
         self._provided: list[Mapping[str, Numbers] | None] = [part.provided for part in self._parts]
         self._providers: dict[str, tuple[Provider, ...]] = {}
@@ -498,9 +501,39 @@ class PackageIndex:
         return self._parts[self._code(package) >> 32].priority
 
     def position(self, package: Package) -> int:
-        """Where the package first appeared in the indices, in the order they were given: apt's cache assigns
-        IDs in that order, and the resolver breaks ties between providers the way apt's IDs do."""
+        """Where the package's own stanza first appears in the indices, in the order they were given (how the
+        resolver orders the packages a query selects). apt's cache IDs also count the names met in other
+        stanzas' relations: see :meth:`first_mention`."""
         return self._code(package)
+
+    def first_mention(self, name: str, architecture: str) -> FirstMention:
+        """Where apt, reading these indices in order, first meets ``name`` for ``architecture`` (the native one
+        of a resolution): its cache IDs, on which apt's last tie-break between providers rests, follow this
+        order. Searched for on first use and remembered; see :mod:`minimirror.upstream.mentions`."""
+        found = self._mentions.get((name, architecture))
+        if found is None:
+            found = self._mentions[(name, architecture)] = self._find_first_mention(name, architecture)
+        return found
+
+    def _find_first_mention(self, name: str, architecture: str) -> FirstMention:
+        own = next((c for c in self._named(name) if _entry_key(self._entry(c)[0])[2] in (architecture, "all")), None)
+        last_part = len(self._parts) - 1 if own is None else own >> 32
+        for part_number, part in enumerate(self._parts[: last_part + 1]):
+            end = own & 0xFFFFFFFF if part_number == last_part and own is not None else len(part.entries)
+            for number in stanzas_naming(part.entries, name, end):
+                code = part_number << 32 | number
+                package = materialize(part.entries[number], part.name)
+                found = None if self._read_before(code, package.key) else mention_in(package, name, architecture)
+                if found is not None:
+                    return FirstMention(part_number, number, *found)
+        if own is None:  # not in these indices for that architecture: after everything that is
+            return FirstMention(len(self._parts), 0, 0, 0)
+        return FirstMention(own >> 32, own & 0xFFFFFFFF, 0, 0)
+
+    def _read_before(self, code: int, key: _Key) -> bool:
+        """Whether the stanza at ``code`` repeats a (name, version, architecture) read before it: apt merges it
+        into that version without reading its relations again."""
+        return any(earlier < code and _entry_key(self._entry(earlier)[0]) == key for earlier in self._named(key[0]))
 
     def _code(self, package: Package) -> int:
         code = self._first.get(package.key)

@@ -240,6 +240,11 @@ class CachedRecords(Sequence[Record]):
     def __iter__(self) -> Iterator[Record]:
         return (self[number] for number in range(len(self)))
 
+    def raw_text(self) -> tuple[memoryview, Sequence[int]] | None:
+        """The marshalled records and their offsets, for a byte search (:mod:`minimirror.upstream.mentions`):
+        marshal keeps each raw stanza verbatim. None once a damaged record made the index be parsed again."""
+        return None if self._parsed is not None else (self._records, self._offsets)
+
     def _load(self, number: int) -> Record | None:
         start, end = self._offsets[number], self._offsets[number + 1]
         if not start <= end <= len(self._records):

@@ -197,6 +197,83 @@ def test_fixture_recommends_equal_apt(judged: tuple[PackageIndex, PrivateApt]) -
     )
 
 
+# Providers equal on every rule but apt's last, the cache ID: the name apt's cache met *later* wins, and a name
+# is met in other stanzas' relations as much as in its own stanza. Indices list stanzas by name (x-0 first).
+TIES = [
+    *(P(f"{x}-alpha", "1.0", provides=f"v{x}") for x in "abcde"),
+    *(P(f"{x}-want", "1.0", depends=f"v{x}") for x in "abcdef"),
+    *(P(f"{x}-zulu", "1.0", provides=f"v{x}") for x in "abcd"),
+    P("a-0", "1.0", suggests="a-zulu"),  # an earlier stanza's Suggests names a-zulu first
+    P("b-0", "1.0", depends="b-alpha", pre_depends="b-zulu"),  # the text has Depends first; apt reads Pre-Depends first
+    P("c-0", "1.0", replaces="c-alpha", suggests="c-zulu"),  # the text has Replaces first; apt reads Suggests first
+    P("d-0", "1.0", suggests="d-zulu | d-alpha"),  # left to right, alternatives included
+    P("e-0", "1.0", suggests="e-zulu:any"),  # names the pseudo package e-zulu:any, not e-zulu
+    P("e-zulu", "1.0", provides="ve", multi_arch="allowed"),
+    # apt's Important flag is the Important: yes field, and it comes before Priority
+    P("f-alpha", "1.0", provides="vf", priority="important"),
+    P("f-zulu", "1.0", provides="vf", extra={"Important": "yes"}),
+]
+TIE_PICKS = {"a-want": "a-alpha", "b-want": "b-alpha", "c-want": "c-alpha", "d-want": "d-alpha", "e-want": "e-zulu"}
+TIE_PICKS |= {"f-want": "f-zulu"}
+# Two index files: the one read first holds the lower IDs, and a name met in its relations counts there.
+TWO_FILES = {
+    "main": [
+        P("g-zulu", "1.0", provides="vg"),
+        P("g-want", "1.0", depends="vg"),
+        P("h-0", "1.0", suggests="h-alpha"),
+        P("h-zulu", "1.0", provides="vh"),
+        P("h-want", "1.0", depends="vh"),
+    ],
+    "contrib": [P("g-alpha", "1.0", provides="vg"), P("h-alpha", "1.0", provides="vh")],
+}
+
+
+def _picks(index: PackageIndex, wants: Sequence[str]) -> dict[str, str]:
+    """The provider each ``*-want`` package gets, resolved alone."""
+    return {want: min({r.package.name for r in _resolve(index, want).packages} - {want}) for want in wants}
+
+
+def test_equal_providers_go_to_the_name_apt_met_later(fixture_archive_factory: ArchiveFactory) -> None:
+    assert _picks(_index(fixture_archive_factory({"main": TIES})), list(TIE_PICKS)) == TIE_PICKS
+
+
+@pytest.mark.parametrize(
+    ("order", "picks"),
+    [
+        (("main", "contrib"), {"g-want": "g-alpha", "h-want": "h-zulu"}),
+        (("contrib", "main"), {"g-want": "g-zulu", "h-want": "h-zulu"}),
+    ],
+)
+def test_equal_providers_in_two_index_files_follow_the_order_apt_reads_them_in(
+    fixture_archive_factory: ArchiveFactory,
+    http_server: ServerFactory,
+    private_apt: AptFactory,
+    order: tuple[str, str],
+    picks: dict[str, str],
+) -> None:
+    archive = fixture_archive_factory({component: TWO_FILES[component] for component in order})
+    index = PackageIndex.build([(c, iter_packages(archive.index_path(c, "amd64"))) for c in order])
+    assert _picks(index, list(picks)) == picks
+    apt = private_apt()
+    apt.add_source(archive.source_line(http_server(archive.root).url))  # components in the same order
+    apt.update()
+    for want in picks:
+        assert _triples(_resolve(index, want)) == apt.simulate_install([want])
+
+
+def test_equal_providers_equal_apt(
+    fixture_archive_factory: ArchiveFactory, http_server: ServerFactory, private_apt: AptFactory
+) -> None:
+    archive = fixture_archive_factory({"main": TIES})
+    apt = private_apt()
+    apt.add_source(archive.source_line(http_server(archive.root).url))
+    apt.update()
+    index = _index(archive)
+    for want in TIE_PICKS:
+        assert _triples(_resolve(index, want)) == apt.simulate_install([want]), want
+    assert _triples(_resolve(index, *TIE_PICKS)) == apt.simulate_install(list(TIE_PICKS))
+
+
 REAL = REPO_ROOT.parent / "shared" / "data" / "debian-bookworm"
 
 REAL_SETS: Sequence[tuple[str, ...]] = (
@@ -205,6 +282,9 @@ REAL_SETS: Sequence[tuple[str, ...]] = (
     ("libvirt-daemon-system", "qemu-system-x86", "ceph-common"),
     ("build-essential", "default-jdk-headless"),
     ("gnome-core",),
+    # container-network-stack: netavark and containernetworking-plugins tie on every rule but apt's cache ID,
+    # and apt meets netavark first (in aardvark-dns's Depends), long before either package's own stanza
+    ("podman", "buildah", "skopeo"),
 )
 
 
