@@ -14,6 +14,7 @@ import click
 from minimirror.cli._common import cache_option, invocation, locks_option, out_console
 
 if TYPE_CHECKING:
+    from minimirror.image.layers import Compression
     from minimirror.image.oci import ImageFormat, ImageResult
     from minimirror.image.pack import PushVia
 
@@ -23,7 +24,7 @@ __all__ = ["image", "image_options", "print_image"]
 
 
 def image_options(func: F) -> F:
-    """--format, --tag, --arch, --base, --push, --load, --docker-host, --push-via: shared by ``image`` and ``build``."""
+    """The image options (--format, --compression, --tag, --push...): shared by ``image`` and ``build``."""
     for option in reversed(_IMAGE_OPTIONS):
         func = option(func)
     return func
@@ -37,6 +38,15 @@ _IMAGE_OPTIONS = [
         default="oci",
         show_default=True,
         help="An OCI image layout directory, or a tar file for `docker load` / `podman load`.",
+    ),
+    click.option(
+        "--compression",
+        type=click.Choice(["none", "gzip", "zstd"]),
+        default="none",
+        show_default=True,
+        help="Layer compression. none: plain tar layers, fastest, and .deb files are compressed already; gzip "
+        "(level 1): for old engines and registries; zstd: smallest, needs Docker 23+ / containerd 1.5+ / podman "
+        "and the zstd extra.",
     ),
     click.option("--tag", default=None, help="The image name and tag.  [default: localhost/minimirror:latest]"),
     click.option(
@@ -94,6 +104,7 @@ def image(
     load: bool,
     docker_host: str | None,
     push_via: PushVia,
+    compression: Compression,
     locks_dir: Path,
     cache_dir: Path,
 ) -> None:
@@ -109,6 +120,7 @@ def image(
     config = ImageConfig(
         locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch,
         base=base, push=push, load=load, docker_host=docker_host, push_via=push_via,
+        compression=compression,
     )  # fmt: skip
     result = make_image(config)
     print_image(result)

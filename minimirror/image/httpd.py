@@ -5,6 +5,15 @@ image holds no code that was not reviewed in the lock. It is read from the .deb'
 ``dpkg-deb --fsys-tarfile`` prints it (deb(5)), and must be a static ELF executable: a dynamically linked
 busybox (the ``busybox`` package) would need a libc the image does not have.
 
+PID 1 is busybox's own ``sh`` (ash), which runs httpd in the background and waits for it: the kernel drops
+every signal sent to a namespace's PID 1 that has no handler, so httpd as PID 1 ignores SIGTERM and
+``podman stop`` or a Kubernetes rollout waits out the whole grace period. ``trap 'exit 0' TERM INT`` gives
+PID 1 a handler; ash's ``wait`` returns as soon as a trapped signal arrives (POSIX ``wait``), the shell exits,
+and the kernel kills httpd with the rest of the namespace. When httpd dies on its own, ``wait`` returns its
+status and the container exits with it, so a restart policy sees the failure. Arguments given to the
+container (``podman run IMAGE -p 127.0.0.1:9000``) reach httpd through ``"$@"``, where httpd takes the
+last ``-p``. Nothing but the locked busybox runs, so no second binary (tini, dumb-init) needs locking.
+
 busybox httpd's configuration format (``httpd.conf``, documented in busybox's ``networking/httpd.c``):
 ``.ext:mime/type`` lines map file extensions to Content-Type; ``I:name`` names the index file. The server
 runs with ``-f -v -p 8080 -h /srv -c /etc/httpd.conf`` as user 65534 (Debian's nobody/nogroup), so it can
@@ -26,9 +35,13 @@ from minimirror.image.layers import LayerEntry
 __all__ = [
     "BUSYBOX_PACKAGE",
     "ENTRYPOINT",
+    "HTTPD",
     "HTTPD_CONF",
     "NOBODY",
     "PORT",
+    "READY_BODY",
+    "READY_PATH",
+    "SUPERVISOR",
     "BusyboxError",
     "ServerFiles",
     "extract_busybox",
@@ -38,9 +51,15 @@ __all__ = [
 BUSYBOX_PACKAGE = "busybox-static"
 PORT = 8080
 NOBODY = 65534
-ENTRYPOINT = (
+HTTPD = (
     "/bin/busybox", "httpd", "-f", "-v", "-p", str(PORT), "-h", "/srv", "-c", "/etc/httpd.conf",
 )  # fmt: skip
+SUPERVISOR = f"trap 'exit 0' TERM INT; {' '.join(HTTPD)} \"$@\" & wait $!"
+ENTRYPOINT = ("/bin/busybox", "sh", "-c", SUPERVISOR, "minimirror-httpd")
+READY_PATH = "healthz"
+"""The readiness and liveness path below /srv (``GET /healthz`` -> ``ok``): a few bytes from the last layer, so
+a 200 means the server answers and the whole repository is in place; probes cost one small static file."""
+READY_BODY = b"ok\n"
 
 # Where Debian's busybox-static has shipped the binary (before and after the /usr merge).
 _BUSYBOX_MEMBERS = ("./bin/busybox", "./usr/bin/busybox")

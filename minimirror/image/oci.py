@@ -8,11 +8,14 @@ and Docker's ``docker save`` tarball (``manifest.json`` ``[{"Config", "RepoTags"
 ``<hex>.json``, each layer as an uncompressed ``<diff_id hex>.tar``), which ``docker load`` and ``podman load``
 accept.
 
-Two layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534) and the repository tree
-at ``/srv`` (with the SBOM at ``/srv/sbom.spdx.json`` when one is given). The server layer changes only when
-busybox does, so registries and nodes keep it across mirror updates. With a base image
-(:mod:`minimirror.image.base`), the base's verified layers come first, copied byte for byte, and the server layer is
-an nginx configuration instead; the base's config is merged with ours (:func:`minimirror.image.base.merge_config`).
+The layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534), then the repository
+tree at ``/srv`` split by :mod:`minimirror.image.split` into pool buckets and a last metadata layer (with the SBOM
+at ``/srv/sbom.spdx.json`` when one is given, and the readiness file ``/srv/healthz``). The server layer changes
+only when busybox does, a pool bucket only when a package in it does, so registries and nodes keep them across
+mirror updates. Layers are compressed as ``ImageSpec.compression`` says (:mod:`minimirror.image.layers`).
+With a base image (:mod:`minimirror.image.base`), the base's verified layers come first, copied byte for byte,
+and the server layer is an nginx configuration instead; the base's config is merged with ours
+(:func:`minimirror.image.base.merge_config`).
 
 Reproducible means byte-identical: every JSON document is canonical (sorted keys, no spaces), every time is
 ``SOURCE_DATE_EPOCH``, layers are normalized (``minimirror.image.layers``), and nothing reads the clock, the
@@ -23,24 +26,34 @@ never leaves a half-written image under the output's name.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from minimirror import __version__
 from minimirror.errors import UsageError
 from minimirror.filelock import image_lock
-from minimirror.image.httpd import ENTRYPOINT, NOBODY, PORT, server_entries
-from minimirror.image.layers import LayerDigest, LayerEntry, make_tarinfo, scan_tree, write_layer
+from minimirror.image.httpd import ENTRYPOINT, NOBODY, PORT, READY_BODY, READY_PATH, server_entries
+from minimirror.image.layers import (
+    Compression,
+    LayerDigest,
+    LayerEntry,
+    make_tarinfo,
+    open_layer,
+    scan_tree,
+    write_layer,
+)
 from minimirror.image.sbom import rfc3339
+from minimirror.image.split import split_repository
 
 if TYPE_CHECKING:
     from minimirror.image.base import BaseImage
@@ -58,15 +71,15 @@ __all__ = [
     "image_index",
     "image_manifest",
     "oci_platform",
+    "write_layers",
 ]
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
-MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 DEFAULT_TAG = "localhost/minimirror:latest"
 SBOM_PATH = "srv/sbom.spdx.json"
+DEFAULT_COMPRESSION: Compression = "none"
 
 ImageFormat = Literal["oci", "docker-archive"]
 
@@ -93,6 +106,7 @@ class ImageSpec:
     labels: tuple[tuple[str, str], ...] = ()
     sbom: bytes | None = field(default=None, repr=False)
     base: BaseImage | None = None
+    compression: Compression = DEFAULT_COMPRESSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,22 +167,32 @@ def _labels(spec: ImageSpec) -> dict[str, str]:
     return labels
 
 
-def _history(created: str, *, nginx: bool = False) -> list[dict[str, str]]:
+def _history(created: str, layers: int, *, nginx: bool = False) -> list[dict[str, str]]:
+    """One entry per layer of ours: the server, ``layers - 2`` pool buckets, the repository's metadata."""
     server = "nginx configuration, /etc/nginx/conf.d/default.conf" if nginx else "busybox httpd (busybox-static), /etc"
+    pool = [
+        {"created": created, "created_by": f"minimirror image: pool files at /srv, part {i}", "comment": "pool"}
+        for i in range(1, layers - 1)
+    ]
     return [
         {"created": created, "created_by": f"minimirror image: {server}", "comment": "server"},
-        {"created": created, "created_by": "minimirror image: the repository tree at /srv", "comment": "repository"},
+        *pool,
+        {
+            "created": created,
+            "created_by": "minimirror image: the repository tree at /srv but its pool files",
+            "comment": "repository",
+        },
     ]
 
 
 def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
-    """The image configuration for our two layers, whose uncompressed digests are ``diff_ids`` (after the base's)."""
+    """The image configuration for our layers, whose uncompressed digests are ``diff_ids`` (after the base's)."""
     arch, variant = oci_platform(spec.architecture)
     created = rfc3339(spec.created)
     if spec.base is not None:
         from minimirror.image.base import merge_config
 
-        history = _history(created, nginx=True)
+        history = _history(created, len(diff_ids), nginx=True)
         return merge_config(spec.base.config, created=created, labels=_labels(spec), diff_ids=diff_ids, history=history)
     config: dict[str, Any] = {
         "created": created,
@@ -183,7 +207,7 @@ def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
             "Labels": _labels(spec),
         },
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
-        "history": _history(created),
+        "history": _history(created, len(diff_ids)),
     }
     if variant:
         config["variant"] = variant
@@ -216,11 +240,15 @@ def _docker_manifest(config_name: str, tag: str, layer_names: Sequence[str]) -> 
 
 def _repository_entries(spec: ImageSpec) -> list[LayerEntry]:
     entries = scan_tree(spec.repo_dir, "srv")
-    if spec.sbom is None:
-        return entries
-    if any(entry.path == SBOM_PATH for entry in entries):
-        raise UsageError(f"{spec.repo_dir}/sbom.spdx.json exists; minimirror writes the SBOM there, remove the file")
-    return [*entries, LayerEntry.file(SBOM_PATH, spec.sbom)]
+    ours = [LayerEntry.file(f"srv/{READY_PATH}", READY_BODY)]
+    if spec.sbom is not None:
+        ours.append(LayerEntry.file(SBOM_PATH, spec.sbom))
+    taken = {entry.path for entry in entries}
+    for entry in ours:
+        if entry.path in taken:
+            name = entry.path.removeprefix("srv/")
+            raise UsageError(f"{spec.repo_dir}/{name} exists; minimirror writes its own {name} there, remove it")
+    return [*entries, *ours]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,11 +271,28 @@ def _put_json(blobs: Path, media_type: str, obj: object) -> Descriptor:
     return Descriptor(media_type, f"sha256:{digest}", len(data))
 
 
-def _put_layer(blobs: Path, entries: Sequence[LayerEntry], epoch: int) -> LayerDigest:
-    partial = blobs / ".layer.partial"
-    layer = write_layer(entries, partial, epoch=epoch)
+def _put_layer(
+    blobs: Path, number: int, entries: Sequence[LayerEntry], epoch: int, compression: Compression
+) -> LayerDigest:
+    partial = blobs / f".layer{number}.partial"
+    layer = write_layer(entries, partial, epoch=epoch, compression=compression)
     partial.replace(blobs / layer.digest.removeprefix("sha256:"))
     return layer
+
+
+def write_layers(
+    blobs: Path, plans: Sequence[Sequence[LayerEntry]], *, epoch: int, compression: Compression
+) -> tuple[LayerDigest, ...]:
+    """Write each plan as a layer blob in ``blobs``, several at a time; the digests in the order of ``plans``.
+
+    Threads, because the work is hashing, compressing and file I/O, which all release the GIL: a mirror's pool
+    layers then pack on every core instead of one. Each layer's bytes depend only on its plan, so the order in
+    which they finish changes nothing.
+    """
+    workers = max(1, min(len(plans), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+        futures = [pool.submit(_put_layer, blobs, i, plan, epoch, compression) for i, plan in enumerate(plans)]
+        return tuple(future.result() for future in futures)
 
 
 def _copy_base(spec: ImageSpec, blobs: Path) -> tuple[LayerDigest, ...]:
@@ -259,19 +304,14 @@ def _copy_base(spec: ImageSpec, blobs: Path) -> tuple[LayerDigest, ...]:
     return tuple(layer.layer for layer in spec.base.layers)
 
 
-def _layer_media_type(layer: LayerDigest) -> str:
-    """A blob whose digest is its diff_id is an uncompressed tar (a docker-archive base's layers)."""
-    return MEDIA_LAYER_TAR if layer.digest == layer.diff_id else MEDIA_LAYER
-
-
 def _write_layout(spec: ImageSpec, root: Path, plans: Sequence[Sequence[LayerEntry]]) -> _Layout:
     blobs = root / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     base = _copy_base(spec, blobs)
-    ours = tuple(_put_layer(blobs, entries, spec.created) for entries in plans)
+    ours = write_layers(blobs, plans, epoch=spec.created, compression=spec.compression)
     layers = base + ours
     config = _put_json(blobs, MEDIA_CONFIG, image_config(spec, [layer.diff_id for layer in ours]))
-    layer_descriptors = [Descriptor(_layer_media_type(layer), layer.digest, layer.size) for layer in layers]
+    layer_descriptors = [Descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]
     annotations = {"org.opencontainers.image.created": rfc3339(spec.created)}
     manifest = _put_json(blobs, MEDIA_MANIFEST, image_manifest(config, layer_descriptors, annotations))
     (root / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
@@ -283,34 +323,29 @@ def _write_layout(spec: ImageSpec, root: Path, plans: Sequence[Sequence[LayerEnt
 
 def _write_docker_archive(layout: _Layout, tag: str, out: Path, epoch: int) -> None:
     """``docker save``'s format, entries sorted by name: the config, the uncompressed layers (streamed out of
-    the gzip blobs, so memory stays flat) and ``manifest.json``."""
+    the blobs, decompressed on the fly, so memory stays flat) and ``manifest.json``."""
     config_name = f"{layout.config.digest.removeprefix('sha256:')}.json"
     layer_names = [f"{layer.diff_id.removeprefix('sha256:')}.tar" for layer in layout.layers]
     config_path = layout.blob(layout.config.digest)
-    members: dict[str, tuple[int, Callable[[], io.BufferedIOBase]]] = {
+    members: dict[str, tuple[int, Callable[[], IO[bytes]]]] = {
         config_name: (layout.config.size, lambda: config_path.open("rb")),
         "manifest.json": _in_memory(canonical_json(_docker_manifest(config_name, tag, layer_names))),
     }
     for name, layer in zip(layer_names, layout.layers, strict=True):
-        path = layout.blob(layer.digest)
-        plain = layer.digest == layer.diff_id
-        members[name] = (layer.uncompressed_size, _plain(path) if plain else _gunzip(path))
+        members[name] = (layer.uncompressed_size, _opener(layout.blob(layer.digest), layer))
     with out.open("wb") as raw, tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for name, (size, opener) in sorted(members.items()):
             with opener() as source:
                 archive.addfile(make_tarinfo(name, "file", 0o644, size, epoch=epoch), source)
 
 
-def _in_memory(data: bytes) -> tuple[int, Callable[[], io.BufferedIOBase]]:
+def _in_memory(data: bytes) -> tuple[int, Callable[[], IO[bytes]]]:
     return len(data), lambda: io.BytesIO(data)
 
 
-def _gunzip(path: Path) -> Callable[[], io.BufferedIOBase]:
-    return lambda: gzip.GzipFile(path, "rb")
-
-
-def _plain(path: Path) -> Callable[[], io.BufferedIOBase]:
-    return lambda: path.open("rb")
+def _opener(path: Path, layer: LayerDigest) -> Callable[[], IO[bytes]]:
+    compression: Compression = "none" if layer.digest == layer.diff_id else layer.compression
+    return lambda: open_layer(path, compression)
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +449,7 @@ def _build_locked(
     spec: ImageSpec, out: Path, fmt: ImageFormat, after: Callable[[StagedImage], None] | None
 ) -> ImageResult:
     _check_output(spec, out, fmt)
-    plans = (_server_entries(spec), _repository_entries(spec))
+    plans = (_server_entries(spec), *split_repository(_repository_entries(spec)).layers)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         layout = _write_layout(spec, work / "layout", plans)

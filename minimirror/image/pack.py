@@ -23,7 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from minimirror.image.oci import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, StagedImage, build_image
+from minimirror.image.layers import Compression
+from minimirror.image.oci import (
+    DEFAULT_COMPRESSION,
+    DEFAULT_TAG,
+    ImageFormat,
+    ImageResult,
+    ImageSpec,
+    StagedImage,
+    build_image,
+)
 from minimirror.lock.lockfile import Lock, LockedPackage, read_locks
 from minimirror.publish.epoch import source_date_epoch
 
@@ -49,6 +58,7 @@ class ImageConfig:
     load: bool = False
     docker_host: str | None = None
     push_via: PushVia = "registry"  # "engine": load, then the engine pushes (implies load)
+    compression: Compression = DEFAULT_COMPRESSION
 
 
 @dataclass
@@ -67,11 +77,12 @@ def make_image(config: ImageConfig) -> ImageResult:
 
         base = load_base(config.base, config.cache_dir, arch=config.arch, environ=config.environ)
         spec = image_spec(locks, config.repo_dir, None, base.architecture, tag=config.tag, epoch=epoch)
-        spec = dataclasses.replace(spec, base=base)
+        spec = dataclasses.replace(spec, base=base, compression=config.compression)
     else:
         package = _find_busybox(locks, config.locks_dir, config.arch)
         deb = _busybox_deb(package, config.cache_dir)
         spec = image_spec(locks, config.repo_dir, deb, package.architecture, tag=config.tag, epoch=epoch)
+        spec = dataclasses.replace(spec, compression=config.compression)
     delivered = _Delivered()
     result = build_image(spec, config.image_path, config.fmt, after=lambda staged: _deliver(config, staged, delivered))
     return dataclasses.replace(result, pushed=delivered.pushed, loaded=delivered.loaded)
