@@ -53,6 +53,14 @@ _IMAGE_OPTIONS = [
         "--arch", default=None, help="The Debian architecture of the image, when busybox-static is locked for several."
     ),
     click.option(
+        "--platform",
+        "platforms",
+        default=None,
+        metavar="linux/ARCH[,linux/ARCH...]",
+        help="Build an image index with one manifest per platform (e.g. linux/amd64,linux/arm64), each served by "
+        "the busybox-static locked for its architecture; the repository layers are shared. docker-archive: one.",
+    ),
+    click.option(
         "--base",
         default=None,
         metavar="REF",
@@ -99,6 +107,7 @@ def image(
     fmt: ImageFormat,
     tag: str | None,
     arch: str | None,
+    platforms: str | None,
     base: str | None,
     push: str | None,
     load: bool,
@@ -114,13 +123,13 @@ def image(
     digest. An SPDX 2.3 SBOM of every locked package is written to IMAGE.spdx.json and into the image.
     With --base, the base's nginx serves /srv on port 8080 instead.
     """
-    from minimirror.image.oci import DEFAULT_TAG
+    from minimirror.image.oci import DEFAULT_TAG, parse_platforms
     from minimirror.image.pack import ImageConfig, make_image
 
     config = ImageConfig(
         locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch,
         base=base, push=push, load=load, docker_host=docker_host, push_via=push_via,
-        compression=compression,
+        compression=compression, platforms=parse_platforms(platforms) if platforms else (),
     )  # fmt: skip
     result = make_image(config)
     print_image(result)
@@ -132,6 +141,8 @@ def print_image(result: ImageResult) -> None:
     out_console.print(f"{result.format} image written to {result.path}", markup=False)
     out_console.print(f"manifest {result.manifest_digest}", markup=False)
     out_console.print(f"config   {result.config_digest}", markup=False)
+    if len(result.platforms) > 1:
+        out_console.print(f"index    {result.manifest_digest} ({', '.join(result.platforms)})", markup=False)
     for layer in result.layers:
         out_console.print(f"layer    {layer.digest} ({layer.size} bytes)", markup=False)
     if result.sbom_path is not None:

@@ -158,6 +158,7 @@ def run_build(
         docker_host=image.docker_host,
         push_via=image.push_via,
         image_compression=image.compression,
+        image_platforms=image.platforms,
         overrides=options.overrides,
         fetch_missing=not no_fetch,
     )
@@ -208,6 +209,7 @@ def build(
     fmt: ImageFormat,
     tag: str | None,
     arch: str | None,
+    platforms: str | None,
     base: str | None,
     push: str | None,
     load: bool,
@@ -216,7 +218,10 @@ def build(
     compression: Compression,
 ) -> None:
     """fetch + publish (+ image with --image): the mirror from the locks, in one command."""
-    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host, push_via, compression)
+    from minimirror.image.oci import parse_platforms
+
+    parsed = parse_platforms(platforms) if platforms else ()
+    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host, push_via, compression, parsed)
     run_build(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch, image)
 
 
@@ -234,6 +239,7 @@ class ImageChoice:
     docker_host: str | None = None
     push_via: PushVia = "registry"
     compression: Compression = "none"
+    platforms: tuple[str, ...] = ()
 
 
 @click.group("key")

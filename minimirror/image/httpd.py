@@ -109,16 +109,36 @@ class ServerFiles:
         ]
 
 
-def server_entries(busybox_deb: Path) -> list[LayerEntry]:
-    """The server layer's entries, with the binary read from ``busybox_deb``."""
-    return ServerFiles(extract_busybox(busybox_deb)).entries()
+def server_entries(busybox_deb: Path, architecture: str | None = None) -> list[LayerEntry]:
+    """The server layer's entries, with the binary read from ``busybox_deb`` (built for ``architecture``)."""
+    return ServerFiles(extract_busybox(busybox_deb, architecture)).entries()
 
 
-def extract_busybox(deb: Path) -> bytes:
-    """The static busybox executable inside ``deb`` (a busybox-static .deb)."""
+def extract_busybox(deb: Path, architecture: str | None = None) -> bytes:
+    """The static busybox executable inside ``deb`` (a busybox-static .deb), for ``architecture`` when given."""
     data = _member(_fsys_tarfile(deb), deb)
     _check_static_elf(data, deb)
+    if architecture is not None:
+        _check_machine(data, deb, architecture)
     return data
+
+
+# ELF e_machine of each Debian architecture (the System V ABI's EM_* numbers).
+_ELF_MACHINES = {
+    "amd64": 62, "arm64": 183, "i386": 3, "armhf": 40, "armel": 40, "ppc64el": 21, "s390x": 22,
+    "riscv64": 243, "mips64el": 8, "loong64": 258,
+}  # fmt: skip
+
+
+def _check_machine(data: bytes, deb: Path, architecture: str) -> None:
+    """The binary runs on ``architecture``: a platform's manifest must not carry another platform's server."""
+    expected = _ELF_MACHINES.get(architecture)
+    machine = struct.unpack_from("<H" if data[5] == 1 else ">H", data, 18)[0]
+    if expected is not None and machine != expected:
+        raise BusyboxError(
+            f"{deb}: /bin/busybox is built for ELF machine {machine}, not {architecture} ({expected}); "
+            "the lock names the wrong .deb for this architecture"
+        )
 
 
 def _fsys_tarfile(deb: Path) -> bytes:

@@ -26,6 +26,7 @@ never leaves a half-written image under the output's name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -67,10 +68,13 @@ __all__ = [
     "StagedImage",
     "build_image",
     "canonical_json",
+    "debian_architecture",
     "image_config",
     "image_index",
     "image_manifest",
     "oci_platform",
+    "parse_platforms",
+    "platform_index",
     "write_layers",
 ]
 
@@ -107,6 +111,12 @@ class ImageSpec:
     sbom: bytes | None = field(default=None, repr=False)
     base: BaseImage | None = None
     compression: Compression = DEFAULT_COMPRESSION
+    more_platforms: tuple[tuple[str, Path], ...] = ()
+    """Further (Debian architecture, busybox-static .deb) pairs: an image index, one manifest per platform."""
+
+    @property
+    def platforms(self) -> tuple[tuple[str, Path | None], ...]:
+        return ((self.architecture, self.busybox_deb), *self.more_platforms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +144,7 @@ class ImageResult:
     base_digest: str | None = None
     pushed: str | None = None  # "host/name:tag@sha256:..." once pushed
     loaded: str | None = None  # the engine's image id once loaded
+    platforms: tuple[str, ...] = ()  # Debian architectures; several: manifest_digest is the image index's
 
 
 # --- planning: the JSON documents, pure --------------------------------------------------------------------
@@ -153,6 +164,29 @@ def oci_platform(debian_arch: str) -> tuple[str, str]:
         raise UsageError(
             f"no OCI platform known for the Debian architecture {debian_arch!r} (known: {known})"
         ) from None
+
+
+def debian_architecture(goarch: str) -> str:
+    """The Debian architecture of an OCI/Go architecture name (``arm64`` -> ``arm64``, ``386`` -> ``i386``)."""
+    for debian, (arch, _) in sorted(_PLATFORMS.items()):
+        if arch == goarch and debian != "armel":  # "arm" is armhf (v7), the one Debian port still built
+            return debian
+    known = ", ".join(sorted({arch for arch, _ in _PLATFORMS.values()}))
+    raise UsageError(f"no Debian architecture known for the platform architecture {goarch!r} (known: {known})")
+
+
+def parse_platforms(value: str) -> tuple[str, ...]:
+    """``linux/amd64,linux/arm64`` -> ``("amd64", "arm64")``: Debian architectures, in the given order."""
+    found: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        os_name, _, arch = item.partition("/")
+        if os_name != "linux" or not arch:
+            raise UsageError(f"--platform {value!r}: {item!r} is not linux/ARCH (e.g. linux/amd64,linux/arm64)")
+        debian = debian_architecture(arch.split("/")[0])
+        if debian in found:
+            raise UsageError(f"--platform {value!r}: {item!r} is given twice")
+        found.append(debian)
+    return tuple(found)
 
 
 def _labels(spec: ImageSpec) -> dict[str, str]:
@@ -252,16 +286,36 @@ def _repository_entries(spec: ImageSpec) -> list[LayerEntry]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Layout:
-    """An OCI layout written in ``root``, and what the docker-archive writer needs from it."""
+class _Image:
+    """One platform's image in a layout: its manifest, config and layers (the base's, then ours)."""
 
-    root: Path
+    architecture: str  # Debian's name
     manifest: Descriptor
     config: Descriptor
     layers: tuple[LayerDigest, ...]
 
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """An OCI layout written in ``root``: what ``index.json`` names (``top``: the one platform's manifest, or an
+    image index of several), and each platform's image, for the docker-archive writer, push and load."""
+
+    root: Path
+    top: Descriptor
+    images: tuple[_Image, ...]
+
     def blob(self, digest: str) -> Path:
         return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def image(self, architecture: str | None) -> _Image:
+        """The image of ``architecture`` (None: the only one)."""
+        if architecture is None and len(self.images) == 1:
+            return self.images[0]
+        for image in self.images:
+            if image.architecture == architecture:
+                return image
+        held = ", ".join(image.architecture for image in self.images)
+        raise UsageError(f"the image holds the platforms {held}, not {architecture}; build it with that platform")
 
 
 def _put_json(blobs: Path, media_type: str, obj: object) -> Descriptor:
@@ -304,34 +358,65 @@ def _copy_base(spec: ImageSpec, blobs: Path) -> tuple[LayerDigest, ...]:
     return tuple(layer.layer for layer in spec.base.layers)
 
 
-def _write_layout(spec: ImageSpec, root: Path, plans: Sequence[Sequence[LayerEntry]]) -> _Layout:
-    blobs = root / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    base = _copy_base(spec, blobs)
-    ours = write_layers(blobs, plans, epoch=spec.created, compression=spec.compression)
+def _put_image(spec: ImageSpec, blobs: Path, base: tuple[LayerDigest, ...], ours: tuple[LayerDigest, ...]) -> _Image:
+    """The config and manifest of one platform's image (``spec.architecture``) over ``base`` and ``ours``."""
     layers = base + ours
     config = _put_json(blobs, MEDIA_CONFIG, image_config(spec, [layer.diff_id for layer in ours]))
     layer_descriptors = [Descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]
     annotations = {"org.opencontainers.image.created": rfc3339(spec.created)}
     manifest = _put_json(blobs, MEDIA_MANIFEST, image_manifest(config, layer_descriptors, annotations))
+    return _Image(spec.architecture, manifest, config, layers)
+
+
+def platform_index(images: Sequence[tuple[str, Descriptor]]) -> dict[str, Any]:
+    """An image index with one manifest per platform (Debian architecture, manifest), in the given order."""
+    entries = []
+    for architecture, manifest in images:
+        arch, variant = oci_platform(architecture)
+        platform = {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
+        entries.append({**manifest.to_json(), "platform": platform})
+    return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
+
+
+def _write_layout(spec: ImageSpec, root: Path) -> _Layout:
+    """Every blob, then ``index.json``: the server layer of each platform, the repository layers once (shared
+    by every platform's manifest), a config and manifest per platform, and with several an image index."""
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    base = _copy_base(spec, blobs)
+    platforms = spec.platforms
+    servers = [_server_entries(spec, arch, deb) for arch, deb in platforms]
+    plans = [*servers, *split_repository(_repository_entries(spec)).layers]
+    written = write_layers(blobs, plans, epoch=spec.created, compression=spec.compression)
+    server_layers, repository = written[: len(platforms)], written[len(platforms) :]
+    images = tuple(
+        _put_image(dataclasses.replace(spec, architecture=arch), blobs, base, (server, *repository))
+        for (arch, _), server in zip(platforms, server_layers, strict=True)
+    )
+    if len(images) == 1:
+        top, index = images[0].manifest, image_index(images[0].manifest, spec.tag, spec)
+    else:
+        top = _put_json(blobs, MEDIA_INDEX, platform_index([(image.architecture, image.manifest) for image in images]))
+        entry = {**top.to_json(), "annotations": {"org.opencontainers.image.ref.name": spec.tag}}
+        index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry]}
     (root / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
-    (root / "index.json").write_bytes(canonical_json(image_index(manifest, spec.tag, spec)))
+    (root / "index.json").write_bytes(canonical_json(index))
     for path in (root, root / "blobs", blobs, *blobs.iterdir(), root / "oci-layout", root / "index.json"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return _Layout(root, manifest, config, layers)
+    return _Layout(root, top, images)
 
 
-def _write_docker_archive(layout: _Layout, tag: str, out: Path, epoch: int) -> None:
+def _docker_archive(layout: _Layout, image: _Image, tag: str, out: Path, epoch: int) -> None:
     """``docker save``'s format, entries sorted by name: the config, the uncompressed layers (streamed out of
-    the blobs, decompressed on the fly, so memory stays flat) and ``manifest.json``."""
-    config_name = f"{layout.config.digest.removeprefix('sha256:')}.json"
-    layer_names = [f"{layer.diff_id.removeprefix('sha256:')}.tar" for layer in layout.layers]
-    config_path = layout.blob(layout.config.digest)
+    the blobs, decompressed on the fly, so memory stays flat) and ``manifest.json``: one platform's image."""
+    config_name = f"{image.config.digest.removeprefix('sha256:')}.json"
+    layer_names = [f"{layer.diff_id.removeprefix('sha256:')}.tar" for layer in image.layers]
+    config_path = layout.blob(image.config.digest)
     members: dict[str, tuple[int, Callable[[], IO[bytes]]]] = {
-        config_name: (layout.config.size, lambda: config_path.open("rb")),
+        config_name: (image.config.size, lambda: config_path.open("rb")),
         "manifest.json": _in_memory(canonical_json(_docker_manifest(config_name, tag, layer_names))),
     }
-    for name, layer in zip(layer_names, layout.layers, strict=True):
+    for name, layer in zip(layer_names, image.layers, strict=True):
         members[name] = (layer.uncompressed_size, _opener(layout.blob(layer.digest), layer))
     with out.open("wb") as raw, tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for name, (size, opener) in sorted(members.items()):
@@ -358,8 +443,14 @@ class StagedImage:
     _tag: str = field(repr=False)
     _epoch: int = field(repr=False)
 
-    def docker_archive(self, out: Path) -> None:
-        _write_docker_archive(self._layout, self._tag, out, self._epoch)
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        """The Debian architectures of the image's platforms, in the index's order."""
+        return tuple(image.architecture for image in self._layout.images)
+
+    def docker_archive(self, out: Path, architecture: str | None = None) -> None:
+        """The docker-archive of one platform's image (``architecture``; None: the only one)."""
+        _docker_archive(self._layout, self._layout.image(architecture), self._tag, out, self._epoch)
 
 
 def _check_output(spec: ImageSpec, out: Path, fmt: ImageFormat) -> None:
@@ -371,6 +462,8 @@ def _check_output(spec: ImageSpec, out: Path, fmt: ImageFormat) -> None:
         )
     if fmt == "oci" and out.exists() and not (out / "oci-layout").is_file():
         raise UsageError(f"{out}: exists and is not an OCI image layout; remove it or choose another --image path")
+    if fmt == "docker-archive" and spec.more_platforms:
+        raise UsageError("--format docker-archive holds one platform; give one --platform, or write an OCI layout")
     if fmt == "docker-archive" and out.is_dir():
         raise UsageError(f"{out}: is a directory; a docker-archive is one file, choose a file path")
 
@@ -411,14 +504,14 @@ def _write_sbom(spec: ImageSpec, out: Path) -> Path | None:
     return path
 
 
-def _server_entries(spec: ImageSpec) -> list[LayerEntry]:
+def _server_entries(spec: ImageSpec, architecture: str, busybox_deb: Path | None) -> list[LayerEntry]:
     if spec.base is not None:
         from minimirror.image.base import nginx_entries
 
         return nginx_entries()
-    if spec.busybox_deb is None:
+    if busybox_deb is None:
         raise UsageError("an image without --base needs the locked busybox-static .deb")
-    return server_entries(spec.busybox_deb)
+    return server_entries(busybox_deb, architecture)
 
 
 def build_image(
@@ -449,15 +542,14 @@ def _build_locked(
     spec: ImageSpec, out: Path, fmt: ImageFormat, after: Callable[[StagedImage], None] | None
 ) -> ImageResult:
     _check_output(spec, out, fmt)
-    plans = (_server_entries(spec), *split_repository(_repository_entries(spec)).layers)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        layout = _write_layout(spec, work / "layout", plans)
+        layout = _write_layout(spec, work / "layout")
         if fmt == "oci":
             _install_dir(layout.root, out)
-            layout = _Layout(out, layout.manifest, layout.config, layout.layers)
+            layout = dataclasses.replace(layout, root=out)
         else:
-            _write_docker_archive(layout, spec.tag, work / "image.tar", spec.created)
+            _docker_archive(layout, layout.image(None), spec.tag, work / "image.tar", spec.created)
             (work / "image.tar").chmod(0o644)
             (work / "image.tar").replace(out)
         sbom_path = _write_sbom(spec, out)
@@ -466,4 +558,9 @@ def _build_locked(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base_digest = spec.base.digest if spec.base is not None else None
-    return ImageResult(out, fmt, layout.manifest.digest, layout.config.digest, layout.layers, sbom_path, base_digest)
+    first = layout.images[0]
+    layers = tuple(dict.fromkeys(layer for image in layout.images for layer in image.layers))  # each blob once
+    platforms = tuple(image.architecture for image in layout.images)
+    return ImageResult(
+        out, fmt, layout.top.digest, first.config.digest, layers, sbom_path, base_digest, platforms=platforms
+    )

@@ -58,6 +58,8 @@ class BuildConfig:
     docker_host: str | None = None
     push_via: PushVia = "registry"
     image_compression: Compression = DEFAULT_COMPRESSION
+    image_platforms: tuple[str, ...] = ()
+    """Debian architectures of an image index (one manifest per platform); () = ``image_arch``'s one."""
     overrides: Mapping[str, ReleaseOverrides] = field(default_factory=dict)
     fetch_missing: bool = True
     """False: an offline build; a pool file missing from the cache is an error naming it."""
@@ -112,6 +114,7 @@ def build(
             docker_host=config.docker_host,
             push_via=config.push_via,
             compression=config.image_compression,
+            platforms=config.image_platforms,
         )
         image = make_image(image_config)
     return BuildOutcome(fetched, published, image)

@@ -270,8 +270,8 @@ def test_kube_manifests_run_under_podman_kube_play_and_apt_installs(
         assert played.returncode == 0, played.stderr
         response = _wait_for(f"http://127.0.0.1:{port}/healthz")
         assert (response.status_code, response.content) == (200, b"ok\n")
-        ids = podman("ps", "--format", "{{.ID}} {{.Image}} {{.PodName}}").stdout.splitlines()
-        mirror_id = next(line.split()[0] for line in ids if built.tag in line and name in line)
+        listed = podman("ps", "--pod", "--format", "{{.ID}} {{.Image}} {{.PodName}}").stdout.splitlines()
+        (mirror_id,) = [line.split()[0] for line in listed if built.tag in line and f"{name}-pod" in line]
         inspected = json.loads(podman("inspect", mirror_id).stdout)[0]
         assert inspected["Config"]["User"] == "65534:65534" and inspected["HostConfig"]["ReadonlyRootfs"] is True
         assert inspected["EffectiveCaps"] in (None, [])  # every capability dropped

@@ -17,7 +17,7 @@ from fixtures import FixturePackage as P
 from fixtures.archive import FixtureArchive
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from test_image import Mirror, blob, busybox_bytes, decompress, load_layout, mirror_packages
-from test_registry import Registry, start_registry, stop_registry
+from test_registry import Registry, running_registry
 
 from minimirror.cli import main
 from minimirror.image.layers import LayerEntry
@@ -75,10 +75,8 @@ def _layers(layout: Path) -> list[tuple[str, int, frozenset[tuple[str, str]]]]:
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
-    (tmp_path / "registry").mkdir()
-    started = start_registry(tmp_path / "registry")
-    yield started
-    stop_registry(started.process)
+    with running_registry(tmp_path / "registry") as started:
+        yield started
 
 
 def test_an_update_shares_every_unchanged_layer_and_changes_little(

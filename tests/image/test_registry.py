@@ -24,6 +24,7 @@ import tarfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,17 @@ def stop_registry(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+@contextmanager
+def running_registry(root: Path) -> Iterator[Registry]:
+    """A registry of its own in ``root`` (created), stopped at the end: for a test that counts uploads."""
+    root.mkdir(exist_ok=True)
+    started = start_registry(root)
+    try:
+        yield started
+    finally:
+        stop_registry(started.process)
 
 
 @pytest.fixture(scope="module")
