@@ -258,9 +258,14 @@ def image_manifest(config: Descriptor, layers: Sequence[Descriptor], annotations
     }
 
 
+def _platform(debian_arch: str) -> dict[str, str]:
+    """An index entry's ``platform`` for a Debian architecture."""
+    arch, variant = oci_platform(debian_arch)
+    return {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
+
+
 def image_index(manifest: Descriptor, tag: str, spec: ImageSpec) -> dict[str, Any]:
-    arch, variant = oci_platform(spec.architecture)
-    platform = {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
+    platform = _platform(spec.architecture)
     entry = {**manifest.to_json(), "annotations": {"org.opencontainers.image.ref.name": tag}, "platform": platform}
     return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry]}
 
@@ -370,11 +375,7 @@ def _put_image(spec: ImageSpec, blobs: Path, base: tuple[LayerDigest, ...], ours
 
 def platform_index(images: Sequence[tuple[str, Descriptor]]) -> dict[str, Any]:
     """An image index with one manifest per platform (Debian architecture, manifest), in the given order."""
-    entries = []
-    for architecture, manifest in images:
-        arch, variant = oci_platform(architecture)
-        platform = {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
-        entries.append({**manifest.to_json(), "platform": platform})
+    entries = [{**manifest.to_json(), "platform": _platform(architecture)} for architecture, manifest in images]
     return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
 
 
