@@ -23,6 +23,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "verify": ("minimirror.cli.verify", "verify"),
     "serve": ("minimirror.cli.verify", "serve"),
     "image": ("minimirror.cli.image", "image"),
+    "kube": ("minimirror.cli.kube", "kube"),
     "cache": ("minimirror.cli.cache", "cache"),
 }
 

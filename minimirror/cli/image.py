@@ -14,6 +14,7 @@ import click
 from minimirror.cli._common import cache_option, invocation, locks_option, out_console
 
 if TYPE_CHECKING:
+    from minimirror.image.layers import Compression
     from minimirror.image.oci import ImageFormat, ImageResult
     from minimirror.image.pack import PushVia
 
@@ -23,7 +24,7 @@ __all__ = ["image", "image_options", "print_image"]
 
 
 def image_options(func: F) -> F:
-    """--format, --tag, --arch, --base, --push, --load, --docker-host, --push-via: shared by ``image`` and ``build``."""
+    """The image options (--format, --compression, --tag, --push...): shared by ``image`` and ``build``."""
     for option in reversed(_IMAGE_OPTIONS):
         func = option(func)
     return func
@@ -38,9 +39,26 @@ _IMAGE_OPTIONS = [
         show_default=True,
         help="An OCI image layout directory, or a tar file for `docker load` / `podman load`.",
     ),
+    click.option(
+        "--compression",
+        type=click.Choice(["none", "gzip", "zstd"]),
+        default="none",
+        show_default=True,
+        help="Layer compression. none: plain tar layers, fastest, and .deb files are compressed already; gzip "
+        "(level 1): for old engines and registries; zstd: smallest, needs Docker 23+ / containerd 1.5+ / podman "
+        "and the zstd extra.",
+    ),
     click.option("--tag", default=None, help="The image name and tag.  [default: localhost/minimirror:latest]"),
     click.option(
         "--arch", default=None, help="The Debian architecture of the image, when busybox-static is locked for several."
+    ),
+    click.option(
+        "--platform",
+        "platforms",
+        default=None,
+        metavar="linux/ARCH[,linux/ARCH...]",
+        help="Build an image index with one manifest per platform (e.g. linux/amd64,linux/arm64), each served by "
+        "the busybox-static locked for its architecture; the repository layers are shared. docker-archive: one.",
     ),
     click.option(
         "--base",
@@ -89,11 +107,13 @@ def image(
     fmt: ImageFormat,
     tag: str | None,
     arch: str | None,
+    platforms: str | None,
     base: str | None,
     push: str | None,
     load: bool,
     docker_host: str | None,
     push_via: PushVia,
+    compression: Compression,
     locks_dir: Path,
     cache_dir: Path,
 ) -> None:
@@ -103,12 +123,13 @@ def image(
     digest. An SPDX 2.3 SBOM of every locked package is written to IMAGE.spdx.json and into the image.
     With --base, the base's nginx serves /srv on port 8080 instead.
     """
-    from minimirror.image.oci import DEFAULT_TAG
+    from minimirror.image.oci import DEFAULT_TAG, parse_platforms
     from minimirror.image.pack import ImageConfig, make_image
 
     config = ImageConfig(
         locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch,
         base=base, push=push, load=load, docker_host=docker_host, push_via=push_via,
+        compression=compression, platforms=parse_platforms(platforms) if platforms else (),
     )  # fmt: skip
     result = make_image(config)
     print_image(result)
@@ -120,6 +141,8 @@ def print_image(result: ImageResult) -> None:
     out_console.print(f"{result.format} image written to {result.path}", markup=False)
     out_console.print(f"manifest {result.manifest_digest}", markup=False)
     out_console.print(f"config   {result.config_digest}", markup=False)
+    if len(result.platforms) > 1:
+        out_console.print(f"index    {result.manifest_digest} ({', '.join(result.platforms)})", markup=False)
     for layer in result.layers:
         out_console.print(f"layer    {layer.digest} ({layer.size} bytes)", markup=False)
     if result.sbom_path is not None:

@@ -27,6 +27,7 @@ from minimirror.publish.signingkey import (
 )
 
 if TYPE_CHECKING:
+    from minimirror.image.layers import Compression
     from minimirror.image.oci import ImageFormat
     from minimirror.image.pack import PushVia
     from minimirror.publish.repository import PublishOptions, PublishReport
@@ -156,6 +157,8 @@ def run_build(
         image_load=image.load,
         docker_host=image.docker_host,
         push_via=image.push_via,
+        image_compression=image.compression,
+        image_platforms=image.platforms,
         overrides=options.overrides,
         fetch_missing=not no_fetch,
     )
@@ -206,14 +209,19 @@ def build(
     fmt: ImageFormat,
     tag: str | None,
     arch: str | None,
+    platforms: str | None,
     base: str | None,
     push: str | None,
     load: bool,
     docker_host: str | None,
     push_via: PushVia,
+    compression: Compression,
 ) -> None:
     """fetch + publish (+ image with --image): the mirror from the locks, in one command."""
-    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host, push_via)
+    from minimirror.image.oci import parse_platforms
+
+    parsed = parse_platforms(platforms) if platforms else ()
+    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host, push_via, compression, parsed)
     run_build(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch, image)
 
 
@@ -230,6 +238,8 @@ class ImageChoice:
     load: bool = False
     docker_host: str | None = None
     push_via: PushVia = "registry"
+    compression: Compression = "none"
+    platforms: tuple[str, ...] = ()
 
 
 @click.group("key")

@@ -32,6 +32,7 @@ __all__ = [
     "EnginePush",
     "LoadedImage",
     "connect",
+    "engine_architecture",
     "load_image",
     "push_digest",
     "push_image",
@@ -119,6 +120,19 @@ def load_image(tar: Path, docker_host: str | None = None) -> LoadedImage:
         return LoadedImage(str(images[0].id), tuple(images[0].tags))
     finally:
         client.close()
+
+
+def engine_architecture(docker_host: str | None = None) -> str:
+    """The engine's platform as a Debian architecture (``amd64``): the one platform of an index it can run."""
+    from minimirror.image.oci import debian_architecture
+
+    client = connect(docker_host)
+    try:
+        with _translated(docker_host, "version"):
+            version = client.version()
+    finally:
+        client.close()
+    return debian_architecture(str(version.get("Arch", "")))
 
 
 def run_image(

@@ -5,6 +5,15 @@ image holds no code that was not reviewed in the lock. It is read from the .deb'
 ``dpkg-deb --fsys-tarfile`` prints it (deb(5)), and must be a static ELF executable: a dynamically linked
 busybox (the ``busybox`` package) would need a libc the image does not have.
 
+PID 1 is busybox's own ``sh`` (ash), which runs httpd in the background and waits for it: the kernel drops
+every signal sent to a namespace's PID 1 that has no handler, so httpd as PID 1 ignores SIGTERM and
+``podman stop`` or a Kubernetes rollout waits out the whole grace period. ``trap 'exit 0' TERM INT`` gives
+PID 1 a handler; ash's ``wait`` returns as soon as a trapped signal arrives (POSIX ``wait``), the shell exits,
+and the kernel kills httpd with the rest of the namespace. When httpd dies on its own, ``wait`` returns its
+status and the container exits with it, so a restart policy sees the failure. Arguments given to the
+container (``podman run IMAGE -p 127.0.0.1:9000``) reach httpd through ``"$@"``, where httpd takes the
+last ``-p``. Nothing but the locked busybox runs, so no second binary (tini, dumb-init) needs locking.
+
 busybox httpd's configuration format (``httpd.conf``, documented in busybox's ``networking/httpd.c``):
 ``.ext:mime/type`` lines map file extensions to Content-Type; ``I:name`` names the index file. The server
 runs with ``-f -v -p 8080 -h /srv -c /etc/httpd.conf`` as user 65534 (Debian's nobody/nogroup), so it can
@@ -26,9 +35,13 @@ from minimirror.image.layers import LayerEntry
 __all__ = [
     "BUSYBOX_PACKAGE",
     "ENTRYPOINT",
+    "HTTPD",
     "HTTPD_CONF",
     "NOBODY",
     "PORT",
+    "READY_BODY",
+    "READY_PATH",
+    "SUPERVISOR",
     "BusyboxError",
     "ServerFiles",
     "extract_busybox",
@@ -38,9 +51,15 @@ __all__ = [
 BUSYBOX_PACKAGE = "busybox-static"
 PORT = 8080
 NOBODY = 65534
-ENTRYPOINT = (
+HTTPD = (
     "/bin/busybox", "httpd", "-f", "-v", "-p", str(PORT), "-h", "/srv", "-c", "/etc/httpd.conf",
 )  # fmt: skip
+SUPERVISOR = f"trap 'exit 0' TERM INT; {' '.join(HTTPD)} \"$@\" & wait $!"
+ENTRYPOINT = ("/bin/busybox", "sh", "-c", SUPERVISOR, "minimirror-httpd")
+READY_PATH = "healthz"
+"""The readiness and liveness path below /srv (``GET /healthz`` -> ``ok``): a few bytes from the last layer, so
+a 200 means the server answers and the whole repository is in place; probes cost one small static file."""
+READY_BODY = b"ok\n"
 
 # Where Debian's busybox-static has shipped the binary (before and after the /usr merge).
 _BUSYBOX_MEMBERS = ("./bin/busybox", "./usr/bin/busybox")
@@ -90,16 +109,36 @@ class ServerFiles:
         ]
 
 
-def server_entries(busybox_deb: Path) -> list[LayerEntry]:
-    """The server layer's entries, with the binary read from ``busybox_deb``."""
-    return ServerFiles(extract_busybox(busybox_deb)).entries()
+def server_entries(busybox_deb: Path, architecture: str | None = None) -> list[LayerEntry]:
+    """The server layer's entries, with the binary read from ``busybox_deb`` (built for ``architecture``)."""
+    return ServerFiles(extract_busybox(busybox_deb, architecture)).entries()
 
 
-def extract_busybox(deb: Path) -> bytes:
-    """The static busybox executable inside ``deb`` (a busybox-static .deb)."""
+def extract_busybox(deb: Path, architecture: str | None = None) -> bytes:
+    """The static busybox executable inside ``deb`` (a busybox-static .deb), for ``architecture`` when given."""
     data = _member(_fsys_tarfile(deb), deb)
     _check_static_elf(data, deb)
+    if architecture is not None:
+        _check_machine(data, deb, architecture)
     return data
+
+
+# ELF e_machine of each Debian architecture (the System V ABI's EM_* numbers).
+_ELF_MACHINES = {
+    "amd64": 62, "arm64": 183, "i386": 3, "armhf": 40, "armel": 40, "ppc64el": 21, "s390x": 22,
+    "riscv64": 243, "mips64el": 8, "loong64": 258,
+}  # fmt: skip
+
+
+def _check_machine(data: bytes, deb: Path, architecture: str) -> None:
+    """The binary runs on ``architecture``: a platform's manifest must not carry another platform's server."""
+    expected = _ELF_MACHINES.get(architecture)
+    machine = struct.unpack_from("<H" if data[5] == 1 else ">H", data, 18)[0]
+    if expected is not None and machine != expected:
+        raise BusyboxError(
+            f"{deb}: /bin/busybox is built for ELF machine {machine}, not {architecture} ({expected}); "
+            "the lock names the wrong .deb for this architecture"
+        )
 
 
 def _fsys_tarfile(deb: Path) -> bytes:

@@ -11,18 +11,22 @@ sha256 of the *uncompressed* tar) with the normalizations of reproducible-builds
   longer than 100 bytes, a non-ASCII name), and that header is itself deterministic;
 - hard links become regular files (each path gets its bytes), so the layer does not depend on inode order;
 - symlinks are kept when they resolve inside the tree, refused otherwise; sockets, fifos, devices refused;
-- gzip with no file name, mtime 0 and a fixed level.
+- compressed with fixed settings, or not at all (``Compression``): an uncompressed tar
+  (``application/vnd.oci.image.layer.v1.tar``, digest = diff_id), gzip with no file name, mtime 0 and a fixed
+  level (``+gzip``), or zstd at a fixed level without checksum or content size (``+zstd``, RFC 8878).
 
 Why ``tarfile`` and ``gzip`` from the standard library and not a library: the bytes of a layer decide the
 image digest, so every byte must be under our control and stable across versions of our dependencies.
 ``tarfile`` lets us set each header field explicitly and streams (``mode="w|"``); ``gzip.GzipFile`` takes
 ``mtime=0`` and ``filename=""``; both write to any file object, so the compressed and uncompressed digests
 are computed in the same pass, and memory stays flat whatever the tree's size. The one thing outside our
-control is zlib's deflate output, which is stable for a given zlib and level (see docs/image.md).
+control is the compressor's output, stable for a given zlib (or libzstd, which the ``zstandard`` wheel bundles)
+and level; uncompressed layers have no such dependency (see docs/image.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import itertools
@@ -32,23 +36,40 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from minimirror.errors import UsageError
 
 __all__ = [
+    "COMPRESSIONS",
     "GZIP_LEVEL",
+    "MEDIA_TYPES",
+    "ZSTD_LEVEL",
+    "Compression",
     "LayerDigest",
     "LayerEntry",
     "LayerError",
     "make_tarinfo",
+    "open_layer",
     "scan_tree",
     "sorted_entries",
     "write_layer",
 ]
 
-GZIP_LEVEL = 6
-"""gzip's default level: the usual size/speed balance, and what ``gzip -n`` gives for comparison."""
+Compression = Literal["none", "gzip", "zstd"]
+COMPRESSIONS: tuple[Compression, ...] = ("none", "gzip", "zstd")
+
+GZIP_LEVEL = 1
+"""gzip's fastest level: a mirror is mostly .deb files, already compressed, which level 6 shrinks by a few per
+cent at several times the cost (docs/image.md has the figures)."""
+ZSTD_LEVEL = 3
+"""zstd's default level: faster than gzip -1 and smaller, on compressed and uncompressed content alike."""
+
+MEDIA_TYPES: dict[Compression, str] = {
+    "none": "application/vnd.oci.image.layer.v1.tar",
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
 
 _CHUNK = 1 << 20  # bytes copied at a time from a source file into the tar stream
 
@@ -87,10 +108,16 @@ class LayerEntry:
 class LayerDigest:
     """A written layer: the blob's digest and size, and the uncompressed tar's digest (``diff_id``) and size."""
 
-    digest: str  # "sha256:<hex>" of the gzip blob
+    digest: str  # "sha256:<hex>" of the blob
     size: int
     diff_id: str  # "sha256:<hex>" of the tar
     uncompressed_size: int
+    compression: Compression = "gzip"
+
+    @property
+    def media_type(self) -> str:
+        """The OCI layer media type; a blob whose digest is its diff_id is an uncompressed tar."""
+        return MEDIA_TYPES["none" if self.digest == self.diff_id else self.compression]
 
 
 def _clean(path: str) -> str:
@@ -191,6 +218,9 @@ class _HashingWriter:
         if self.target is not None:
             self.target.flush()
 
+    def tell(self) -> int:
+        return self.size
+
     @property
     def digest(self) -> str:
         return f"sha256:{self.hash.hexdigest()}"
@@ -250,20 +280,62 @@ class _BytesReader:
 
 
 def write_layer(
-    entries: Sequence[LayerEntry], out: Path, *, epoch: int, uid: int = 0, gid: int = 0, level: int = GZIP_LEVEL
+    entries: Sequence[LayerEntry], out: Path, *, epoch: int, uid: int = 0, gid: int = 0, compression: Compression
 ) -> LayerDigest:
-    """Write ``entries`` (sorted here) as a gzipped tar to ``out``; return its digests and sizes.
+    """Write ``entries`` (sorted here) as a tar, compressed as ``compression``, to ``out``; its digests and sizes.
 
-    One pass: tar -> sha256 (diff_id) -> gzip -> sha256 (digest) -> file. Memory does not grow with the
+    One pass: tar -> sha256 (diff_id) -> compressor -> sha256 (digest) -> file. Memory does not grow with the
     tree: file contents are copied in chunks of ``_CHUNK`` bytes.
     """
     ordered = sorted_entries(entries)
     with out.open("wb") as raw:
         compressed = _HashingWriter(raw)
-        with gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=compressed, mtime=0) as zipped:
-            plain = _HashingWriter(zipped)
-            with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT, bufsize=_CHUNK) as archive:  # type: ignore[call-overload]
-                archive.copybufsize = _CHUNK
+        with _compressor(compression, compressed) as stream:
+            plain = compressed if stream is None else _HashingWriter(stream)  # a plain tar is hashed once
+            # mode "w", not the stream mode "w|": the stream buffers by concatenating bytes (three copies of every
+            # chunk); "w" writes each header and chunk straight through, and only needs tell() from the writer.
+            # Both write the same bytes (TarFile.close pads the archive the same way).
+            with tarfile.TarFile(fileobj=plain, mode="w", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[arg-type]
+                archive.copybufsize = _CHUNK  # type: ignore[attr-defined]
                 for entry in ordered:
                     _add(archive, entry, epoch, uid, gid)
-    return LayerDigest(compressed.digest, compressed.size, plain.digest, plain.size)
+    if compression == "none":
+        return LayerDigest(plain.digest, plain.size, plain.digest, plain.size, "none")
+    return LayerDigest(compressed.digest, compressed.size, plain.digest, plain.size, compression)
+
+
+@contextlib.contextmanager
+def _compressor(compression: Compression, target: _HashingWriter) -> Iterator[IO[bytes] | None]:
+    """A writable stream compressing into ``target`` with fixed settings (None: no compression)."""
+    if compression == "none":
+        yield None
+    elif compression == "gzip":
+        with gzip.GzipFile(filename="", mode="wb", compresslevel=GZIP_LEVEL, fileobj=target, mtime=0) as zipped:
+            yield zipped  # type: ignore[misc]
+    else:
+        zstd = _zstandard()
+        params = zstd.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=False, write_content_size=False, threads=0)
+        with params.stream_writer(target, closefd=False) as writer:
+            yield writer
+
+
+def _zstandard() -> Any:
+    """The ``zstandard`` module (the ``zstd`` extra): Python 3.11 has no zstd of its own."""
+    try:
+        import zstandard
+    except ImportError as exc:
+        raise UsageError(
+            "--compression zstd needs the zstandard package: pip install 'minimirror[zstd]' "
+            "(or choose --compression none or gzip)"
+        ) from exc
+    return zstandard
+
+
+def open_layer(path: Path, compression: Compression) -> IO[bytes]:
+    """The uncompressed tar stream of the layer blob at ``path``."""
+    if compression == "none":
+        return path.open("rb")
+    if compression == "gzip":
+        return gzip.GzipFile(path, "rb")  # type: ignore[return-value]
+    reader: IO[bytes] = _zstandard().ZstdDecompressor().stream_reader(path.open("rb"), closefd=True)
+    return reader

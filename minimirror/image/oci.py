@@ -8,11 +8,14 @@ and Docker's ``docker save`` tarball (``manifest.json`` ``[{"Config", "RepoTags"
 ``<hex>.json``, each layer as an uncompressed ``<diff_id hex>.tar``), which ``docker load`` and ``podman load``
 accept.
 
-Two layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534) and the repository tree
-at ``/srv`` (with the SBOM at ``/srv/sbom.spdx.json`` when one is given). The server layer changes only when
-busybox does, so registries and nodes keep it across mirror updates. With a base image
-(:mod:`minimirror.image.base`), the base's verified layers come first, copied byte for byte, and the server layer is
-an nginx configuration instead; the base's config is merged with ours (:func:`minimirror.image.base.merge_config`).
+The layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534), then the repository
+tree at ``/srv`` split by :mod:`minimirror.image.split` into pool buckets and a last metadata layer (with the SBOM
+at ``/srv/sbom.spdx.json`` when one is given, and the readiness file ``/srv/healthz``). The server layer changes
+only when busybox does, a pool bucket only when a package in it does, so registries and nodes keep them across
+mirror updates. Layers are compressed as ``ImageSpec.compression`` says (:mod:`minimirror.image.layers`).
+With a base image (:mod:`minimirror.image.base`), the base's verified layers come first, copied byte for byte,
+and the server layer is an nginx configuration instead; the base's config is merged with ours
+(:func:`minimirror.image.base.merge_config`).
 
 Reproducible means byte-identical: every JSON document is canonical (sorted keys, no spaces), every time is
 ``SOURCE_DATE_EPOCH``, layers are normalized (``minimirror.image.layers``), and nothing reads the clock, the
@@ -23,24 +26,35 @@ never leaves a half-written image under the output's name.
 
 from __future__ import annotations
 
-import gzip
+import dataclasses
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from minimirror import __version__
 from minimirror.errors import UsageError
 from minimirror.filelock import image_lock
-from minimirror.image.httpd import ENTRYPOINT, NOBODY, PORT, server_entries
-from minimirror.image.layers import LayerDigest, LayerEntry, make_tarinfo, scan_tree, write_layer
+from minimirror.image.httpd import ENTRYPOINT, NOBODY, PORT, READY_BODY, READY_PATH, server_entries
+from minimirror.image.layers import (
+    Compression,
+    LayerDigest,
+    LayerEntry,
+    make_tarinfo,
+    open_layer,
+    scan_tree,
+    write_layer,
+)
 from minimirror.image.sbom import rfc3339
+from minimirror.image.split import split_repository
 
 if TYPE_CHECKING:
     from minimirror.image.base import BaseImage
@@ -54,19 +68,22 @@ __all__ = [
     "StagedImage",
     "build_image",
     "canonical_json",
+    "debian_architecture",
     "image_config",
     "image_index",
     "image_manifest",
     "oci_platform",
+    "parse_platforms",
+    "platform_index",
+    "write_layers",
 ]
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
-MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 DEFAULT_TAG = "localhost/minimirror:latest"
 SBOM_PATH = "srv/sbom.spdx.json"
+DEFAULT_COMPRESSION: Compression = "none"
 
 ImageFormat = Literal["oci", "docker-archive"]
 
@@ -93,6 +110,13 @@ class ImageSpec:
     labels: tuple[tuple[str, str], ...] = ()
     sbom: bytes | None = field(default=None, repr=False)
     base: BaseImage | None = None
+    compression: Compression = DEFAULT_COMPRESSION
+    more_platforms: tuple[tuple[str, Path], ...] = ()
+    """Further (Debian architecture, busybox-static .deb) pairs: an image index, one manifest per platform."""
+
+    @property
+    def platforms(self) -> tuple[tuple[str, Path | None], ...]:
+        return ((self.architecture, self.busybox_deb), *self.more_platforms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +144,7 @@ class ImageResult:
     base_digest: str | None = None
     pushed: str | None = None  # "host/name:tag@sha256:..." once pushed
     loaded: str | None = None  # the engine's image id once loaded
+    platforms: tuple[str, ...] = ()  # Debian architectures; several: manifest_digest is the image index's
 
 
 # --- planning: the JSON documents, pure --------------------------------------------------------------------
@@ -141,6 +166,29 @@ def oci_platform(debian_arch: str) -> tuple[str, str]:
         ) from None
 
 
+def debian_architecture(goarch: str) -> str:
+    """The Debian architecture of an OCI/Go architecture name (``arm64`` -> ``arm64``, ``386`` -> ``i386``)."""
+    for debian, (arch, _) in sorted(_PLATFORMS.items()):
+        if arch == goarch and debian != "armel":  # "arm" is armhf (v7), the one Debian port still built
+            return debian
+    known = ", ".join(sorted({arch for arch, _ in _PLATFORMS.values()}))
+    raise UsageError(f"no Debian architecture known for the platform architecture {goarch!r} (known: {known})")
+
+
+def parse_platforms(value: str) -> tuple[str, ...]:
+    """``linux/amd64,linux/arm64`` -> ``("amd64", "arm64")``: Debian architectures, in the given order."""
+    found: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        os_name, _, arch = item.partition("/")
+        if os_name != "linux" or not arch:
+            raise UsageError(f"--platform {value!r}: {item!r} is not linux/ARCH (e.g. linux/amd64,linux/arm64)")
+        debian = debian_architecture(arch.split("/")[0])
+        if debian in found:
+            raise UsageError(f"--platform {value!r}: {item!r} is given twice")
+        found.append(debian)
+    return tuple(found)
+
+
 def _labels(spec: ImageSpec) -> dict[str, str]:
     labels = {
         "org.opencontainers.image.created": rfc3339(spec.created),
@@ -153,22 +201,32 @@ def _labels(spec: ImageSpec) -> dict[str, str]:
     return labels
 
 
-def _history(created: str, *, nginx: bool = False) -> list[dict[str, str]]:
+def _history(created: str, layers: int, *, nginx: bool = False) -> list[dict[str, str]]:
+    """One entry per layer of ours: the server, ``layers - 2`` pool buckets, the repository's metadata."""
     server = "nginx configuration, /etc/nginx/conf.d/default.conf" if nginx else "busybox httpd (busybox-static), /etc"
+    pool = [
+        {"created": created, "created_by": f"minimirror image: pool files at /srv, part {i}", "comment": "pool"}
+        for i in range(1, layers - 1)
+    ]
     return [
         {"created": created, "created_by": f"minimirror image: {server}", "comment": "server"},
-        {"created": created, "created_by": "minimirror image: the repository tree at /srv", "comment": "repository"},
+        *pool,
+        {
+            "created": created,
+            "created_by": "minimirror image: the repository tree at /srv but its pool files",
+            "comment": "repository",
+        },
     ]
 
 
 def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
-    """The image configuration for our two layers, whose uncompressed digests are ``diff_ids`` (after the base's)."""
+    """The image configuration for our layers, whose uncompressed digests are ``diff_ids`` (after the base's)."""
     arch, variant = oci_platform(spec.architecture)
     created = rfc3339(spec.created)
     if spec.base is not None:
         from minimirror.image.base import merge_config
 
-        history = _history(created, nginx=True)
+        history = _history(created, len(diff_ids), nginx=True)
         return merge_config(spec.base.config, created=created, labels=_labels(spec), diff_ids=diff_ids, history=history)
     config: dict[str, Any] = {
         "created": created,
@@ -183,7 +241,7 @@ def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
             "Labels": _labels(spec),
         },
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
-        "history": _history(created),
+        "history": _history(created, len(diff_ids)),
     }
     if variant:
         config["variant"] = variant
@@ -200,9 +258,14 @@ def image_manifest(config: Descriptor, layers: Sequence[Descriptor], annotations
     }
 
 
+def _platform(debian_arch: str) -> dict[str, str]:
+    """An index entry's ``platform`` for a Debian architecture."""
+    arch, variant = oci_platform(debian_arch)
+    return {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
+
+
 def image_index(manifest: Descriptor, tag: str, spec: ImageSpec) -> dict[str, Any]:
-    arch, variant = oci_platform(spec.architecture)
-    platform = {"architecture": arch, "os": "linux", **({"variant": variant} if variant else {})}
+    platform = _platform(spec.architecture)
     entry = {**manifest.to_json(), "annotations": {"org.opencontainers.image.ref.name": tag}, "platform": platform}
     return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry]}
 
@@ -216,24 +279,48 @@ def _docker_manifest(config_name: str, tag: str, layer_names: Sequence[str]) -> 
 
 def _repository_entries(spec: ImageSpec) -> list[LayerEntry]:
     entries = scan_tree(spec.repo_dir, "srv")
-    if spec.sbom is None:
-        return entries
-    if any(entry.path == SBOM_PATH for entry in entries):
-        raise UsageError(f"{spec.repo_dir}/sbom.spdx.json exists; minimirror writes the SBOM there, remove the file")
-    return [*entries, LayerEntry.file(SBOM_PATH, spec.sbom)]
+    ours = [LayerEntry.file(f"srv/{READY_PATH}", READY_BODY)]
+    if spec.sbom is not None:
+        ours.append(LayerEntry.file(SBOM_PATH, spec.sbom))
+    taken = {entry.path for entry in entries}
+    for entry in ours:
+        if entry.path in taken:
+            name = entry.path.removeprefix("srv/")
+            raise UsageError(f"{spec.repo_dir}/{name} exists; minimirror writes its own {name} there, remove it")
+    return [*entries, *ours]
 
 
 @dataclass(frozen=True, slots=True)
-class _Layout:
-    """An OCI layout written in ``root``, and what the docker-archive writer needs from it."""
+class _Image:
+    """One platform's image in a layout: its manifest, config and layers (the base's, then ours)."""
 
-    root: Path
+    architecture: str  # Debian's name
     manifest: Descriptor
     config: Descriptor
     layers: tuple[LayerDigest, ...]
 
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """An OCI layout written in ``root``: what ``index.json`` names (``top``: the one platform's manifest, or an
+    image index of several), and each platform's image, for the docker-archive writer, push and load."""
+
+    root: Path
+    top: Descriptor
+    images: tuple[_Image, ...]
+
     def blob(self, digest: str) -> Path:
         return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def image(self, architecture: str | None) -> _Image:
+        """The image of ``architecture`` (None: the only one)."""
+        if architecture is None and len(self.images) == 1:
+            return self.images[0]
+        for image in self.images:
+            if image.architecture == architecture:
+                return image
+        held = ", ".join(image.architecture for image in self.images)
+        raise UsageError(f"the image holds the platforms {held}, not {architecture}; build it with that platform")
 
 
 def _put_json(blobs: Path, media_type: str, obj: object) -> Descriptor:
@@ -243,11 +330,28 @@ def _put_json(blobs: Path, media_type: str, obj: object) -> Descriptor:
     return Descriptor(media_type, f"sha256:{digest}", len(data))
 
 
-def _put_layer(blobs: Path, entries: Sequence[LayerEntry], epoch: int) -> LayerDigest:
-    partial = blobs / ".layer.partial"
-    layer = write_layer(entries, partial, epoch=epoch)
+def _put_layer(
+    blobs: Path, number: int, entries: Sequence[LayerEntry], epoch: int, compression: Compression
+) -> LayerDigest:
+    partial = blobs / f".layer{number}.partial"
+    layer = write_layer(entries, partial, epoch=epoch, compression=compression)
     partial.replace(blobs / layer.digest.removeprefix("sha256:"))
     return layer
+
+
+def write_layers(
+    blobs: Path, plans: Sequence[Sequence[LayerEntry]], *, epoch: int, compression: Compression
+) -> tuple[LayerDigest, ...]:
+    """Write each plan as a layer blob in ``blobs``, several at a time; the digests in the order of ``plans``.
+
+    Threads, because the work is hashing, compressing and file I/O, which all release the GIL: a mirror's pool
+    layers then pack on every core instead of one. Each layer's bytes depend only on its plan, so the order in
+    which they finish changes nothing.
+    """
+    workers = max(1, min(len(plans), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+        futures = [pool.submit(_put_layer, blobs, i, plan, epoch, compression) for i, plan in enumerate(plans)]
+        return tuple(future.result() for future in futures)
 
 
 def _copy_base(spec: ImageSpec, blobs: Path) -> tuple[LayerDigest, ...]:
@@ -259,58 +363,75 @@ def _copy_base(spec: ImageSpec, blobs: Path) -> tuple[LayerDigest, ...]:
     return tuple(layer.layer for layer in spec.base.layers)
 
 
-def _layer_media_type(layer: LayerDigest) -> str:
-    """A blob whose digest is its diff_id is an uncompressed tar (a docker-archive base's layers)."""
-    return MEDIA_LAYER_TAR if layer.digest == layer.diff_id else MEDIA_LAYER
+def _put_image(spec: ImageSpec, blobs: Path, base: tuple[LayerDigest, ...], ours: tuple[LayerDigest, ...]) -> _Image:
+    """The config and manifest of one platform's image (``spec.architecture``) over ``base`` and ``ours``."""
+    layers = base + ours
+    config = _put_json(blobs, MEDIA_CONFIG, image_config(spec, [layer.diff_id for layer in ours]))
+    layer_descriptors = [Descriptor(layer.media_type, layer.digest, layer.size) for layer in layers]
+    annotations = {"org.opencontainers.image.created": rfc3339(spec.created)}
+    manifest = _put_json(blobs, MEDIA_MANIFEST, image_manifest(config, layer_descriptors, annotations))
+    return _Image(spec.architecture, manifest, config, layers)
 
 
-def _write_layout(spec: ImageSpec, root: Path, plans: Sequence[Sequence[LayerEntry]]) -> _Layout:
+def platform_index(images: Sequence[tuple[str, Descriptor]]) -> dict[str, Any]:
+    """An image index with one manifest per platform (Debian architecture, manifest), in the given order."""
+    entries = [{**manifest.to_json(), "platform": _platform(architecture)} for architecture, manifest in images]
+    return {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries}
+
+
+def _write_layout(spec: ImageSpec, root: Path) -> _Layout:
+    """Every blob, then ``index.json``: the server layer of each platform, the repository layers once (shared
+    by every platform's manifest), a config and manifest per platform, and with several an image index."""
     blobs = root / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     base = _copy_base(spec, blobs)
-    ours = tuple(_put_layer(blobs, entries, spec.created) for entries in plans)
-    layers = base + ours
-    config = _put_json(blobs, MEDIA_CONFIG, image_config(spec, [layer.diff_id for layer in ours]))
-    layer_descriptors = [Descriptor(_layer_media_type(layer), layer.digest, layer.size) for layer in layers]
-    annotations = {"org.opencontainers.image.created": rfc3339(spec.created)}
-    manifest = _put_json(blobs, MEDIA_MANIFEST, image_manifest(config, layer_descriptors, annotations))
+    platforms = spec.platforms
+    servers = [_server_entries(spec, arch, deb) for arch, deb in platforms]
+    plans = [*servers, *split_repository(_repository_entries(spec)).layers]
+    written = write_layers(blobs, plans, epoch=spec.created, compression=spec.compression)
+    server_layers, repository = written[: len(platforms)], written[len(platforms) :]
+    images = tuple(
+        _put_image(dataclasses.replace(spec, architecture=arch), blobs, base, (server, *repository))
+        for (arch, _), server in zip(platforms, server_layers, strict=True)
+    )
+    if len(images) == 1:
+        top, index = images[0].manifest, image_index(images[0].manifest, spec.tag, spec)
+    else:
+        top = _put_json(blobs, MEDIA_INDEX, platform_index([(image.architecture, image.manifest) for image in images]))
+        entry = {**top.to_json(), "annotations": {"org.opencontainers.image.ref.name": spec.tag}}
+        index = {"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": [entry]}
     (root / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
-    (root / "index.json").write_bytes(canonical_json(image_index(manifest, spec.tag, spec)))
+    (root / "index.json").write_bytes(canonical_json(index))
     for path in (root, root / "blobs", blobs, *blobs.iterdir(), root / "oci-layout", root / "index.json"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return _Layout(root, manifest, config, layers)
+    return _Layout(root, top, images)
 
 
-def _write_docker_archive(layout: _Layout, tag: str, out: Path, epoch: int) -> None:
+def _docker_archive(layout: _Layout, image: _Image, tag: str, out: Path, epoch: int) -> None:
     """``docker save``'s format, entries sorted by name: the config, the uncompressed layers (streamed out of
-    the gzip blobs, so memory stays flat) and ``manifest.json``."""
-    config_name = f"{layout.config.digest.removeprefix('sha256:')}.json"
-    layer_names = [f"{layer.diff_id.removeprefix('sha256:')}.tar" for layer in layout.layers]
-    config_path = layout.blob(layout.config.digest)
-    members: dict[str, tuple[int, Callable[[], io.BufferedIOBase]]] = {
-        config_name: (layout.config.size, lambda: config_path.open("rb")),
+    the blobs, decompressed on the fly, so memory stays flat) and ``manifest.json``: one platform's image."""
+    config_name = f"{image.config.digest.removeprefix('sha256:')}.json"
+    layer_names = [f"{layer.diff_id.removeprefix('sha256:')}.tar" for layer in image.layers]
+    config_path = layout.blob(image.config.digest)
+    members: dict[str, tuple[int, Callable[[], IO[bytes]]]] = {
+        config_name: (image.config.size, lambda: config_path.open("rb")),
         "manifest.json": _in_memory(canonical_json(_docker_manifest(config_name, tag, layer_names))),
     }
-    for name, layer in zip(layer_names, layout.layers, strict=True):
-        path = layout.blob(layer.digest)
-        plain = layer.digest == layer.diff_id
-        members[name] = (layer.uncompressed_size, _plain(path) if plain else _gunzip(path))
+    for name, layer in zip(layer_names, image.layers, strict=True):
+        members[name] = (layer.uncompressed_size, _opener(layout.blob(layer.digest), layer))
     with out.open("wb") as raw, tarfile.open(fileobj=raw, mode="w|", format=tarfile.PAX_FORMAT) as archive:
         for name, (size, opener) in sorted(members.items()):
             with opener() as source:
                 archive.addfile(make_tarinfo(name, "file", 0o644, size, epoch=epoch), source)
 
 
-def _in_memory(data: bytes) -> tuple[int, Callable[[], io.BufferedIOBase]]:
+def _in_memory(data: bytes) -> tuple[int, Callable[[], IO[bytes]]]:
     return len(data), lambda: io.BytesIO(data)
 
 
-def _gunzip(path: Path) -> Callable[[], io.BufferedIOBase]:
-    return lambda: gzip.GzipFile(path, "rb")
-
-
-def _plain(path: Path) -> Callable[[], io.BufferedIOBase]:
-    return lambda: path.open("rb")
+def _opener(path: Path, layer: LayerDigest) -> Callable[[], IO[bytes]]:
+    compression: Compression = "none" if layer.digest == layer.diff_id else layer.compression
+    return lambda: open_layer(path, compression)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,8 +444,14 @@ class StagedImage:
     _tag: str = field(repr=False)
     _epoch: int = field(repr=False)
 
-    def docker_archive(self, out: Path) -> None:
-        _write_docker_archive(self._layout, self._tag, out, self._epoch)
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        """The Debian architectures of the image's platforms, in the index's order."""
+        return tuple(image.architecture for image in self._layout.images)
+
+    def docker_archive(self, out: Path, architecture: str | None = None) -> None:
+        """The docker-archive of one platform's image (``architecture``; None: the only one)."""
+        _docker_archive(self._layout, self._layout.image(architecture), self._tag, out, self._epoch)
 
 
 def _check_output(spec: ImageSpec, out: Path, fmt: ImageFormat) -> None:
@@ -336,6 +463,8 @@ def _check_output(spec: ImageSpec, out: Path, fmt: ImageFormat) -> None:
         )
     if fmt == "oci" and out.exists() and not (out / "oci-layout").is_file():
         raise UsageError(f"{out}: exists and is not an OCI image layout; remove it or choose another --image path")
+    if fmt == "docker-archive" and spec.more_platforms:
+        raise UsageError("--format docker-archive holds one platform; give one --platform, or write an OCI layout")
     if fmt == "docker-archive" and out.is_dir():
         raise UsageError(f"{out}: is a directory; a docker-archive is one file, choose a file path")
 
@@ -376,14 +505,14 @@ def _write_sbom(spec: ImageSpec, out: Path) -> Path | None:
     return path
 
 
-def _server_entries(spec: ImageSpec) -> list[LayerEntry]:
+def _server_entries(spec: ImageSpec, architecture: str, busybox_deb: Path | None) -> list[LayerEntry]:
     if spec.base is not None:
         from minimirror.image.base import nginx_entries
 
         return nginx_entries()
-    if spec.busybox_deb is None:
+    if busybox_deb is None:
         raise UsageError("an image without --base needs the locked busybox-static .deb")
-    return server_entries(spec.busybox_deb)
+    return server_entries(busybox_deb, architecture)
 
 
 def build_image(
@@ -414,15 +543,14 @@ def _build_locked(
     spec: ImageSpec, out: Path, fmt: ImageFormat, after: Callable[[StagedImage], None] | None
 ) -> ImageResult:
     _check_output(spec, out, fmt)
-    plans = (_server_entries(spec), _repository_entries(spec))
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        layout = _write_layout(spec, work / "layout", plans)
+        layout = _write_layout(spec, work / "layout")
         if fmt == "oci":
             _install_dir(layout.root, out)
-            layout = _Layout(out, layout.manifest, layout.config, layout.layers)
+            layout = dataclasses.replace(layout, root=out)
         else:
-            _write_docker_archive(layout, spec.tag, work / "image.tar", spec.created)
+            _docker_archive(layout, layout.image(None), spec.tag, work / "image.tar", spec.created)
             (work / "image.tar").chmod(0o644)
             (work / "image.tar").replace(out)
         sbom_path = _write_sbom(spec, out)
@@ -431,4 +559,9 @@ def _build_locked(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base_digest = spec.base.digest if spec.base is not None else None
-    return ImageResult(out, fmt, layout.manifest.digest, layout.config.digest, layout.layers, sbom_path, base_digest)
+    first = layout.images[0]
+    layers = tuple(dict.fromkeys(layer for image in layout.images for layer in image.layers))  # each blob once
+    platforms = tuple(image.architecture for image in layout.images)
+    return ImageResult(
+        out, fmt, layout.top.digest, first.config.digest, layers, sbom_path, base_digest, platforms=platforms
+    )

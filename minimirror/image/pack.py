@@ -23,7 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from minimirror.image.oci import DEFAULT_TAG, ImageFormat, ImageResult, ImageSpec, StagedImage, build_image
+from minimirror.image.layers import Compression
+from minimirror.image.oci import (
+    DEFAULT_COMPRESSION,
+    DEFAULT_TAG,
+    ImageFormat,
+    ImageResult,
+    ImageSpec,
+    StagedImage,
+    build_image,
+)
 from minimirror.lock.lockfile import Lock, LockedPackage, read_locks
 from minimirror.publish.epoch import source_date_epoch
 
@@ -49,6 +58,8 @@ class ImageConfig:
     load: bool = False
     docker_host: str | None = None
     push_via: PushVia = "registry"  # "engine": load, then the engine pushes (implies load)
+    compression: Compression = DEFAULT_COMPRESSION
+    platforms: tuple[str, ...] = ()  # Debian architectures, from --platform linux/amd64,linux/arm64; () = --arch
 
 
 @dataclass
@@ -62,19 +73,35 @@ def make_image(config: ImageConfig) -> ImageResult:
     _check_push(config)
     locks = read_locks(config.locks_dir)
     epoch = source_date_epoch(locks, config.environ)
+    archs = _architectures(config)
     if config.base is not None:
         from minimirror.image.base import load_base
 
-        base = load_base(config.base, config.cache_dir, arch=config.arch, environ=config.environ)
+        base = load_base(config.base, config.cache_dir, arch=archs[0], environ=config.environ)
         spec = image_spec(locks, config.repo_dir, None, base.architecture, tag=config.tag, epoch=epoch)
-        spec = dataclasses.replace(spec, base=base)
+        spec = dataclasses.replace(spec, base=base, compression=config.compression)
     else:
-        package = _find_busybox(locks, config.locks_dir, config.arch)
-        deb = _busybox_deb(package, config.cache_dir)
-        spec = image_spec(locks, config.repo_dir, deb, package.architecture, tag=config.tag, epoch=epoch)
+        packages = [_find_busybox(locks, config.locks_dir, arch) for arch in archs]
+        debs = [_busybox_deb(package, config.cache_dir) for package in packages]
+        spec = image_spec(locks, config.repo_dir, debs[0], packages[0].architecture, tag=config.tag, epoch=epoch)
+        more = tuple((p.architecture, deb) for p, deb in zip(packages[1:], debs[1:], strict=True))
+        spec = dataclasses.replace(spec, compression=config.compression, more_platforms=more)
     delivered = _Delivered()
     result = build_image(spec, config.image_path, config.fmt, after=lambda staged: _deliver(config, staged, delivered))
     return dataclasses.replace(result, pushed=delivered.pushed, loaded=delivered.loaded)
+
+
+def _architectures(config: ImageConfig) -> list[str | None]:
+    """The Debian architecture of each platform to build (None: the one busybox-static is locked for)."""
+    from minimirror.errors import UsageError
+
+    if not config.platforms:
+        return [config.arch]
+    if config.arch is not None:
+        raise UsageError("give either --arch or --platform, not both")
+    if len(config.platforms) > 1 and config.base is not None:
+        raise UsageError("--base gives one platform's server; give one --platform with --base")
+    return list(config.platforms)
 
 
 def _check_push(config: ImageConfig) -> None:
@@ -108,12 +135,15 @@ def _deliver(config: ImageConfig, staged: StagedImage, delivered: _Delivered) ->
 
 def _load(config: ImageConfig, staged: StagedImage) -> str:
     """Load the image into the engine; its id there."""
-    from minimirror.image.engine import load_image
+    from minimirror.image.engine import engine_architecture, load_image
 
     if config.fmt == "docker-archive":
         return load_image(config.image_path, config.docker_host).id
+    architecture = None
+    if len(staged.architectures) > 1:  # the engine runs its own platform: load that one
+        architecture = engine_architecture(config.docker_host)
     with tempfile.TemporaryDirectory(prefix=".load.", dir=config.image_path.parent) as tmp:
-        staged.docker_archive(Path(tmp) / "image.tar")
+        staged.docker_archive(Path(tmp) / "image.tar", architecture)
         return load_image(Path(tmp) / "image.tar", config.docker_host).id
 
 

@@ -464,6 +464,9 @@ def _chunks(handle: object, size: int) -> Iterator[bytes]:
 # --- push an OCI image layout ----------------------------------------------------------------------------
 
 
+_MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
 @dataclass(frozen=True, slots=True)
 class PushResult:
     """What a push did: the reference written, the manifest digest, and how many blobs were uploaded."""
@@ -484,15 +487,27 @@ def push_layout(
     index = json.loads((layout / "index.json").read_bytes())
     descriptor = index["manifests"][0]
     blobs = layout / "blobs" / "sha256"
-    manifest_data = (blobs / descriptor["digest"][7:]).read_bytes()
-    manifest = json.loads(manifest_data)
+    top_data = (blobs / descriptor["digest"][7:]).read_bytes()
     registry = RegistryClient(client, ref, find_credentials(ref.host, environ))
+    # An image index (several platforms): each platform's manifest goes up by digest first, then the index
+    # under the tag, so the tag never names a manifest the registry lacks.
+    children = json.loads(top_data)["manifests"] if descriptor["mediaType"] == _MEDIA_INDEX else []
+    manifests = [(child, (blobs / child["digest"][7:]).read_bytes()) for child in children] or [(descriptor, top_data)]
     uploaded = skipped = 0
-    for blob in [*manifest["layers"], manifest["config"]]:
-        if registry.push_blob(blob["digest"], blobs / blob["digest"][7:]):
-            uploaded += 1
-        else:
-            skipped += 1
-    digest = registry.put_manifest(ref.tag, manifest_data, descriptor["mediaType"])
+    pushed: set[str] = set()
+    for _, data in manifests:
+        manifest = json.loads(data)
+        for blob in [*manifest["layers"], manifest["config"]]:
+            if blob["digest"] in pushed:  # the repository layers are shared by every platform
+                continue
+            pushed.add(blob["digest"])
+            if registry.push_blob(blob["digest"], blobs / blob["digest"][7:]):
+                uploaded += 1
+            else:
+                skipped += 1
+    if children:
+        for child, data in manifests:
+            registry.put_manifest(child["digest"], data, child["mediaType"])
+    digest = registry.put_manifest(ref.tag, top_data, descriptor["mediaType"])
     log.info("pushed %s (%s): %d blobs uploaded, %d already there", ref, digest, uploaded, skipped)
     return PushResult(str(ref), digest, uploaded, skipped)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from minimirror.image.oci import DEFAULT_TAG, ImageFormat, ImageResult
+from minimirror.image.layers import Compression
+from minimirror.image.oci import DEFAULT_COMPRESSION, DEFAULT_TAG, ImageFormat, ImageResult
 from minimirror.image.pack import ImageConfig, PushVia, make_image
 from minimirror.publish.epoch import environment_epoch
 from minimirror.publish.fetch import FetchConfig, FetchProgress, FetchReport, fetch
@@ -56,6 +57,9 @@ class BuildConfig:
     image_load: bool = False
     docker_host: str | None = None
     push_via: PushVia = "registry"
+    image_compression: Compression = DEFAULT_COMPRESSION
+    image_platforms: tuple[str, ...] = ()
+    """Debian architectures of an image index (one manifest per platform); () = ``image_arch``'s one."""
     overrides: Mapping[str, ReleaseOverrides] = field(default_factory=dict)
     fetch_missing: bool = True
     """False: an offline build; a pool file missing from the cache is an error naming it."""
@@ -109,6 +113,8 @@ def build(
             load=config.image_load,
             docker_host=config.docker_host,
             push_via=config.push_via,
+            compression=config.image_compression,
+            platforms=config.image_platforms,
         )
         image = make_image(image_config)
     return BuildOutcome(fetched, published, image)

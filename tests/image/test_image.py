@@ -29,6 +29,7 @@ from fixtures.plugin import ArchiveFactory, ServerFactory
 from minimirror.cli import main
 from minimirror.image.httpd import ENTRYPOINT, BusyboxError, extract_busybox
 from minimirror.image.layers import LayerEntry, LayerError, scan_tree, write_layer
+from minimirror.image.split import bucket_of
 from minimirror.upstream.cache import Cache
 
 EPOCH = int(DEFAULT_DATE.timestamp())
@@ -98,9 +99,37 @@ def blob(layout: Path, digest: str) -> bytes:
     return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
 
 
+def decompress(data: bytes) -> bytes:
+    """A layer blob's tar: gunzipped, un-zstd'ed, or as it is (an uncompressed layer)."""
+    if data[:2] == b"\x1f\x8b":
+        return gzip.decompress(data)
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)).read()
+    return data
+
+
 def layer_members(data: bytes) -> list[tarfile.TarInfo]:
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data)), mode="r:") as archive:
+    with tarfile.open(fileobj=io.BytesIO(decompress(data)), mode="r:") as archive:
         return archive.getmembers()
+
+
+def layer_files(layout: Path, digests: list[str]) -> dict[str, bytes]:
+    """Every regular file of the given layers, by path (a later layer's file wins, as in overlayfs)."""
+    files: dict[str, bytes] = {}
+    for digest in digests:
+        with tarfile.open(fileobj=io.BytesIO(decompress(blob(layout, digest))), mode="r:") as archive:
+            for member in archive.getmembers():
+                if member.isfile():
+                    files[member.name] = archive.extractfile(member).read()  # type: ignore[union-attr]
+    return files
+
+
+def repository_files(layout: Path) -> dict[str, bytes]:
+    """The files of every layer after the server's: the pool buckets and the metadata layer."""
+    _, manifest, _ = load_layout(layout)
+    return layer_files(layout, [layer["digest"] for layer in manifest["layers"][1:]])
 
 
 def load_layout(layout: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -127,10 +156,15 @@ def test_oci_layout_is_valid_and_every_digest_matches(mirror: Mirror, tmp_path: 
         data = blob(out, descriptor["digest"])
         assert (sha256(data), len(data)) == (descriptor["digest"], descriptor["size"])
     assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
-    assert [layer["mediaType"] for layer in manifest["layers"]] == ["application/vnd.oci.image.layer.v1.tar+gzip"] * 2
-    diff_ids = [sha256(gzip.decompress(blob(out, layer["digest"]))) for layer in manifest["layers"]]
+    layers = manifest["layers"]
+    assert [layer["mediaType"] for layer in layers] == ["application/vnd.oci.image.layer.v1.tar"] * len(layers)
+    pool_dirs = {p.parent.relative_to(mirror.archive.root) for p in (mirror.archive.root / "pool").rglob("*.deb")}
+    assert len(layers) == 2 + len({bucket_of(f"srv/{d}") for d in pool_dirs})  # server, pool buckets, metadata
+    diff_ids = [sha256(decompress(blob(out, layer["digest"]))) for layer in layers]
+    assert diff_ids == [layer["digest"] for layer in layers]  # uncompressed: the blob is the tar
     assert config["rootfs"] == {"type": "layers", "diff_ids": diff_ids}
-    assert len(config["history"]) == 2 and all(h["created"] == "2024-06-01T00:00:00Z" for h in config["history"])
+    assert [h["comment"] for h in config["history"]] == ["server", *["pool"] * (len(layers) - 2), "repository"]
+    assert all(h["created"] == "2024-06-01T00:00:00Z" for h in config["history"])
     stored = {p.name for p in (out / "blobs" / "sha256").iterdir()}
     assert stored == {d["digest"][7:] for d in [entry, manifest["config"], *manifest["layers"]]}  # nothing else
     # canonical JSON: what is stored is exactly the sorted, space-free dump
@@ -146,7 +180,9 @@ def test_config_runs_busybox_httpd_as_nobody_with_labels(mirror: Mirror, tmp_pat
     assert run["User"] == "65534:65534" and run["WorkingDir"] == "/srv"
     assert run["ExposedPorts"] == {"8080/tcp": {}}
     assert run["Entrypoint"] == list(ENTRYPOINT) == [
-        "/bin/busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/srv", "-c", "/etc/httpd.conf"
+        "/bin/busybox", "sh", "-c",
+        "trap 'exit 0' TERM INT; /bin/busybox httpd -f -v -p 8080 -h /srv -c /etc/httpd.conf \"$@\" & wait $!",
+        "minimirror-httpd",
     ]  # fmt: skip
     labels = run["Labels"]
     locks_hash = hashlib.sha256()
@@ -167,9 +203,8 @@ def test_layers_are_sorted_owned_by_root_and_dated_source_date_epoch(
     assert main(mirror.image_args(tmp_path / "image")) == 0
     _, manifest, config = load_layout(tmp_path / "image")
     assert config["created"] == "2023-11-14T22:13:20Z"
-    server, repo = (blob(tmp_path / "image", layer["digest"]) for layer in manifest["layers"])
-    for data in (server, repo):
-        assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == b"\0\0\0\0"  # gzip: no FNAME, mtime 0
+    server, *repo = (blob(tmp_path / "image", layer["digest"]) for layer in manifest["layers"])
+    for data in (server, *repo):
         members = layer_members(data)
         names = [m.name for m in members]
         assert names == sorted(names, key=lambda n: n.split("/"))
@@ -178,18 +213,15 @@ def test_layers_are_sorted_owned_by_root_and_dated_source_date_epoch(
     by_name = {m.name: m for m in layer_members(server)}
     assert sorted(by_name) == ["bin", "bin/busybox", "etc", "etc/group", "etc/httpd.conf", "etc/passwd"]
     assert by_name["bin/busybox"].mode == 0o755 and by_name["bin/busybox"].size == len(busybox_bytes())
-    repo_names = {m.name for m in layer_members(repo)}
-    assert {"srv", "srv/dists/stable/InRelease", "srv/sbom.spdx.json"} <= repo_names
+    repo_names = {m.name for data in repo for m in layer_members(data)}
+    assert {"srv", "srv/dists/stable/InRelease", "srv/sbom.spdx.json", "srv/healthz"} <= repo_names
     assert f"srv/{mirror.archive.deb('web').relative_to(mirror.archive.root)}" in repo_names
 
 
 def test_server_files_nobody_and_mime_types(mirror: Mirror, tmp_path: Path, no_sde: None) -> None:
     assert main(mirror.image_args(tmp_path / "image")) == 0
     _, manifest, _ = load_layout(tmp_path / "image")
-    with tarfile.open(
-        fileobj=io.BytesIO(gzip.decompress(blob(tmp_path / "image", manifest["layers"][0]["digest"])))
-    ) as t:
-        files = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    files = layer_files(tmp_path / "image", [manifest["layers"][0]["digest"]])
     assert files["bin/busybox"] == busybox_bytes()
     assert b"nobody:x:65534:65534:" in files["etc/passwd"] and b"nogroup:x:65534:" in files["etc/group"]
     assert b".deb:application/vnd.debian.binary-package\n" in files["etc/httpd.conf"]
@@ -200,9 +232,7 @@ def test_sbom_is_next_to_the_image_and_inside_it(mirror: Mirror, tmp_path: Path,
     assert main(mirror.image_args(out)) == 0
     beside = (tmp_path / "image.spdx.json").read_bytes()
     _, manifest, _ = load_layout(out)
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob(out, manifest["layers"][1]["digest"])))) as t:
-        inside = t.extractfile("srv/sbom.spdx.json").read()  # type: ignore[union-attr]
-    assert inside == beside
+    assert layer_files(out, [manifest["layers"][-1]["digest"]])["srv/sbom.spdx.json"] == beside  # the metadata
     names = {p["name"] for p in json.loads(beside)["packages"]}
     assert names == {"busybox-static", "web", "libssl"}
 
@@ -246,6 +276,32 @@ def test_two_builds_with_other_umask_and_tz_are_byte_identical(mirror: Mirror, t
     first_tar = build_in_child(mirror, tmp_path / "c", "002", "UTC", "--format", "docker-archive")
     second_tar = build_in_child(mirror, tmp_path / "d", "027", "America/New_York", "--format", "docker-archive")
     assert first_tar.read_bytes() == second_tar.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("compression", "media_type", "magic"),
+    [("gzip", "tar+gzip", b"\x1f\x8b\x08\x00\0\0\0\0"), ("zstd", "tar+zstd", b"\x28\xb5\x2f\xfd")],
+)
+def test_compressed_layers_are_reproducible_and_unpack_to_the_same_tars(
+    mirror: Mirror, tmp_path: Path, compression: str, media_type: str, magic: bytes
+) -> None:
+    plain = build_in_child(mirror, tmp_path / "plain", "022", "UTC")
+    first = build_in_child(mirror, tmp_path / "a", "022", "UTC", "--compression", compression)
+    second = build_in_child(mirror, tmp_path / "b", "077", "Asia/Kolkata", "--compression", compression)
+    assert tree_bytes(first) == tree_bytes(second)
+    _, manifest, config = load_layout(first)
+    _, _, plain_config = load_layout(plain)
+    assert config["rootfs"] == plain_config["rootfs"]  # the same tars, so the same files: only the blobs differ
+    for layer, diff_id in zip(manifest["layers"], config["rootfs"]["diff_ids"], strict=True):
+        data = blob(first, layer["digest"])
+        # gzip: no FNAME, mtime 0; zstd: a frame, no checksum
+        assert layer["mediaType"] == f"application/vnd.oci.image.layer.v1.{media_type}" and data.startswith(magic)
+        assert sha256(decompress(data)) == diff_id
+    archive = build_in_child(
+        mirror, tmp_path / "c", "022", "UTC", "--compression", compression, "--format", "docker-archive"
+    )
+    plain_archive = build_in_child(mirror, tmp_path / "d", "022", "UTC", "--format", "docker-archive")
+    assert archive.read_bytes() == plain_archive.read_bytes()  # docker load gets the uncompressed layers anyway
 
 
 # --- docker-archive ------------------------------------------------------------------------------------
@@ -371,7 +427,7 @@ def test_long_unicode_names_hard_links_and_modes(tmp_path: Path) -> None:
     (tree / "tool").write_bytes(b"#!/bin/sh\n")
     (tree / "tool").chmod(0o700)
     out = tmp_path / "layer.tar.gz"
-    digest = write_layer(scan_tree(tree, "srv"), out, epoch=EPOCH)
+    digest = write_layer(scan_tree(tree, "srv"), out, epoch=EPOCH, compression="gzip")
     data = out.read_bytes()
     assert (digest.digest, digest.size) == (sha256(data), len(data))
     assert (digest.diff_id, digest.uncompressed_size) == (sha256(gzip.decompress(data)), len(gzip.decompress(data)))
@@ -380,7 +436,7 @@ def test_long_unicode_names_hard_links_and_modes(tmp_path: Path) -> None:
     assert members[long_name].isfile() and members["srv/hardlink"].isfile()  # a copy, not a link
     assert members["srv/hardlink"].size == 4
     assert (members["srv/tool"].mode, members[long_name].mode) == (0o755, 0o644)
-    assert write_layer(scan_tree(tree, "srv"), tmp_path / "again.tar.gz", epoch=EPOCH) == digest
+    assert write_layer(scan_tree(tree, "srv"), tmp_path / "again.tar.gz", epoch=EPOCH, compression="gzip") == digest
 
 
 def test_special_files_and_duplicates_are_refused(tmp_path: Path) -> None:
@@ -389,7 +445,9 @@ def test_special_files_and_duplicates_are_refused(tmp_path: Path) -> None:
     with pytest.raises(LayerError, match="not a regular file, directory or symlink"):
         scan_tree(tmp_path / "tree", "srv")
     with pytest.raises(LayerError, match="two entries for 'a'"):
-        write_layer([LayerEntry.file("a", b"1"), LayerEntry.file("/a", b"2")], tmp_path / "l", epoch=0)
+        write_layer(
+            [LayerEntry.file("a", b"1"), LayerEntry.file("/a", b"2")], tmp_path / "l", epoch=0, compression="none"
+        )
 
 
 @pytest.fixture
@@ -404,7 +462,9 @@ def big_file(tmp_path: Path) -> Iterator[Path]:
 def test_a_layer_streams_with_flat_memory(big_file: Path, tmp_path: Path) -> None:
     tracemalloc.start()
     try:
-        digest = write_layer(scan_tree(big_file.parent, "srv"), tmp_path / "big.tar.gz", epoch=EPOCH)
+        digest = write_layer(
+            scan_tree(big_file.parent, "srv"), tmp_path / "big.tar.gz", epoch=EPOCH, compression="gzip"
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -419,6 +479,4 @@ def test_build_fetches_publishes_and_images_in_one_command(mirror: Mirror, tmp_p
     assert (public / "fixture/dists/stable/Release").is_file()
     web = next((public / "fixture/pool").rglob("web_1.0_amd64.deb"))
     assert web.read_bytes() == mirror.archive.deb("web").read_bytes()  # fetched, not only the cached busybox
-    _, manifest, _ = load_layout(layout)
-    repository = layer_members(blob(layout, manifest["layers"][1]["digest"]))
-    assert f"srv/{web.relative_to(public)}" in {member.name for member in repository}
+    assert f"srv/{web.relative_to(public)}" in repository_files(layout)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from fixtures import LoopbackServer, build_archive
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory
@@ -92,7 +93,7 @@ def test_skopeo_reads_the_layout(built: Built) -> None:
     inspected = json.loads(_run("skopeo", "inspect", f"oci:{built.layout}").stdout)
     assert inspected["Digest"] == built.manifest_digest
     assert (inspected["Architecture"], inspected["Os"]) == ("amd64", "linux")
-    assert len(inspected["Layers"]) == 2 and inspected["Labels"]["io.minimirror.locks.sha256"]
+    assert len(inspected["Layers"]) >= 3 and inspected["Labels"]["io.minimirror.locks.sha256"]
     config = json.loads(_run("skopeo", "inspect", "--config", f"oci:{built.layout}").stdout)
     assert config["config"]["User"] == "65534:65534"
     raw = _run("skopeo", "inspect", "--raw", "--config", f"docker-archive:{built.archive_tar}").stdout
@@ -103,7 +104,8 @@ def test_umoci_unpacks_a_runnable_bundle(built: Built, tmp_path: Path) -> None:
     _require("umoci")
     image = f"{built.layout}:{built.tag}"
     stat = json.loads(_run("umoci", "stat", "--json", "--image", image).stdout)
-    assert [entry["comment"] for entry in stat["history"]] == ["server", "repository"]
+    comments = [entry["comment"] for entry in stat["history"]]
+    assert comments[0] == "server" and comments[-1] == "repository" and set(comments[1:-1]) == {"pool"}
     bundle = tmp_path / "bundle"
     _run("umoci", "unpack", "--image", image, str(bundle))
     rootfs = bundle / "rootfs"
@@ -113,7 +115,7 @@ def test_umoci_unpacks_a_runnable_bundle(built: Built, tmp_path: Path) -> None:
     assert (rootfs / "srv" / "fixture" / "dists" / "stable" / "InRelease").read_bytes() == inrelease.read_bytes()
     process = json.loads((bundle / "config.json").read_bytes())["process"]
     assert (process["user"]["uid"], process["user"]["gid"]) == (65534, 65534)
-    assert process["args"][:2] == ["/bin/busybox", "httpd"] and process["cwd"] == "/srv"
+    assert process["args"][:3] == ["/bin/busybox", "sh", "-c"] and process["cwd"] == "/srv"
 
 
 class Podman:
@@ -210,3 +212,75 @@ def test_podman_pulls_the_oci_layout_to_the_same_image(built: Built, podman: Pod
     podman.images.append(built.config_digest[7:])
     ids = podman("images", "--no-trunc", "--format", "{{.ID}}").stdout.split()
     assert built.config_digest in ids or built.config_digest[7:] in ids
+
+
+def test_podman_stop_ends_the_container_within_a_second(built: Built, podman: Podman) -> None:
+    podman("load", "--input", str(built.archive_tar))
+    podman.images.append(built.tag)
+    name, port = f"minimirror-test-{uuid.uuid4().hex[:12]}", _free_port()
+    podman.containers.append(name)
+    podman(
+        "run", "--detach", "--name", name, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
+        "--network", "host", built.tag, "-p", f"127.0.0.1:{port}",
+    )  # fmt: skip
+    ready = _wait_for(f"http://127.0.0.1:{port}/healthz")  # the documented probe path
+    assert (ready.status_code, ready.content) == (200, b"ok\n")
+    pids = podman("top", name, "pid", "args").stdout
+    assert "httpd" in pids and "sh -c" in pids  # PID 1 is busybox sh, httpd its child
+    started = time.monotonic()
+    podman("stop", "--time", "10", name)  # SIGTERM, then SIGKILL after 10 s if it were ignored
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"podman stop took {elapsed:.2f} s: SIGTERM was not handled"
+    state = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name).stdout.split()
+    assert state == ["exited", "0"]  # a clean exit, not a SIGKILL (137)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2.0)  # httpd went with it
+
+
+def test_kube_manifests_run_under_podman_kube_play_and_apt_installs(
+    built: Built, podman: Podman, private_apt: AptFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    podman("load", "--input", str(built.archive_tar))
+    podman.images.append(built.tag)
+    name, port = f"mm-kube-{uuid.uuid4().hex[:8]}", _free_port()
+    capsys.readouterr()
+    assert main(["kube", "--image", built.tag, "--replicas", "1", "--name", name]) == 0
+    deployment, service, budget = yaml.safe_load_all(capsys.readouterr().out)
+    assert (deployment["kind"], service["kind"], budget["kind"]) == ("Deployment", "Service", "PodDisruptionBudget")
+    # The one change for this machine: the host's network (no bridge here), with httpd told to listen on loopback
+    # at a free port (a later -p wins in busybox httpd). Podman refuses port declarations on the host network,
+    # so the probes name the port by number instead of by its name.
+    pod_spec = deployment["spec"]["template"]["spec"]
+    pod_spec["hostNetwork"] = True
+    container = pod_spec["containers"][0]
+    container["args"] = ["-p", f"127.0.0.1:{port}"]
+    assert container.pop("ports") == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+        container[probe]["httpGet"]["port"] = port
+    manifest = tmp_path / "mirror.yaml"
+    manifest.write_text(yaml.safe_dump_all([deployment, service, budget], sort_keys=False))
+    # kube play has no --ulimit: this machine's limits go through a containers.conf given to this one command
+    conf = tmp_path / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n')
+    play = [*podman.base, "kube", "play", str(manifest)]
+    try:
+        env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+        played = subprocess.run(play, capture_output=True, text=True, env=env, check=False, timeout=_TIMEOUT)
+        assert played.returncode == 0, played.stderr
+        response = _wait_for(f"http://127.0.0.1:{port}/healthz")
+        assert (response.status_code, response.content) == (200, b"ok\n")
+        listed = podman("ps", "--pod", "--format", "{{.ID}} {{.Image}} {{.PodName}}").stdout.splitlines()
+        (mirror_id,) = [line.split()[0] for line in listed if built.tag in line and f"{name}-pod" in line]
+        inspected = json.loads(podman("inspect", mirror_id).stdout)[0]
+        assert inspected["Config"]["User"] == "65534:65534" and inspected["HostConfig"]["ReadonlyRootfs"] is True
+        assert inspected["EffectiveCaps"] in (None, [])  # every capability dropped
+        url = f"http://127.0.0.1:{port}/fixture"
+        apt = private_apt()
+        apt.add_repository(url, "stable", ["main"], signed_by=built.public / "signing-key.gpg")
+        apt.update()
+        assert apt.simulate_install(["web"]) == {("web", "1.0", "amd64"), ("libssl", "3.0.2", "amd64")}
+        downloaded = apt.download(["web"], apt.root / "downloads")
+        assert [path.read_bytes() for path in downloaded] == [built.mirror.archive.deb("web").read_bytes()]
+    finally:
+        podman("kube", "down", str(manifest), check=False)

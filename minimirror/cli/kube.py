@@ -1,0 +1,30 @@
+"""``minimirror kube``: print Kubernetes manifests that serve a mirror image (:mod:`minimirror.image.kube`)."""
+
+from __future__ import annotations
+
+import click
+
+from minimirror.cli._common import out_console
+
+__all__ = ["kube"]
+
+
+@click.command("kube")
+@click.option(
+    "--image",
+    "image_ref",
+    required=True,
+    metavar="REF",
+    help="The image to run, best pinned by digest: HOST/NAME@sha256:HEX (what `image --push` prints).",
+)
+@click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="Pods serving the mirror.")
+@click.option("--name", default="minimirror", show_default=True, help="Name of the Deployment, Service and PDB.")
+def kube(image_ref: str, replicas: int, name: str) -> None:
+    """Print a Deployment (probes on /healthz, non-root, read-only root filesystem, no capabilities, resource
+    requests, rolling updates without downtime), a Service on port 80 and a PodDisruptionBudget, as YAML.
+
+    Apply with `minimirror kube --image REF | kubectl apply -f -`; a new image digest rolls out pod by pod.
+    """
+    from minimirror.image.kube import KubeSpec, kube_manifests, render_yaml
+
+    out_console.file.write(render_yaml(kube_manifests(KubeSpec(image_ref, replicas, name))))
