@@ -45,8 +45,7 @@ _IMAGE_OPTIONS = [
         default="none",
         show_default=True,
         help="Layer compression. none: plain tar layers, fastest, and .deb files are compressed already; gzip "
-        "(level 1): for old engines and registries; zstd: smallest, needs Docker 23+ / containerd 1.5+ / podman "
-        "and the zstd extra.",
+        "(level 1): for old engines and registries; zstd: smallest, needs Docker 23+ / containerd 1.5+ / podman.",
     ),
     click.option("--tag", default=None, help="The image name and tag.  [default: localhost/minimirror:latest]"),
     click.option(

@@ -320,14 +320,9 @@ def _compressor(compression: Compression, target: _HashingWriter) -> Iterator[IO
 
 
 def _zstandard() -> Any:
-    """The ``zstandard`` module (the ``zstd`` extra): Python 3.11 has no zstd of its own."""
-    try:
-        import zstandard
-    except ImportError as exc:
-        raise UsageError(
-            "--compression zstd needs the zstandard package: pip install 'minimirror[zstd]' "
-            "(or choose --compression none or gzip)"
-        ) from exc
+    """The ``zstandard`` module (a dependency: Python 3.11 has no zstd of its own), imported when first used."""
+    import zstandard
+
     return zstandard
 
 
