@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from minimirror.atomic import disk_errors
 from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
 from minimirror.filelock import cache_lock
 from minimirror.lock.lockfile import (
@@ -206,7 +207,8 @@ def lock(config: LockConfig, *, client: httpx.Client | None = None) -> LockRepor
     sources = _selected_sources(config)
     cache = Cache(config.cache_dir)
     outcomes = []
-    with cache_lock(config.cache_dir), _client_downloader(client, config.offline) as downloader:
+    guard = disk_errors(cache.root, cleanup=cache.drop_partials)  # a full cache: one message, no partial left
+    with cache_lock(config.cache_dir), guard, _client_downloader(client, config.offline) as downloader:
         for source in sources:
             outcomes.append(_lock_source(source, config, downloader, cache))
     return LockReport(tuple(outcomes))

@@ -37,6 +37,7 @@ from typing import Protocol
 
 import httpx
 
+from minimirror.atomic import disk_errors, require_space
 from minimirror.errors import FetchError, IntegrityError, LockError, UsageError
 from minimirror.filelock import cache_lock
 from minimirror.lock.lockfile import Lock, LockedPackage, read_locks
@@ -105,6 +106,10 @@ class FetchPlan:
     @property
     def download_bytes(self) -> int:
         return sum(item.size for item in self.download)
+
+    def space_needed(self, cache: Cache) -> int:
+        """The bytes the downloads add to the cache: each file's size, less what its partial file already holds."""
+        return sum(max(item.size - (_size_of(cache.partial_path(item.sha256)) or 0), 0) for item in self.download)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +273,15 @@ def fetch(
 def _fetch(config: FetchConfig, client: httpx.Client | None, progress: FetchProgress | None) -> FetchReport:
     cache = Cache(config.cache_dir)
     plan = plan_fetch(read_locks(config.locks_dir), cache, fallback_urls=config.fallback_urls)
+    needed = plan.space_needed(cache)
+    require_space(cache.root, needed)
+    with disk_errors(cache.root, needed=needed, cleanup=cache.drop_partials):
+        return _apply(config, cache, plan, client, progress)
+
+
+def _apply(
+    config: FetchConfig, cache: Cache, plan: FetchPlan, client: httpx.Client | None, progress: FetchProgress | None
+) -> FetchReport:
     for item in plan.wrong_size:
         log.warning("%s: wrong size for %s (%s); downloading it again", item.dest, item.filename, item.packages[0])
     corrupt = _verify_present(plan.reuse, workers=min(config.jobs, os.cpu_count() or 1))

@@ -47,7 +47,7 @@ from secrets import token_hex
 
 from debian.debian_support import version_compare
 
-from minimirror.atomic import fsync_directory
+from minimirror.atomic import DISK_ERRNOS, disk_errors, fsync_directory, require_space
 from minimirror.errors import IntegrityError, MinimirrorError, UsageError
 from minimirror.filelock import cache_lock, publish_lock
 from minimirror.lock.lockfile import Lock, LockedPackage, LockedSource, LockedSourceFile, read_locks
@@ -214,6 +214,7 @@ def _publish(config: PublishConfig) -> PublishReport:
     locks = read_locks(config.locks_dir)
     if not locks:
         raise UsageError(f"{config.locks_dir}: no <prefix>/<name>.lock files; run `minimirror lock` first")
+    _refuse_early(locks, config)
     plan = plan_publish(locks, Cache(config.cache_dir), config.options)
     if config.sign_key is not None:
         secret = read_secret_key(config.sign_key)
@@ -225,6 +226,29 @@ def _publish(config: PublishConfig) -> PublishReport:
         )
     write_tree(plan, config.out_dir)
     return PublishReport(config.out_dir, plan.epoch, plan.dists, len(plan.files), plan.fingerprint)
+
+
+def _refuse_early(locks: Sequence[Lock], config: PublishConfig) -> None:
+    """Refuse, before the pool is read, a tree whose pool files alone do not fit beside ``out_dir`` (they are
+    copied when the cache is on another filesystem; links cost no space). :func:`write_tree` checks again with
+    the indices counted."""
+    parent = _absolute(config.out_dir).parent
+    if _same_filesystem(config.cache_dir, parent):
+        return
+    pool = {p.sha256: p.size for lock in locks for p in lock.packages}
+    pool.update((f.sha256, f.size) for lock in locks for s in lock.source_packages for f in s.files)
+    require_space(parent, sum(pool.values()))
+
+
+def _same_filesystem(first: Path, second: Path) -> bool:
+    try:
+        return first.stat().st_dev == second.stat().st_dev
+    except FileNotFoundError:
+        return False
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path))  # noqa: PTH100 - not resolve(): OUT itself may be a symlink
 
 
 def plan_publish(locks: Sequence[Lock], cache: Cache, options: PublishOptions) -> PublishPlan:
@@ -689,18 +713,30 @@ def write_tree(plan: PublishPlan, out_dir: Path) -> None:
     from ``OUT.old-*`` when the kill fell between the two renames of the fallback swap) and leaves stale
     ``.new-*``/``.old-*`` directories, which the next run removes. One publisher at a time per parent directory.
     """
-    out_dir = Path(os.path.abspath(out_dir))  # noqa: PTH100 - not resolve(): OUT itself may be a symlink
+    out_dir = _absolute(out_dir)
     parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    with disk_errors(parent):
+        parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(parent):
         _recover(out_dir)
+        needed = _space_needed(plan, parent)
+        require_space(parent, needed)
         staging = parent / f"{out_dir.name}.new-{token_hex(6)}"
         try:
-            _write_files(plan, staging)
-            _swap(staging, out_dir)
+            with disk_errors(staging, needed=needed):
+                _write_files(plan, staging)
+                _swap(staging, out_dir)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+
+def _space_needed(plan: PublishPlan, parent: Path) -> int:
+    """The bytes the new tree takes beside the previous one (which stays until the swap): every index and
+    signature, and the pool files that are copied, not linked (the cache is on another filesystem)."""
+    sources = [f for f in plan.files if f.source is not None]
+    linked = bool(sources) and _same_filesystem(sources[0].source or parent, parent)
+    return sum(f.size for f in plan.files if f.data is not None or not linked)
 
 
 class _exclusive:
@@ -784,6 +820,8 @@ def _link_or_copy(source: Path, target: Path, epoch: int) -> None:
     try:
         os.link(source, target)
     except OSError as exc:
+        if exc.errno in DISK_ERRNOS - {errno.EACCES}:
+            raise  # full or read-only: the caller's disk_errors names the tree and the space it needs
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
             raise PublishError(f"cannot place {source} at {target}: {exc.strerror}") from exc
         with source.open("rb") as src, target.open("xb") as dst:

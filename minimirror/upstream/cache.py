@@ -73,6 +73,12 @@ class Cache:
             write_atomically(self.blob_path(digest), data)
         return digest
 
+    def drop_partials(self) -> None:
+        """Remove every partial download. Called after a write the disk refused: the space the partial files hold
+        matters more then than resuming them. The caller holds the cache's lock, so none is another run's."""
+        for part in sorted((self.root / "partial").glob("*.part")):
+            part.unlink(missing_ok=True)
+
     def release_dir(self, upstream_key: str) -> Path:
         return self.root / "releases" / upstream_key
 
