@@ -11,6 +11,7 @@ when its size is known before it writes (fetch and publish know it from the lock
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import tempfile
@@ -20,7 +21,15 @@ from pathlib import Path
 
 from minimirror.errors import DiskError
 
-__all__ = ["DISK_ERRNOS", "disk_errors", "free_space", "fsync_directory", "require_space", "write_atomically"]
+__all__ = [
+    "DISK_ERRNOS",
+    "disk_errors",
+    "free_space",
+    "fsync_directory",
+    "require_space",
+    "sync_filesystem",
+    "write_atomically",
+]
 
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 """The errnos that mean "this filesystem will not take the write", whatever the step: a user's to fix."""
@@ -73,6 +82,28 @@ def fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Make every file and folder written so far on the filesystem of ``path`` durable, in one call.
+
+    For a tree of thousands of new files and folders (a published repository) this replaces an ``fsync`` of
+    each: every ``fsync`` of a folder waits for its own journal commit (≈3 ms on ext4), one ``syncfs(2)`` (Linux
+    >= 2.6.39) waits for one. Python has no binding for it, hence ctypes; elsewhere ``sync(2)``, which does the
+    same for every filesystem."""
+    try:
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        failed = syncfs(fd) != 0
+    finally:
+        os.close(fd)
+    if failed:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(path))
 
 
 def free_space(path: Path) -> int:

@@ -39,7 +39,7 @@ import lzma
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +47,7 @@ from secrets import token_hex
 
 from debian.debian_support import version_compare
 
-from minimirror.atomic import DISK_ERRNOS, disk_errors, fsync_directory, require_space
+from minimirror.atomic import DISK_ERRNOS, disk_errors, fsync_directory, require_space, sync_filesystem
 from minimirror.errors import IntegrityError, MinimirrorError, UsageError
 from minimirror.filelock import cache_lock, publish_lock
 from minimirror.lock.lockfile import Lock, LockedPackage, LockedSource, LockedSourceFile, read_locks
@@ -775,33 +775,39 @@ def _recover(out_dir: Path) -> None:
 
 def _write_files(plan: PublishPlan, root: Path) -> None:
     root.mkdir(mode=_DIR_MODE)
-    directories = {root}
+    root.chmod(_DIR_MODE)
+    made = {root}
     for planned in plan.files:
-        target = root / planned.path
-        if not target.resolve().is_relative_to(root.resolve()):
+        # A lexical check is enough: the staging tree is new and holds only what this loop makes (folders,
+        # files and hard links, never a symbolic link), so no path in it can lead elsewhere.
+        if not _inside(planned.path):
             raise PublishError(f"refusing to write {planned.path!r}: it leaves {root}")
-        directories.update(_make_parents(target.parent, root))
+        target = root / planned.path
+        _make_parents(target.parent, made)
         if planned.data is not None:
             _write_bytes(target, planned.data, plan.epoch)
         elif planned.source is not None:
             _link_or_copy(planned.source, target, plan.epoch)
-    for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
-        directory.chmod(_DIR_MODE)
+    for directory in sorted(made, key=lambda d: len(d.parts), reverse=True):
         os.utime(directory, (plan.epoch, plan.epoch))
-        fsync_directory(directory)
+    # The new tree durable before it is swapped in: one syncfs, not an fsync per file and folder (thousands).
+    sync_filesystem(root)
 
 
-def _make_parents(directory: Path, root: Path) -> Iterator[Path]:
-    """Create ``directory`` and its missing parents below ``root``; yield each (modes are fixed later)."""
-    missing = []
-    current = directory
-    while current != root and not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        path.mkdir(mode=_DIR_MODE)
-    yield directory
-    yield from missing
+def _inside(path: str) -> bool:
+    return not path.startswith("/") and os.path.normpath(path) == path and not path.startswith("..")
+
+
+def _make_parents(directory: Path, made: set[Path]) -> None:
+    """Create ``directory`` and its missing parents, remembering each in ``made`` (no ``stat`` per file).
+
+    ``os.mkdir``'s mode is masked by the umask, so each new folder is given 0755 explicitly."""
+    if directory in made:
+        return
+    _make_parents(directory.parent, made)
+    directory.mkdir(mode=_DIR_MODE)
+    directory.chmod(_DIR_MODE)
+    made.add(directory)
 
 
 def _write_bytes(target: Path, data: bytes, epoch: int) -> None:
@@ -809,8 +815,6 @@ def _write_bytes(target: Path, data: bytes, epoch: int) -> None:
     with os.fdopen(fd, "wb") as handle:
         os.fchmod(handle.fileno(), _FILE_MODE)
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
     os.utime(target, (epoch, epoch))
 
 
@@ -824,13 +828,26 @@ def _link_or_copy(source: Path, target: Path, epoch: int) -> None:
             raise  # full or read-only: the caller's disk_errors names the tree and the space it needs
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
             raise PublishError(f"cannot place {source} at {target}: {exc.strerror}") from exc
-        with source.open("rb") as src, target.open("xb") as dst:
-            shutil.copyfileobj(src, dst, _CHUNK)
-            dst.flush()
-            os.fsync(dst.fileno())
+        _copy(source, target)
         os.utime(target, (epoch, epoch))
     if stat.S_IMODE(target.stat().st_mode) != _FILE_MODE:
         target.chmod(_FILE_MODE)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy in the kernel with ``copy_file_range(2)``, which shares the blocks (a reflink) where the filesystem
+    can (Btrfs, XFS: a copy-on-write clone, so editing one never changes the other); else a plain copy."""
+    with source.open("rb") as src, target.open("xb") as dst:
+        try:
+            while os.copy_file_range(src.fileno(), dst.fileno(), _CHUNK << 6):
+                pass
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            src.seek(0)
+            dst.seek(0)
+            dst.truncate()
+            shutil.copyfileobj(src, dst, _CHUNK)
 
 
 def _swap(staging: Path, out_dir: Path) -> None:

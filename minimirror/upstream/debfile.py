@@ -13,9 +13,11 @@ Everything wrong with a package is an :class:`~minimirror.errors.IntegrityError`
 from __future__ import annotations
 
 import io
+import lzma
 import re
 import subprocess
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ __all__ = ["ControlStanza", "parse_control", "read_control"]
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
 _MAX_CONTROL = 4 << 20  # a control tarball larger than this is not a package we should trust
+_MAX_CONTROL_TAR = 64 << 20  # nor one that unpacks to more (md5sums of 100,000 files take 5 MB)
 _FIELD = re.compile(r"([!-9;-~][!-9;-~]*):[ \t]*(.*)\Z")  # field names: printable ASCII but ':' (deb822)
 _TIMEOUT = 60
 
@@ -131,15 +134,38 @@ def _control_text(member: str, data: bytes, path: Path, name: str) -> bytes:
     if member == "control.tar.zst":
         return _control_with_dpkg(path, name)
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        # Decompressed whole (the member is small: _MAX_CONTROL) by the C codecs, then read as a plain tar:
+        # tarfile's "r:*" would first try the bytes as an uncompressed tar, then stream them through GzipFile's
+        # Python reads, which cost more than the rest of reading a small package.
+        with tarfile.open(fileobj=io.BytesIO(_decompressed(member, data)), mode="r:") as tar:
             for entry in tar:
                 if entry.isfile() and entry.name in ("./control", "control"):
                     handle = tar.extractfile(entry)
                     if handle is not None:
                         return handle.read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
         raise IntegrityError(f"{name}: corrupt {member}: {exc}") from exc
     raise IntegrityError(f"{name}: {member} holds no ./control file")
+
+
+def _decompressed(member: str, data: bytes) -> bytes:
+    """The tar inside ``control.tar{,.gz,.xz}`` (deb(5)); bounded, so a compression bomb cannot fill memory."""
+    if member == "control.tar":
+        return data
+    if member == "control.tar.gz":
+        tar, rest = b"", data
+        while rest and len(tar) < _MAX_CONTROL_TAR:  # gzip allows members one after the other
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            tar += inflater.decompress(rest, _MAX_CONTROL_TAR - len(tar))
+            rest = inflater.unused_data if inflater.eof else b""
+    elif member == "control.tar.xz":
+        decoder = lzma.LZMADecompressor()
+        tar = decoder.decompress(data, _MAX_CONTROL_TAR)
+    else:
+        raise tarfile.TarError(f"unknown compression of {member}")
+    if len(tar) >= _MAX_CONTROL_TAR:
+        raise tarfile.TarError(f"it unpacks to more than {_MAX_CONTROL_TAR} bytes")
+    return tar
 
 
 def _control_with_dpkg(path: Path, name: str) -> bytes:
