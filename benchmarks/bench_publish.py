@@ -274,6 +274,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--fixture-debs", type=int, default=0, help="N small .debs made by the test helpers.")
     parser.add_argument("--copy-dir", type=Path, default=Path("/dev/shm"), help="Another filesystem, for (c).")
+    parser.add_argument("--keep", type=Path, default=None, help="Generate the packages here once, reuse them after.")
     parser.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate_only:
@@ -290,11 +291,12 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
     try:
-        example = work / "example"
+        example = args.keep or work / "example"
         # in a child: Linux keeps the peak RSS across fork+exec, so ours (the parent's) must stay small
         sizes = ["--packages", str(args.packages), "--max-mib", str(args.max_mib)]
         sizes += ["--fixture-debs", str(args.fixture_debs)]
-        generated = best([run_child([sys.executable, __file__, *sizes, "--generate-only", str(example)])])
+        generate = [sys.executable, __file__, *sizes, "--generate-only", str(example)]
+        generated = best([run_child(generate)]) if not (example / "locks").is_dir() else ChildRun(0, 0, 0, "")
         debs = list((example / "archive" / "pool").rglob("*.deb"))
         rows = measure(example, work, args.repeat)
         copied = measure_copies(example, work, args.copy_dir, args.repeat)

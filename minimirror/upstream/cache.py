@@ -40,7 +40,7 @@ class Cache:
     root: Path
 
     def blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / "sha256" / sha256[:2] / _checked(sha256)
+        return Path(self.root, "blobs", "sha256", sha256[:2], _checked(sha256))  # one Path, not four joins
 
     def partial_path(self, sha256: str) -> Path:
         """Where the download of the blob ``sha256`` gathers its bytes until they are verified and renamed in:

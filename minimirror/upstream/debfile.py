@@ -52,14 +52,22 @@ class ControlStanza:
         return (self.get("Package") or "", self.get("Version") or "", self.get("Architecture") or "")
 
 
-def read_control(path: Path, *, name: str | None = None) -> ControlStanza:
-    """Read and parse ``./control`` of the ``.deb`` at ``path`` (``name`` is used in errors)."""
+def read_control(path: Path, *, name: str | None = None, head: bytes | None = None) -> ControlStanza:
+    """Read and parse ``./control`` of the ``.deb`` at ``path`` (``name`` is used in errors).
+
+    ``head``: the file's first bytes when the caller has read them already (publish hashes every file): a
+    control member that lies within them is not read from the file again."""
     label = name or str(path)
     try:
-        with path.open("rb") as deb:
-            member, data = _control_member(deb, label)
-    except OSError as exc:
-        raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
+        member, data = _control_member(io.BytesIO(head), label) if head is not None else ("", b"")
+    except _Truncated:
+        member = ""
+    if not member:
+        try:
+            with path.open("rb") as deb:
+                member, data = _control_member(deb, label)
+        except OSError as exc:
+            raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
     text = _control_text(member, data, path, label)
     return parse_control(text, name=label)
 
@@ -118,9 +126,18 @@ def _control_member(deb: BinaryIO, name: str) -> tuple[str, bytes]:
         if member.startswith("control.tar"):
             if size > _MAX_CONTROL:
                 raise IntegrityError(f"{name}: the control member is implausibly large ({size} bytes)")
-            return member, deb.read(size)
+            data = deb.read(size)
+            if len(data) < size and isinstance(deb, io.BytesIO):
+                raise _Truncated
+            return member, data
         deb.seek(size + (size & 1), io.SEEK_CUR)
+    if isinstance(deb, io.BytesIO):
+        raise _Truncated
     raise IntegrityError(f"{name}: not a Debian package (no control.tar member)")
+
+
+class _Truncated(Exception):
+    """The first bytes of a file, given as ``head``, end before its control member: read the file instead."""
 
 
 def _ar_size(header: bytes, name: str) -> int:
