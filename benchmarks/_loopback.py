@@ -68,6 +68,8 @@ class ChildRun:
     peak_rss_kib: int
     returncode: int
     output: str
+    cpu_seconds: float = 0.0
+    """User + system CPU time of the child and of the children it waited for."""
 
 
 def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None) -> ChildRun:
@@ -80,7 +82,7 @@ def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None) -> Chil
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return ChildRun(seconds, int(usage.ru_maxrss), proc.returncode, output)
+    return ChildRun(seconds, int(usage.ru_maxrss), proc.returncode, output, usage.ru_utime + usage.ru_stime)
 
 
 @dataclass(frozen=True)

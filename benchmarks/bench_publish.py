@@ -1,6 +1,10 @@
-"""``minimirror publish`` beside ``aptly publish snapshot`` of the same packages.
+"""``minimirror publish`` beside ``aptly publish snapshot`` of the same packages, and ``minimirror verify``.
 
-The package set comes from the real Debian index in ``../shared/data/debian-bookworm`` (which has no pool
+Two package sets. ``--fixture-debs N`` (issue 15.2, at scale): N small real ``.deb`` files made by the test
+suite's own helpers (``tests/fixtures/debs.py``, ``dpkg-deb``; ``tests/fixtures/archive.py`` for the signed
+archive), generated here at benchmark time and never committed, locked against the archive served on loopback
+and primed into the cache. Otherwise the package set comes from the real Debian index in
+``../shared/data/debian-bookworm`` (which has no pool
 files): every k-th package of ``main/binary-amd64`` up to ``--packages`` (default 300), each a real ``.deb``
 built by ``dpkg-deb`` with its real name and version and a payload of random bytes of its real ``Size``
 (capped at ``--max-mib``), in a signed archive locked offline by :func:`minimirror.pipeline.example.write_example`.
@@ -11,10 +15,15 @@ Ed25519 key (minimirror: ``sign_key``; aptly: the key imported into a private ``
     (a)  minimirror publish: read + hash every .deb, Packages{,.gz,.xz}, Release, by-hash, link the pool
     (b)  aptly repo add + snapshot create + publish snapshot, with a private aptly.conf (rootDir in a temp dir)
     (b') aptly publish snapshot alone (repo add done before, as a long-lived aptly database would have it)
+    (c)  minimirror publish, signed, onto another filesystem (``--copy-dir``, default /dev/shm): pool files
+         copied instead of hard-linked from the cache
+    (v)  ``minimirror verify`` of the signed tree (every signature, index, pool file; dose-distcheck)
 
-and prints the ratio (a)/(b) (target <= 1.0). Usage::
+and prints the ratios (a)/(b) (target <= 1.0, and <= 0.5 at 20,000 packages) and (v)/(a) (target <= 1.0).
+Usage::
 
     python benchmarks/bench_publish.py [--packages 300] [--max-mib 4] [--repeat 3]
+    python benchmarks/bench_publish.py --fixture-debs 20000 [--repeat 1]
 """
 
 from __future__ import annotations
@@ -27,10 +36,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _loopback import ChildRun, run_child
+from _loopback import ChildRun, run_child, serve_directory
+
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 INDEX = (
     Path(__file__).resolve().parents[2]
@@ -43,6 +55,13 @@ INDEX = (
     / "binary-amd64"
     / "Packages.xz"
 )
+
+_VERIFY = """
+import sys
+from pathlib import Path
+from minimirror.publish.verify import verify_tree
+verify_tree(Path(sys.argv[1]), keyring=Path(sys.argv[1]) / "signing-key.gpg")
+"""
 
 _PUBLISH = """
 import sys
@@ -74,6 +93,53 @@ def make_example(root: Path, count: int, max_bytes: int) -> None:
         for name, version, size in choose(count, max_bytes)
     ]
     write_example(root, packages=packages)
+
+
+def make_fixture(root: Path, count: int, seed: int = 3) -> None:
+    """``count`` small real .debs (1-8 KiB of random payload each) built by the test helpers in two processes,
+    a signed archive of them, its lock (against the archive on loopback) and a cache holding every .deb:
+    the layout :func:`make_example` makes, so the rest of the benchmark is the same."""
+    sys.path.insert(0, str(TESTS))
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fixtures.archive import build_archive
+    from fixtures.debs import FixturePackage
+    from fixtures.gpgkeys import generate_signing_key
+
+    from minimirror.lock.stage import LockConfig, lock
+    from minimirror.upstream.cache import Cache
+
+    rng = random.Random(seed)
+    packages = [
+        FixturePackage(
+            f"bench{i:05d}", "1.0-1", files={f"usr/share/bench{i:05d}/data": rng.randbytes(rng.randint(1024, 8192))}
+        )
+        for i in range(count)
+    ]
+    debs = root / "debs"
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(_build_one, packages, [debs] * count, chunksize=64))
+    key = generate_signing_key(root)
+    try:
+        archive = build_archive(root / "archive", {"main": packages}, key=key, deb_cache=debs)
+        source = root / "sources" / "bench" / "stable"
+        source.mkdir(parents=True)
+        (source / "packages.txt").write_text("Name (% *)\n")
+        with serve_directory(archive.root) as url:
+            (source / "source.txt").write_text(f"{url} file://{key.public_key_asc_path} stable main\n")
+            lock(LockConfig(root / "sources", root / "locks", root / "cache"))
+        cache = Cache(root / "cache")
+        for deb in sorted((archive.root / "pool").rglob("*.deb")):
+            cache.put_blob(deb.read_bytes())
+    finally:
+        key.close()
+    shutil.rmtree(debs)
+
+
+def _build_one(package: object, out: Path) -> None:
+    from fixtures.debs import build_deb
+
+    build_deb(package, out / "unused", cache_dir=out)  # type: ignore[arg-type]
 
 
 def throwaway_key(work: Path) -> tuple[Path, str, Path]:
@@ -131,14 +197,74 @@ def run_aptly(work: Path, debs: Path, sign: tuple[str, Path] | None, repeat: int
     return best(full), best(alone)
 
 
-def run_minimirror(example: Path, work: Path, key: Path | None, repeat: int) -> ChildRun:
-    runs = []
+def run_minimirror(
+    example: Path, work: Path, key: Path | None, repeat: int, *, verify: bool = False
+) -> tuple[ChildRun, ChildRun | None]:
+    """(publish, verify of the last tree when ``verify``): best of ``repeat``, each into a new ``work/public-*``."""
+    runs, checks = [], []
     for i in range(repeat):
         out = work / f"public-{'s' if key else 'u'}{i}"
         args = [str(example / "locks"), str(out), str(example / "cache"), *([str(key)] if key else [])]
         runs.append(run_child([sys.executable, "-c", _PUBLISH, *args]))
+        if verify and runs[-1].returncode == 0:
+            checks.append(run_child([sys.executable, "-c", _VERIFY, str(out)]))
         shutil.rmtree(out, ignore_errors=True)
-    return best(runs)
+    return best(runs), best(checks) if checks else None
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    ours: ChildRun
+    full: ChildRun
+    alone: ChildRun
+    checked: ChildRun | None
+
+
+def measure(example: Path, work: Path, repeat: int) -> list[Row]:
+    """(a), (b), (b') unsigned then signed, and (v) of the signed tree."""
+    debs = example / "archive" / "pool"
+    secret, fingerprint, home = throwaway_key(work)
+    rows = []
+    for label, key, sign in (("unsigned", None, None), ("signed", secret, (fingerprint, home))):
+        ours, checked = run_minimirror(example, work, key, repeat, verify=key is not None)
+        full, alone = run_aptly(work, debs, sign, repeat)
+        rows.append(Row(label, ours, full, alone, checked))
+    return rows
+
+
+def measure_copies(example: Path, work: Path, elsewhere: Path, repeat: int) -> ChildRun | None:
+    """(c): the signed publish into a folder on another filesystem than the cache, where links cannot be made."""
+    if not elsewhere.is_dir() or elsewhere.stat().st_dev == work.stat().st_dev:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="bench-publish-", dir=elsewhere))
+    try:
+        return run_minimirror(example, folder, work / "key.asc", repeat)[0]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(rows: list[Row], copied: ChildRun | None, elsewhere: Path) -> None:
+    print(f"{'measurement':58} {'seconds':>8} {'peak RSS':>9}")
+    for row in rows:
+        named = [
+            (f"(a)  minimirror publish, {row.label}", row.ours),
+            (f"(b)  aptly repo add + snapshot + publish, {row.label}", row.full),
+            (f"(b') aptly publish snapshot alone, {row.label}", row.alone),
+        ]
+        if row.checked is not None:
+            named.append((f"(v)  minimirror verify of (a), {row.label}", row.checked))
+        if copied is not None and row.label == "signed":
+            named.append((f"(c)  minimirror publish, signed, into {elsewhere}", copied))
+        for name, run in named:
+            print(f"{name:58} {run.seconds:8.2f} {run.peak_rss_kib / 1024:6.0f} MiB")
+    print()
+    for row in rows:
+        ratios = f"(a)/(b) {row.ours.seconds / row.full.seconds:.2f}x (target <= 0.5x)"
+        verified = f"   (v)/(a) {row.checked.seconds / row.ours.seconds:.2f}x (target <= 1.0x)" if row.checked else ""
+        print(f"{row.label:9} {ratios}   (a)/(b') {row.ours.seconds / row.alone.seconds:.2f}x{verified}")
+    if copied is not None:
+        print(f"signed    (c)/(a) {copied.seconds / rows[-1].ours.seconds:.2f}x (copies / hard links)")
 
 
 def main() -> None:
@@ -146,12 +272,18 @@ def main() -> None:
     parser.add_argument("--packages", type=int, default=300)
     parser.add_argument("--max-mib", type=float, default=4.0, help="Cap on one package's size (default 4 MiB).")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fixture-debs", type=int, default=0, help="N small .debs made by the test helpers.")
+    parser.add_argument("--copy-dir", type=Path, default=Path("/dev/shm"), help="Another filesystem, for (c).")
+    parser.add_argument("--keep", type=Path, default=None, help="Generate the packages here once, reuse them after.")
     parser.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate_only:
-        make_example(args.generate_only, args.packages, int(args.max_mib * 2**20))
+        if args.fixture_debs:
+            make_fixture(args.generate_only, args.fixture_debs)
+        else:
+            make_example(args.generate_only, args.packages, int(args.max_mib * 2**20))
         return
-    if not INDEX.is_file():
+    if not INDEX.is_file() and not args.fixture_debs:
         print(f"skipped: {INDEX} is absent (the shared Debian index)")
         return
     if shutil.which("aptly") is None:
@@ -159,34 +291,21 @@ def main() -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
     try:
-        example = work / "example"
+        example = args.keep or work / "example"
         # in a child: Linux keeps the peak RSS across fork+exec, so ours (the parent's) must stay small
         sizes = ["--packages", str(args.packages), "--max-mib", str(args.max_mib)]
-        best([run_child([sys.executable, __file__, *sizes, "--generate-only", str(example)])])
-        debs = example / "archive" / "pool"
-        size = sum(p.stat().st_size for p in debs.rglob("*.deb"))
-        count = sum(1 for _ in debs.rglob("*.deb"))
-        secret, fingerprint, home = throwaway_key(work)
-        rows = []
-        for label, key, sign in (("unsigned", None, None), ("signed", secret, (fingerprint, home))):
-            ours = run_minimirror(example, work, key, args.repeat)
-            full, alone = run_aptly(work, debs, sign, args.repeat)
-            rows.append((label, ours, full, alone))
-        print(
-            f"{count} packages (names and versions from bookworm main), {size / 2**20:.0f} MiB; best of {args.repeat}"
-        )
-        print(f"{'measurement':58} {'seconds':>8} {'peak RSS':>9}")
-        for label, ours, full, alone in rows:
-            for name, run in (
-                (f"(a)  minimirror publish, {label}", ours),
-                (f"(b)  aptly repo add + snapshot + publish, {label}", full),
-                (f"(b') aptly publish snapshot alone, {label}", alone),
-            ):
-                print(f"{name:58} {run.seconds:8.2f} {run.peak_rss_kib / 1024:6.0f} MiB")
-        print()
-        for label, ours, full, alone in rows:
-            ratios = f"(a)/(b) {ours.seconds / full.seconds:.2f}x (target <= 1.0x)"
-            print(f"{label:9} {ratios}   (a)/(b') {ours.seconds / alone.seconds:.2f}x")
+        sizes += ["--fixture-debs", str(args.fixture_debs)]
+        generate = [sys.executable, __file__, *sizes, "--generate-only", str(example)]
+        generated = best([run_child(generate)]) if not (example / "locks").is_dir() else ChildRun(0, 0, 0, "")
+        debs = list((example / "archive" / "pool").rglob("*.deb"))
+        rows = measure(example, work, args.repeat)
+        copied = measure_copies(example, work, args.copy_dir, args.repeat)
+        what = "names and versions from bookworm main"
+        if args.fixture_debs:
+            what = f"small .debs by tests/fixtures/debs.py, made in {generated.seconds:.0f} s"
+        mib = sum(p.stat().st_size for p in debs) / 2**20
+        print(f"{len(debs)} packages ({what}), {mib:.0f} MiB; best of {args.repeat}")
+        report(rows, copied, args.copy_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

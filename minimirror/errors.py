@@ -13,11 +13,14 @@ into these at the edge where they are raised (``raise ... from exc``), never pas
     │   ├── IntegrityError          a size or sha256 that does not match what was verified
     │   └── SignatureError          a signature that does not verify with the configured key
     ├── ResolveError                a query or dependency that cannot be satisfied (carries the chain)
-    └── LockError                   a lockfile that is missing, stale or malformed
+    ├── LockError                   a lockfile that is missing, stale or malformed
+    └── DiskError                   a write the filesystem refused: full, over quota, read-only, not permitted
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ __all__ = [
     "ArchiveError",
     "Diagnostic",
     "DiagnosticsError",
+    "DiskError",
     "FetchError",
     "IntegrityError",
     "LockError",
@@ -181,3 +185,59 @@ class ResolveError(MinimirrorError):
 
 class LockError(MinimirrorError):
     """A lockfile that is missing, stale or malformed."""
+
+
+class DiskError(MinimirrorError):
+    """A write the filesystem refused (``ENOSPC``, ``EDQUOT``, ``EROFS``, ``EACCES``), or one refused before it
+    started because the free space is short. Carries the path, the errno, and, when known, the bytes the step
+    needs there and the bytes free; the step's partial files are gone and its previous output is untouched.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        code: int,
+        *,
+        needed: int | None = None,
+        free: int | None = None,
+        early: bool = False,
+        no_inodes: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.code = code
+        self.needed = needed
+        self.free = free
+        self.early = early
+        self.no_inodes = no_inodes
+        """The filesystem has bytes free but no inode left for a new file or folder."""
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if self.early:
+            return (
+                f"not enough space for {self.path}: this step needs {_mib(self.needed)}, the filesystem has "
+                f"{_mib(self.free)} free; nothing was written. Free some space there (or point the command at "
+                "another folder), then run again"
+            )
+        what = os.strerror(self.code).lower()
+        room = ""
+        if self.code in (errno.ENOSPC, errno.EDQUOT):
+            need = f"this step needs {_mib(self.needed)}" if self.needed is not None else ""
+            free = f"{_mib(self.free)} free" if self.free is not None else ""
+            free = f"no inode left for a new file, {free}" if self.no_inodes else free
+            room = f" ({', '.join(part for part in (need, free) if part)})" if need or free else ""
+            fix = "free some space there (or point the command at another folder)"
+        elif self.code == errno.EROFS:
+            fix = "mount it read-write (or point the command at another folder)"
+        else:
+            fix = "give this user write access to it (or point the command at another folder)"
+        return f"cannot write {self.path}: {what}{room}; partial files were removed, {fix}, then run again"
+
+
+def _mib(count: int | None) -> str:
+    """Sizes in MiB with one decimal, what ``df -m`` users compare against; a small write in bytes or KiB."""
+    if count is None:
+        return "an unknown amount"
+    if count < 1024:
+        return f"{count} B"
+    return f"{count / 1024:.1f} KiB" if count < 1 << 20 else f"{count / (1 << 20):.1f} MiB"

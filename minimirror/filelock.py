@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from minimirror.atomic import DISK_ERRNOS, disk_errors
 from minimirror.errors import MinimirrorError, UsageError
 
 __all__ = [
@@ -109,8 +110,9 @@ def folder_lock(
     ``folder`` and ``purpose`` ("cache", "published tree") are only for messages. Raises :class:`FolderBusy`
     when the lock is still held after ``wait.timeout`` seconds."""
     policy = wait or wait_from_env()
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = _open(lock_file, folder)
+    with disk_errors(lock_file):  # a full or read-only folder is said as such, as for any other write
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = _open(lock_file, folder)
     try:
         _acquire(fd, lock_file, folder, purpose, policy=policy, clock=clock, sleep=sleep)
         _write_pid(fd)
@@ -144,6 +146,8 @@ def _open(lock_file: Path, folder: Path) -> int:
     try:
         return os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
+        if exc.errno in DISK_ERRNOS:
+            raise
         raise UsageError(f"{folder}: cannot create the lock file {lock_file}: {exc.strerror}") from exc
 
 

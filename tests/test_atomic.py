@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from minimirror.atomic import write_atomically
+from minimirror.errors import DiskError
 
 
 def test_replaces_content_with_fixed_modes_whatever_the_umask(tmp_path: Path) -> None:
@@ -32,7 +33,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "replace", broken)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskError, match=f"cannot write {target}: no space left on device \\(this step needs 4 B"):
         write_atomically(target, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["lock"]

@@ -10,12 +10,14 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.logging import RichHandler
 
 from minimirror import __version__
+from minimirror.atomic import disk_errors
 from minimirror.cli import commands
 from minimirror.cli._common import Invocation, err_console
 from minimirror.errors import MinimirrorError
@@ -42,7 +44,9 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            # The backstop for a write no stage guards itself (a key, a sources tree): still one message.
+            with disk_errors(Path()):
+                return super().invoke(ctx)
         except MinimirrorError as exc:
             obj = ctx.find_root().obj
             _report(exc, verbose=obj.verbose if isinstance(obj, Invocation) else 0)

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
 __all__ = ["fetch", "progress_bar", "run_fetch", "summary"]
 
+# minimirror.publish.fetch's DEFAULT_JOBS and DEFAULT_PER_HOST (see why there), repeated rather than imported:
+# importing that module here would load httpx for every command's start-up; tests/publish/test_fetch.py checks
+# that the two agree.
+JOBS, PER_HOST = 8, 8
+
 
 def _mib(count: int) -> str:
     return f"{count / (1 << 20):.1f} MiB"
@@ -50,7 +55,19 @@ def progress_bar(*, show: bool) -> Iterator[FetchProgress | None]:
 @locks_option
 @cache_option
 @click.option(
-    "-j", "--jobs", type=click.IntRange(min=1, max=64), default=8, show_default=True, help="Parallel downloads."
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1, max=64),
+    default=JOBS,
+    show_default=True,
+    help="Parallel downloads in all.",
+)
+@click.option(
+    "--per-host",
+    type=click.IntRange(min=1, max=64),
+    default=PER_HOST,
+    show_default=True,
+    help="Parallel downloads from one host at most.",
 )
 @click.option(
     "--fallback-url",
@@ -59,19 +76,28 @@ def progress_bar(*, show: bool) -> Iterator[FetchProgress | None]:
     metavar="URL",
     help="An archive base URL (e.g. a snapshot archive) tried, in order, for files gone from their source.",
 )
-def fetch(locks_dir: Path, cache_dir: Path, jobs: int, fallback_urls: tuple[str, ...]) -> None:
+def fetch(locks_dir: Path, cache_dir: Path, jobs: int, per_host: int, fallback_urls: tuple[str, ...]) -> None:
     """Download every pool file the locks name into the cache, verified by size and sha256.
 
     Files already cached are re-hashed and reused; a damaged one is downloaded again. Cut downloads resume.
     """
-    run_fetch(locks_dir, cache_dir, jobs=jobs, fallback_urls=fallback_urls)
+    run_fetch(locks_dir, cache_dir, jobs=jobs, per_host=per_host, fallback_urls=fallback_urls)
 
 
-def run_fetch(locks_dir: Path, cache_dir: Path, *, jobs: int = 8, fallback_urls: tuple[str, ...] = ()) -> None:
+def run_fetch(
+    locks_dir: Path,
+    cache_dir: Path,
+    *,
+    jobs: int = JOBS,
+    per_host: int = PER_HOST,
+    fallback_urls: tuple[str, ...] = (),
+) -> None:
     """Fetch with a progress bar on a terminal and a one-line summary; shared by fetch, publish and build."""
     from minimirror.publish import fetch as fetching
 
-    config = fetching.FetchConfig(locks_dir=locks_dir, cache_dir=cache_dir, jobs=jobs, fallback_urls=fallback_urls)
+    config = fetching.FetchConfig(
+        locks_dir=locks_dir, cache_dir=cache_dir, jobs=jobs, per_host=per_host, fallback_urls=fallback_urls
+    )
     quiet = invocation().quiet
     with progress_bar(show=err_console.is_terminal and not quiet) as progress:
         report = fetching.fetch(config, progress=progress)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from minimirror import __version__
+from minimirror.atomic import disk_errors
 from minimirror.errors import UsageError
 from minimirror.filelock import image_lock
 from minimirror.image.httpd import ENTRYPOINT, NOBODY, PORT, READY_BODY, READY_PATH, server_entries
@@ -524,12 +525,19 @@ def build_image(
     output as ``<out>.spdx.json``. ``after`` (push, load) is called once the output is in place, with the image's
     layout still at hand.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with image_lock(out):
-        if fmt == "oci":
-            _restore_interrupted(out)
-        _remove_abandoned_staging(out)
-        return _build_locked(spec, out, fmt, after)
+    # The staging folder beside ``out`` holds the layers (about the repository's size: .debs do not compress),
+    # and a docker-archive's tar besides; it is removed on the way out, the previous output never touched.
+    with disk_errors(out.parent, needed=lambda: _tree_bytes(spec.repo_dir) * (1 if fmt == "oci" else 2)):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with image_lock(out):
+            if fmt == "oci":
+                _restore_interrupted(out)
+            _remove_abandoned_staging(out)
+            return _build_locked(spec, out, fmt, after)
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file() and not path.is_symlink())
 
 
 def _remove_abandoned_staging(out: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from minimirror.atomic import disk_errors
 from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveError
 from minimirror.filelock import cache_lock
 from minimirror.lock.lockfile import (
@@ -233,7 +234,8 @@ def lock(config: LockConfig, *, client: httpx.Client | None = None) -> LockRepor
     groups = [group for group in source_groups(everything) if selected & set(group.ids)]
     cache = Cache(config.cache_dir)
     outcomes: list[LockOutcome] = []
-    with cache_lock(config.cache_dir), _client_downloader(client, config.offline) as downloader:
+    guard = disk_errors(cache.root, cleanup=cache.drop_partials)  # a full cache: one message, no partial left
+    with cache_lock(config.cache_dir), guard, _client_downloader(client, config.offline) as downloader:
         for group in groups:
             try:
                 if group.linked:

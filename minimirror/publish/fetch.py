@@ -31,12 +31,15 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
+from minimirror.atomic import disk_errors, require_space
 from minimirror.errors import FetchError, IntegrityError, LockError, UsageError
 from minimirror.filelock import cache_lock
 from minimirror.lock.lockfile import Lock, LockedPackage, read_locks
@@ -44,6 +47,8 @@ from minimirror.upstream.cache import Cache
 from minimirror.upstream.download import Downloader, RetryPolicy, make_client
 
 __all__ = [
+    "DEFAULT_JOBS",
+    "DEFAULT_PER_HOST",
     "FetchConfig",
     "FetchFailure",
     "FetchFailures",
@@ -60,6 +65,12 @@ log = logging.getLogger(__name__)
 
 _HASH_BLOCK = 1 << 20
 
+DEFAULT_JOBS = 8
+DEFAULT_PER_HOST = 8
+"""Chosen from ``benchmarks/bench_fetch_wan.py`` (see benchmarks/README.md): on a link with a 40 ms round trip
+and 25 MiB/s per connection, 8 connections to one host reach the time of the fastest other client measured; more
+gain little there and take more than a polite share of a public mirror (apt opens one per host, pipelined)."""
+
 
 @dataclass(frozen=True, slots=True)
 class FetchConfig:
@@ -68,13 +79,17 @@ class FetchConfig:
 
     locks_dir: Path
     cache_dir: Path
-    jobs: int = 8
+    jobs: int = DEFAULT_JOBS
     fallback_urls: tuple[str, ...] = ()
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    per_host: int = DEFAULT_PER_HOST
+    """At most this many downloads at a time from one host, however many ``jobs`` run (several sources)."""
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {self.jobs}")
+        if self.per_host < 1:
+            raise UsageError(f"--per-host must be at least 1, got {self.per_host}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,10 @@ class FetchPlan:
     @property
     def download_bytes(self) -> int:
         return sum(item.size for item in self.download)
+
+    def space_needed(self, cache: Cache) -> int:
+        """The bytes the downloads add to the cache: each file's size, less what its partial file already holds."""
+        return sum(max(item.size - (_size_of(cache.partial_path(item.sha256)) or 0), 0) for item in self.download)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +287,15 @@ def fetch(
 def _fetch(config: FetchConfig, client: httpx.Client | None, progress: FetchProgress | None) -> FetchReport:
     cache = Cache(config.cache_dir)
     plan = plan_fetch(read_locks(config.locks_dir), cache, fallback_urls=config.fallback_urls)
+    needed = plan.space_needed(cache)
+    require_space(cache.root, needed)
+    with disk_errors(cache.root, needed=needed, cleanup=cache.drop_partials):
+        return _apply(config, cache, plan, client, progress)
+
+
+def _apply(
+    config: FetchConfig, cache: Cache, plan: FetchPlan, client: httpx.Client | None, progress: FetchProgress | None
+) -> FetchReport:
     for item in plan.wrong_size:
         log.warning("%s: wrong size for %s (%s); downloading it again", item.dest, item.filename, item.packages[0])
     corrupt = _verify_present(plan.reuse, workers=min(config.jobs, os.cpu_count() or 1))
@@ -352,13 +380,14 @@ def _download_all(
     # Largest first: a big file started last would finish alone on one connection, long after the others.
     # The failures are still reported in the plan's order.
     largest_first = sorted(items, key=lambda item: item.size, reverse=True)
+    slots = _HostSlots(config.per_host)
     try:
         downloader = Downloader(http, retry=config.retry)
         with ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="minimirror-fetch") as pool:
             outcomes = dict(
                 zip(
                     (item.sha256 for item in largest_first),
-                    pool.map(lambda item: _download_one(downloader, cache, item, tally), largest_first),
+                    pool.map(lambda item: _download_one(downloader, cache, item, tally, slots), largest_first),
                     strict=True,
                 )
             )
@@ -368,7 +397,26 @@ def _download_all(
     return tuple(outcome for item in items if (outcome := outcomes[item.sha256]) is not None)
 
 
-def _download_one(downloader: Downloader, cache: Cache, item: FetchItem, tally: _Tally) -> FetchFailure | None:
+class _HostSlots:
+    """At most ``limit`` downloads at a time per host (scheme, name and port), shared by the worker threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._guard = threading.Lock()
+        self._slots: dict[tuple[str, str], threading.Semaphore] = {}
+
+    @contextmanager
+    def taken(self, url: str) -> Iterator[None]:
+        parts = urlsplit(url)
+        with self._guard:
+            slot = self._slots.setdefault((parts.scheme, parts.netloc), threading.Semaphore(self._limit))
+        with slot:
+            yield
+
+
+def _download_one(
+    downloader: Downloader, cache: Cache, item: FetchItem, tally: _Tally, slots: _HostSlots
+) -> FetchFailure | None:
     """Fetch one item from its URLs, then (only if gone from all of them) its fallbacks; None when done."""
     tried: list[str] = []
     try:
@@ -376,15 +424,16 @@ def _download_one(downloader: Downloader, cache: Cache, item: FetchItem, tally: 
             if tried:
                 log.info("%s is gone from %s; trying %s", item.filename, tried[-1], url)
             tried.append(url)
-            result = downloader.download_resumable(
-                url,
-                item.dest,
-                cache.partial_path(item.sha256),
-                size=item.size,
-                sha256=item.sha256,
-                missing_ok=True,
-                progress=tally.on_bytes,
-            )
+            with slots.taken(url):
+                result = downloader.download_resumable(
+                    url,
+                    item.dest,
+                    cache.partial_path(item.sha256),
+                    size=item.size,
+                    sha256=item.sha256,
+                    missing_ok=True,
+                    progress=tally.on_bytes,
+                )
             if result is not None:
                 tally.add(files=1)
                 return None

@@ -37,9 +37,10 @@ import io
 import logging
 import lzma
 import os
+import re
 import shutil
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ from secrets import token_hex
 
 from debian.debian_support import version_compare
 
-from minimirror.atomic import fsync_directory
+from minimirror.atomic import DISK_ERRNOS, disk_errors, fsync_directory, require_space, sync_filesystem
 from minimirror.errors import IntegrityError, MinimirrorError, UsageError
 from minimirror.filelock import cache_lock, publish_lock
 from minimirror.lock.lockfile import Lock, LockedPackage, LockedSource, LockedSourceFile, read_locks
@@ -89,6 +90,12 @@ _FIELD_ORDER = (
 )
 _LAST_FIELDS = ("Section", "Priority")
 _ARCHIVE_FIELDS = frozenset(f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"))
+_RANK = {
+    **{name.lower(): len(_FIELD_ORDER) + 1 + i for i, name in enumerate(_LAST_FIELDS)},
+    **{name.lower(): i for i, name in enumerate(_FIELD_ORDER)},
+}
+"""A field's place in a stanza; a field in neither list goes between the two (``len(_FIELD_ORDER)``)."""
+_UNSAFE_CHAR = re.compile(r"[\\\x00-\x1f\x7f]")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FILE_MODE, _DIR_MODE = 0o644, 0o755
@@ -215,6 +222,7 @@ def _publish(config: PublishConfig) -> PublishReport:
     locks = read_locks(config.locks_dir)
     if not locks:
         raise UsageError(f"{config.locks_dir}: no <prefix>/<name>.lock files; run `minimirror lock` first")
+    _refuse_early(locks, config)
     plan = plan_publish(locks, Cache(config.cache_dir), config.options)
     if config.sign_key is not None:
         secret = read_secret_key(config.sign_key)
@@ -226,6 +234,29 @@ def _publish(config: PublishConfig) -> PublishReport:
         )
     write_tree(plan, config.out_dir)
     return PublishReport(config.out_dir, plan.epoch, plan.dists, len(plan.files), plan.fingerprint)
+
+
+def _refuse_early(locks: Sequence[Lock], config: PublishConfig) -> None:
+    """Refuse, before the pool is read, a tree whose pool files alone do not fit beside ``out_dir`` (they are
+    copied when the cache is on another filesystem; links cost no space). :func:`write_tree` checks again with
+    the indices counted."""
+    parent = _absolute(config.out_dir).parent
+    if _same_filesystem(config.cache_dir, parent):
+        return
+    pool = {p.sha256: p.size for lock in locks for p in lock.packages}
+    pool.update((f.sha256, f.size) for lock in locks for s in lock.source_packages for f in s.files)
+    require_space(parent, sum(pool.values()))
+
+
+def _same_filesystem(first: Path, second: Path) -> bool:
+    try:
+        return first.stat().st_dev == second.stat().st_dev
+    except FileNotFoundError:
+        return False
+
+
+def _absolute(path: Path) -> Path:
+    return Path(os.path.abspath(path))  # noqa: PTH100 - not resolve(): OUT itself may be a symlink
 
 
 def plan_publish(locks: Sequence[Lock], cache: Cache, options: PublishOptions) -> PublishPlan:
@@ -258,13 +289,13 @@ def inspect_debs(locks: Sequence[Lock], cache: Cache) -> dict[str, DebInfo]:
 def _inspect(cache: Cache, lock: Lock, package: LockedPackage) -> DebInfo:
     path = cache.blob_path(package.sha256)
     name = f"{package.filename} (cache {path})"
-    sha256, md5, size = _hash_file(path)
+    sha256, md5, size, head = _hash_file(path)
     if (sha256, size) != (package.sha256, package.size):
         raise IntegrityError(
             f"{name}: size {size} / sha256 {sha256} differ from {lock.source.id}'s lock "
             f"({package.size} / {package.sha256}); delete the file and run `minimirror fetch` again"
         )
-    control = read_control(path, name=name)
+    control = read_control(path, name=name, head=head)  # hashed bytes: not read again
     if control.identity != package.key:
         raise IntegrityError(
             f"{name}: the package says it is {'_'.join(control.identity)}, "
@@ -300,7 +331,7 @@ def inspect_sources(locks: Sequence[Lock], cache: Cache) -> dict[str, DscInfo]:
 
 
 def _check_blob(cache: Cache, source_id: str, name: str, sha256: str, size: int) -> None:
-    actual, _, actual_size = _hash_file(cache.blob_path(sha256))
+    actual, _, actual_size, _ = _hash_file(cache.blob_path(sha256))
     if (actual, actual_size) != (sha256, size):
         raise IntegrityError(
             f"{name} (cache {cache.blob_path(sha256)}): size {actual_size} / sha256 {actual} differ from "
@@ -332,14 +363,16 @@ def _get(fields: Mapping[str, str], name: str) -> str | None:
     return next((value for key, value in fields.items() if key.lower() == name.lower()), None)
 
 
-def _hash_file(path: Path) -> tuple[str, str, int]:
-    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+def _hash_file(path: Path) -> tuple[str, str, int, bytes]:
+    """sha256, md5, size and the first MiB (where a .deb's control member is) of the file at ``path``."""
+    sha256, md5, size, head = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0, b""
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             sha256.update(chunk)
             md5.update(chunk)
+            head = head or chunk
             size += len(chunk)
-    return sha256.hexdigest(), md5.hexdigest(), size
+    return sha256.hexdigest(), md5.hexdigest(), size, head
 
 
 # --- the pure plan --------------------------------------------------------------------------------------
@@ -389,7 +422,7 @@ def _safe_path(value: str, what: str, source_id: str) -> str:
         not value
         or value.startswith("/")
         or any(part in ("", ".", "..") for part in parts)
-        or any(ch == "\\" or ord(ch) < 32 or ord(ch) == 127 for ch in value)
+        or _UNSAFE_CHAR.search(value) is not None
     )
     if bad:
         raise PublishError(f"{source_id}: refusing the {what} {value!r}: it could leave the published tree")
@@ -564,12 +597,10 @@ class _Version:
 def _stanza(package: LockedPackage, deb: DebInfo) -> bytes:
     """One Packages stanza: the control fields in Debian's order, then Filename, Size, MD5sum, SHA256."""
     fields = [(k, v) for k, v in deb.control.fields if k.lower() not in _ARCHIVE_FIELDS]
-    rank = {name.lower(): i for i, name in enumerate(_FIELD_ORDER)}
-    last = {name.lower(): len(_FIELD_ORDER) + 1 + i for i, name in enumerate(_LAST_FIELDS)}
 
     def order(item: tuple[int, tuple[str, str]]) -> tuple[int, int]:
         position, (name, _) = item
-        return (rank.get(name.lower(), last.get(name.lower(), len(_FIELD_ORDER))), position)
+        return (_RANK.get(name.lower(), len(_FIELD_ORDER)), position)
 
     ordered = [pair for _, pair in sorted(enumerate(fields), key=order)]
     ordered += [("Filename", package.filename), ("Size", str(deb.size)), ("MD5sum", deb.md5), ("SHA256", deb.sha256)]
@@ -591,7 +622,10 @@ def _gzip(data: bytes) -> bytes:
 
 
 def _xz(data: bytes) -> bytes:
-    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=6)
+    # Preset 1, not xz's default 6: on 8 MB of Debian's own Packages text, 0.5 s instead of 3.6 s for a file 23 %
+    # larger (1.88 MB, not 1.53), and a whole suite's index is 50 MB of text. A client fetches it once per
+    # `apt-get update`, from a mirror on its own network (benchmarks/README.md, bench_publish.py).
+    return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC64, preset=1)
 
 
 def _by_hash(indices: Sequence[PlannedFile]) -> list[PlannedFile]:
@@ -718,18 +752,30 @@ def write_tree(plan: PublishPlan, out_dir: Path) -> None:
     from ``OUT.old-*`` when the kill fell between the two renames of the fallback swap) and leaves stale
     ``.new-*``/``.old-*`` directories, which the next run removes. One publisher at a time per parent directory.
     """
-    out_dir = Path(os.path.abspath(out_dir))  # noqa: PTH100 - not resolve(): OUT itself may be a symlink
+    out_dir = _absolute(out_dir)
     parent = out_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    with disk_errors(parent):
+        parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(parent):
         _recover(out_dir)
+        needed = _space_needed(plan, parent)
+        require_space(parent, needed)
         staging = parent / f"{out_dir.name}.new-{token_hex(6)}"
         try:
-            _write_files(plan, staging)
-            _swap(staging, out_dir)
+            with disk_errors(staging, needed=needed):
+                _write_files(plan, staging)
+                _swap(staging, out_dir)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+
+def _space_needed(plan: PublishPlan, parent: Path) -> int:
+    """The bytes the new tree takes beside the previous one (which stays until the swap): every index and
+    signature, and the pool files that are copied, not linked (the cache is on another filesystem)."""
+    sources = [f for f in plan.files if f.source is not None]
+    linked = bool(sources) and _same_filesystem(sources[0].source or parent, parent)
+    return sum(f.size for f in plan.files if f.data is not None or not linked)
 
 
 class _exclusive:
@@ -768,33 +814,39 @@ def _recover(out_dir: Path) -> None:
 
 def _write_files(plan: PublishPlan, root: Path) -> None:
     root.mkdir(mode=_DIR_MODE)
-    directories = {root}
+    root.chmod(_DIR_MODE)
+    made = {root}
     for planned in plan.files:
-        target = root / planned.path
-        if not target.resolve().is_relative_to(root.resolve()):
+        # A lexical check is enough: the staging tree is new and holds only what this loop makes (folders,
+        # files and hard links, never a symbolic link), so no path in it can lead elsewhere.
+        if not _inside(planned.path):
             raise PublishError(f"refusing to write {planned.path!r}: it leaves {root}")
-        directories.update(_make_parents(target.parent, root))
+        target = root / planned.path
+        _make_parents(target.parent, made)
         if planned.data is not None:
             _write_bytes(target, planned.data, plan.epoch)
         elif planned.source is not None:
             _link_or_copy(planned.source, target, plan.epoch)
-    for directory in sorted(directories, key=lambda d: len(d.parts), reverse=True):
-        directory.chmod(_DIR_MODE)
+    for directory in sorted(made, key=lambda d: len(d.parts), reverse=True):
         os.utime(directory, (plan.epoch, plan.epoch))
-        fsync_directory(directory)
+    # The new tree durable before it is swapped in: one syncfs, not an fsync per file and folder (thousands).
+    sync_filesystem(root)
 
 
-def _make_parents(directory: Path, root: Path) -> Iterator[Path]:
-    """Create ``directory`` and its missing parents below ``root``; yield each (modes are fixed later)."""
-    missing = []
-    current = directory
-    while current != root and not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        path.mkdir(mode=_DIR_MODE)
-    yield directory
-    yield from missing
+def _inside(path: str) -> bool:
+    return not path.startswith("/") and os.path.normpath(path) == path and not path.startswith("..")
+
+
+def _make_parents(directory: Path, made: set[Path]) -> None:
+    """Create ``directory`` and its missing parents, remembering each in ``made`` (no ``stat`` per file).
+
+    ``os.mkdir``'s mode is masked by the umask, so each new folder is given 0755 explicitly."""
+    if directory in made:
+        return
+    _make_parents(directory.parent, made)
+    directory.mkdir(mode=_DIR_MODE)
+    directory.chmod(_DIR_MODE)
+    made.add(directory)
 
 
 def _write_bytes(target: Path, data: bytes, epoch: int) -> None:
@@ -802,8 +854,6 @@ def _write_bytes(target: Path, data: bytes, epoch: int) -> None:
     with os.fdopen(fd, "wb") as handle:
         os.fchmod(handle.fileno(), _FILE_MODE)
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
     os.utime(target, (epoch, epoch))
 
 
@@ -813,15 +863,30 @@ def _link_or_copy(source: Path, target: Path, epoch: int) -> None:
     try:
         os.link(source, target)
     except OSError as exc:
+        if exc.errno in DISK_ERRNOS - {errno.EACCES}:
+            raise  # full or read-only: the caller's disk_errors names the tree and the space it needs
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
             raise PublishError(f"cannot place {source} at {target}: {exc.strerror}") from exc
-        with source.open("rb") as src, target.open("xb") as dst:
-            shutil.copyfileobj(src, dst, _CHUNK)
-            dst.flush()
-            os.fsync(dst.fileno())
+        _copy(source, target)
         os.utime(target, (epoch, epoch))
     if stat.S_IMODE(target.stat().st_mode) != _FILE_MODE:
         target.chmod(_FILE_MODE)
+
+
+def _copy(source: Path, target: Path) -> None:
+    """Copy in the kernel with ``copy_file_range(2)``, which shares the blocks (a reflink) where the filesystem
+    can (Btrfs, XFS: a copy-on-write clone, so editing one never changes the other); else a plain copy."""
+    with source.open("rb") as src, target.open("xb") as dst:
+        try:
+            while os.copy_file_range(src.fileno(), dst.fileno(), _CHUNK << 6):
+                pass
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            src.seek(0)
+            dst.seek(0)
+            dst.truncate()
+            shutil.copyfileobj(src, dst, _CHUNK)
 
 
 def _swap(staging: Path, out_dir: Path) -> None:

@@ -40,7 +40,7 @@ class Cache:
     root: Path
 
     def blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / "sha256" / sha256[:2] / _checked(sha256)
+        return Path(self.root, "blobs", "sha256", sha256[:2], _checked(sha256))  # one Path, not four joins
 
     def partial_path(self, sha256: str) -> Path:
         """Where the download of the blob ``sha256`` gathers its bytes until they are verified and renamed in:
@@ -72,6 +72,12 @@ class Cache:
         if not self.has_blob(digest, len(data)):
             write_atomically(self.blob_path(digest), data)
         return digest
+
+    def drop_partials(self) -> None:
+        """Remove every partial download. Called after a write the disk refused: the space the partial files hold
+        matters more then than resuming them. The caller holds the cache's lock, so none is another run's."""
+        for part in sorted((self.root / "partial").glob("*.part")):
+            part.unlink(missing_ok=True)
 
     def release_dir(self, upstream_key: str) -> Path:
         return self.root / "releases" / upstream_key

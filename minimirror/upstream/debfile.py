@@ -39,6 +39,7 @@ __all__ = ["ControlStanza", "parse_control", "read_control", "read_data_files"]
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
 _MAX_CONTROL = 4 << 20  # a control tarball larger than this is not a package we should trust
+_MAX_CONTROL_TAR = 64 << 20  # nor one that unpacks to more (md5sums of 100,000 files take 5 MB)
 _FIELD = re.compile(r"([!-9;-~][!-9;-~]*):[ \t]*(.*)\Z")  # field names: printable ASCII but ':' (deb822)
 _TIMEOUT = 60
 _MAX_DATA_FILE = 64 << 20  # a wanted payload file (a changelog) larger than this is refused, not read
@@ -61,14 +62,22 @@ class ControlStanza:
         return (self.get("Package") or "", self.get("Version") or "", self.get("Architecture") or "")
 
 
-def read_control(path: Path, *, name: str | None = None) -> ControlStanza:
-    """Read and parse ``./control`` of the ``.deb`` at ``path`` (``name`` is used in errors)."""
+def read_control(path: Path, *, name: str | None = None, head: bytes | None = None) -> ControlStanza:
+    """Read and parse ``./control`` of the ``.deb`` at ``path`` (``name`` is used in errors).
+
+    ``head``: the file's first bytes when the caller has read them already (publish hashes every file): a
+    control member that lies within them is not read from the file again."""
     label = name or str(path)
     try:
-        with path.open("rb") as deb:
-            member, data = _control_member(deb, label)
-    except OSError as exc:
-        raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
+        member, data = _control_member(io.BytesIO(head), label) if head is not None else ("", b"")
+    except _Truncated:
+        member = ""
+    if not member:
+        try:
+            with path.open("rb") as deb:
+                member, data = _control_member(deb, label)
+        except OSError as exc:
+            raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
     text = _control_text(member, data, path, label)
     return parse_control(text, name=label)
 
@@ -127,9 +136,18 @@ def _control_member(deb: BinaryIO, name: str) -> tuple[str, bytes]:
         if member.startswith("control.tar"):
             if size > _MAX_CONTROL:
                 raise IntegrityError(f"{name}: the control member is implausibly large ({size} bytes)")
-            return member, deb.read(size)
+            data = deb.read(size)
+            if len(data) < size and isinstance(deb, io.BytesIO):
+                raise _Truncated
+            return member, data
         deb.seek(size + (size & 1), io.SEEK_CUR)
+    if isinstance(deb, io.BytesIO):
+        raise _Truncated
     raise IntegrityError(f"{name}: not a Debian package (no control.tar member)")
+
+
+class _Truncated(Exception):
+    """The first bytes of a file, given as ``head``, end before its control member: read the file instead."""
 
 
 def _ar_size(header: bytes, name: str) -> int:
@@ -143,15 +161,38 @@ def _control_text(member: str, data: bytes, path: Path, name: str) -> bytes:
     if member == "control.tar.zst":
         return _control_with_dpkg(path, name)
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        # Decompressed whole (the member is small: _MAX_CONTROL) by the C codecs, then read as a plain tar:
+        # tarfile's "r:*" would first try the bytes as an uncompressed tar, then stream them through GzipFile's
+        # Python reads, which cost more than the rest of reading a small package.
+        with tarfile.open(fileobj=io.BytesIO(_decompressed(member, data)), mode="r:") as tar:
             for entry in tar:
                 if entry.isfile() and entry.name in ("./control", "control"):
                     handle = tar.extractfile(entry)
                     if handle is not None:
                         return handle.read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
         raise IntegrityError(f"{name}: corrupt {member}: {exc}") from exc
     raise IntegrityError(f"{name}: {member} holds no ./control file")
+
+
+def _decompressed(member: str, data: bytes) -> bytes:
+    """The tar inside ``control.tar{,.gz,.xz}`` (deb(5)); bounded, so a compression bomb cannot fill memory."""
+    if member == "control.tar":
+        return data
+    if member == "control.tar.gz":
+        tar, rest = b"", data
+        while rest and len(tar) < _MAX_CONTROL_TAR:  # gzip allows members one after the other
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            tar += inflater.decompress(rest, _MAX_CONTROL_TAR - len(tar))
+            rest = inflater.unused_data if inflater.eof else b""
+    elif member == "control.tar.xz":
+        decoder = lzma.LZMADecompressor()
+        tar = decoder.decompress(data, _MAX_CONTROL_TAR)
+    else:
+        raise tarfile.TarError(f"unknown compression of {member}")
+    if len(tar) >= _MAX_CONTROL_TAR:
+        raise tarfile.TarError(f"it unpacks to more than {_MAX_CONTROL_TAR} bytes")
+    return tar
 
 
 def _control_with_dpkg(path: Path, name: str) -> bytes:

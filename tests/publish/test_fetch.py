@@ -273,3 +273,20 @@ def test_a_complete_cache_is_checked_even_where_no_http_client_can_be_made(
     monkeypatch.setenv("SSL_CERT_FILE", str(locked.root / "no-such-ca-bundle.pem"))  # httpx.Client() would fail
     assert fetch(locked.config()) == FetchReport(downloaded=0, reused=5, bytes_downloaded=0)
     assert len(locked.server.log) == 0
+
+
+@pytest.mark.parametrize(("jobs", "per_host"), [(4, 2), (2, 4), (4, 4)])
+def test_no_more_downloads_from_one_host_than_per_host_allows(locked: Locked, jobs: int, per_host: int) -> None:
+    """Five files from one host, each answer held back 0.3 s: as many at a time as both limits allow."""
+    locked.server.faults.stall("/pool/*", 0.3, times=None)
+    assert fetch(locked.config(jobs=jobs, per_host=per_host)).downloaded == 5
+    assert locked.server.log.peak_in_flight == min(jobs, per_host)
+    locked.assert_cache_complete()
+
+
+def test_the_command_line_defaults_are_the_library_s() -> None:
+    from minimirror.cli import fetch as cli_fetch
+    from minimirror.publish import fetch as fetching
+
+    assert (cli_fetch.JOBS, cli_fetch.PER_HOST) == (fetching.DEFAULT_JOBS, fetching.DEFAULT_PER_HOST)
+    assert FetchConfig(Path("locks"), Path("cache")).per_host == fetching.DEFAULT_PER_HOST
