@@ -5,8 +5,8 @@ A ``.deb`` is an ``ar`` archive whose members are ``debian-binary`` (``2.0``), `
 and ``data.tar.*``; the control tarball holds ``./control``, one deb822 stanza (Debian Policy §5.3). This module
 reads only the ``ar`` headers and the control member (never the payload), checks it, and returns the fields in
 file order with their raw multi-line values, which is what a ``Packages`` index repeats (as
-``dpkg-scanpackages`` does). Only ``control.tar.zst`` needs an outside tool (``dpkg-deb``), since Python 3.11 has
-no zstd module.
+``dpkg-scanpackages`` does). zstd members (Ubuntu's default since 21.10) are read with the ``zstandard`` package,
+since Python 3.11 has no zstd module.
 
 :func:`read_data_files` streams the ``data.tar.*`` member (gzip, xz, bzip2, zstd through the ``zstandard``
 package, or uncompressed) and returns only the files asked for (the changelog audit reads
@@ -22,7 +22,6 @@ import bz2
 import io
 import lzma
 import re
-import subprocess
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -41,7 +40,6 @@ _AR_HEADER = 60
 _MAX_CONTROL = 4 << 20  # a control tarball larger than this is not a package we should trust
 _MAX_CONTROL_TAR = 64 << 20  # nor one that unpacks to more (md5sums of 100,000 files take 5 MB)
 _FIELD = re.compile(r"([!-9;-~][!-9;-~]*):[ \t]*(.*)\Z")  # field names: printable ASCII but ':' (deb822)
-_TIMEOUT = 60
 _MAX_DATA_FILE = 64 << 20  # a wanted payload file (a changelog) larger than this is refused, not read
 
 
@@ -78,7 +76,7 @@ def read_control(path: Path, *, name: str | None = None, head: bytes | None = No
                 member, data = _control_member(deb, label)
         except OSError as exc:
             raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
-    text = _control_text(member, data, path, label)
+    text = _control_text(member, data, label)
     return parse_control(text, name=label)
 
 
@@ -123,27 +121,34 @@ def _fields(text: str, name: str) -> Iterator[tuple[str, str]]:
         yield key, "\n".join(value)
 
 
-def _control_member(deb: BinaryIO, name: str) -> tuple[str, bytes]:
-    """Find ``control.tar*`` among the first members of the ``ar`` archive and return its name and bytes."""
+def _member(deb: BinaryIO, prefix: str, name: str, *, within: int) -> tuple[str, int]:
+    """Position ``deb`` at the start of its first ``ar`` member named ``prefix*`` among the first ``within``
+    members, and return the member's name and size (deb(5))."""
     if deb.read(len(_AR_MAGIC)) != _AR_MAGIC:
         raise IntegrityError(f"{name}: not a Debian package (no ar archive header)")
-    for _ in range(3):  # debian-binary, then control.tar*; dpkg allows nothing else before it
+    for _ in range(within):
         header = deb.read(_AR_HEADER)
         if len(header) < _AR_HEADER or header[58:60] != b"`\n":
             break
         member = header[:16].decode("ascii", errors="replace").strip().rstrip("/")
         size = _ar_size(header, name)
-        if member.startswith("control.tar"):
-            if size > _MAX_CONTROL:
-                raise IntegrityError(f"{name}: the control member is implausibly large ({size} bytes)")
-            data = deb.read(size)
-            if len(data) < size and isinstance(deb, io.BytesIO):
-                raise _Truncated
-            return member, data
+        if member.startswith(prefix):
+            return member, size
         deb.seek(size + (size & 1), io.SEEK_CUR)
     if isinstance(deb, io.BytesIO):
         raise _Truncated
-    raise IntegrityError(f"{name}: not a Debian package (no control.tar member)")
+    raise IntegrityError(f"{name}: not a Debian package (no {prefix} member)")
+
+
+def _control_member(deb: BinaryIO, name: str) -> tuple[str, bytes]:
+    """Find ``control.tar*`` among the first members of the ``ar`` archive and return its name and bytes."""
+    member, size = _member(deb, "control.tar", name, within=3)  # debian-binary, then control.tar*: nothing else
+    if size > _MAX_CONTROL:
+        raise IntegrityError(f"{name}: the control member is implausibly large ({size} bytes)")
+    data = deb.read(size)
+    if len(data) < size and isinstance(deb, io.BytesIO):
+        raise _Truncated
+    return member, data
 
 
 class _Truncated(Exception):
@@ -157,26 +162,24 @@ def _ar_size(header: bytes, name: str) -> int:
         raise IntegrityError(f"{name}: corrupt ar member header") from exc
 
 
-def _control_text(member: str, data: bytes, path: Path, name: str) -> bytes:
-    if member == "control.tar.zst":
-        return _control_with_dpkg(path, name)
+def _control_text(member: str, data: bytes, name: str) -> bytes:
     try:
         # Decompressed whole (the member is small: _MAX_CONTROL) by the C codecs, then read as a plain tar:
         # tarfile's "r:*" would first try the bytes as an uncompressed tar, then stream them through GzipFile's
         # Python reads, which cost more than the rest of reading a small package.
-        with tarfile.open(fileobj=io.BytesIO(_decompressed(member, data)), mode="r:") as tar:
+        with tarfile.open(fileobj=io.BytesIO(_control_tar(member, data)), mode="r:") as tar:
             for entry in tar:
                 if entry.isfile() and entry.name in ("./control", "control"):
                     handle = tar.extractfile(entry)
                     if handle is not None:
                         return handle.read()
-    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error, zstandard.ZstdError) as exc:
         raise IntegrityError(f"{name}: corrupt {member}: {exc}") from exc
     raise IntegrityError(f"{name}: {member} holds no ./control file")
 
 
-def _decompressed(member: str, data: bytes) -> bytes:
-    """The tar inside ``control.tar{,.gz,.xz}`` (deb(5)); bounded, so a compression bomb cannot fill memory."""
+def _control_tar(member: str, data: bytes) -> bytes:
+    """The tar inside ``control.tar{,.gz,.xz,.zst}`` (deb(5)); bounded, so a compression bomb cannot fill memory."""
     if member == "control.tar":
         return data
     if member == "control.tar.gz":
@@ -188,24 +191,14 @@ def _decompressed(member: str, data: bytes) -> bytes:
     elif member == "control.tar.xz":
         decoder = lzma.LZMADecompressor()
         tar = decoder.decompress(data, _MAX_CONTROL_TAR)
+    elif member == "control.tar.zst":  # Ubuntu's default since 21.10
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+            tar = reader.read(_MAX_CONTROL_TAR)
     else:
         raise tarfile.TarError(f"unknown compression of {member}")
     if len(tar) >= _MAX_CONTROL_TAR:
         raise tarfile.TarError(f"it unpacks to more than {_MAX_CONTROL_TAR} bytes")
     return tar
-
-
-def _control_with_dpkg(path: Path, name: str) -> bytes:
-    try:
-        done = subprocess.run(
-            ["dpkg-deb", "--info", str(path), "control"], capture_output=True, check=False, timeout=_TIMEOUT
-        )
-    except FileNotFoundError as exc:
-        raise IntegrityError(f"{name}: control.tar.zst needs dpkg-deb; install the 'dpkg' package") from exc
-    if done.returncode != 0:
-        detail = done.stderr.decode(errors="replace").strip()
-        raise IntegrityError(f"{name}: dpkg-deb cannot read the control file: {detail}")
-    return done.stdout
 
 
 # --- the data member ------------------------------------------------------------------------------------
@@ -221,27 +214,11 @@ def read_data_files(path: Path, wanted: frozenset[str], *, name: str | None = No
     label = name or str(path)
     try:
         with path.open("rb") as deb:
-            member, size = _data_member(deb, label)
-            stream = _decompressed(_Bounded(deb, size), member, label)
+            member, size = _member(deb, "data.tar", label, within=8)  # dpkg tolerates a few '_'-prefixed extras
+            stream = _data_stream(_Bounded(deb, size), member, label)
             return _pick(stream, wanted, f"{label}: {member}")
     except OSError as exc:
         raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
-
-
-def _data_member(deb: BinaryIO, name: str) -> tuple[str, int]:
-    """Position ``deb`` at the start of its ``data.tar*`` member and return the member's name and size."""
-    if deb.read(len(_AR_MAGIC)) != _AR_MAGIC:
-        raise IntegrityError(f"{name}: not a Debian package (no ar archive header)")
-    for _ in range(8):  # debian-binary, control.tar*, data.tar*; dpkg tolerates a few '_'-prefixed extras
-        header = deb.read(_AR_HEADER)
-        if len(header) < _AR_HEADER or header[58:60] != b"`\n":
-            break
-        member = header[:16].decode("ascii", errors="replace").strip().rstrip("/")
-        size = _ar_size(header, name)
-        if member.startswith("data.tar"):
-            return member, size
-        deb.seek(size + (size & 1), io.SEEK_CUR)
-    raise IntegrityError(f"{name}: not a Debian package (no data.tar member)")
 
 
 class _Bounded(io.RawIOBase):
@@ -267,7 +244,7 @@ class _Bounded(io.RawIOBase):
 _Stream: TypeAlias = "io.BufferedReader[Any] | lzma.LZMAFile | bz2.BZ2File"
 
 
-def _decompressed(raw: io.RawIOBase, member: str, name: str) -> _Stream:
+def _data_stream(raw: io.RawIOBase, member: str, name: str) -> _Stream:
     """A stream of the tar inside ``member``, chosen by its name as dpkg-deb chooses (deb(5))."""
     source = io.BufferedReader(raw, buffer_size=1 << 16)
     suffix = member.removeprefix("data.tar")
