@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,3 +129,25 @@ class AptRoot:
 
     def apt_get(self, *args: str) -> ChildRun:
         return run_child(["apt-get", "-q", *args], env=self.env())
+
+    def update_and_simulate(self, queries: Sequence[str]) -> ChildRun:
+        """What a lock replaces: ``apt-get update`` from empty lists, then ``install -s`` of ``queries``. Two
+        processes: their times add up, the memory is the larger of the two."""
+        self.clear_lists()
+        update = self.apt_get("update")
+        install = self.apt_get("install", "-s", "--no-install-recommends", *queries)
+        return ChildRun(
+            update.seconds + install.seconds,
+            max(update.peak_rss_kib, install.peak_rss_kib),
+            update.returncode or install.returncode,
+            update.output + install.output,
+        )
+
+
+def best_run(repeat: int, run: Callable[[], ChildRun]) -> ChildRun:
+    """The fastest of ``repeat`` runs; a failed run stops the benchmark with its output."""
+    runs = [run() for _ in range(repeat)]
+    for item in runs:
+        if item.returncode != 0:
+            raise SystemExit(f"a measured command failed:\n{item.output}")
+    return min(runs, key=lambda r: r.seconds)

@@ -16,11 +16,12 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from _loopback import DEBIAN_KEYRING, AptRoot, ChildRun, byte_compile_minimirror, run_child, serve_directory
+from _loopback import best_run as best
 from _loopback import shared_data_dir as _shared
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -44,14 +45,6 @@ THIRD_PARTY = {
         ("vtool", "vtool-doc"),
     ),
 }
-
-
-def best(repeat: int, run: Callable[[], ChildRun]) -> ChildRun:
-    runs = [run() for _ in range(repeat)]
-    for item in runs:
-        if item.returncode != 0:
-            raise SystemExit(f"a measured command failed:\n{item.output}")
-    return min(runs, key=lambda r: r.seconds)
 
 
 @contextmanager
@@ -105,19 +98,7 @@ def apt_run(work: Path, debian_url: str, third: dict[str, tuple[FixtureArchive, 
     ]
     apt = AptRoot.create(work / "apt", "\n".join(lines))
     queries = [*DEBIAN_QUERIES, *(q for _, wanted in THIRD_PARTY.values() for q in wanted)]
-
-    def run() -> ChildRun:
-        apt.clear_lists()
-        update = apt.apt_get("update")
-        install = apt.apt_get("install", "-s", "--no-install-recommends", *queries)
-        return ChildRun(
-            update.seconds + install.seconds,
-            max(update.peak_rss_kib, install.peak_rss_kib),
-            update.returncode or install.returncode,
-            update.output + install.output,
-        )
-
-    return best(repeat, run)
+    return best(repeat, lambda: apt.update_and_simulate(queries))
 
 
 def main(argv: list[str] | None = None) -> int:

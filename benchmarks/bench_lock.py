@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from _loopback import (
@@ -34,16 +33,11 @@ from _loopback import (
     serve_directory,
     shared_data_dir,
 )
+from _loopback import (
+    best_run as best,
+)
 
 QUERIES = ("curl", "git", "openssh-server", "python3", "vim-tiny")
-
-
-def best(repeat: int, run: Callable[[], ChildRun]) -> ChildRun:
-    runs = [run() for _ in range(repeat)]
-    for item in runs:
-        if item.returncode != 0:
-            raise SystemExit(f"a measured command failed:\n{item.output}")
-    return min(runs, key=lambda r: r.seconds)
 
 
 def minimirror_runs(work: Path, url: str, repeat: int, queries: tuple[str, ...]) -> tuple[ChildRun, ChildRun]:
@@ -68,20 +62,7 @@ def minimirror_runs(work: Path, url: str, repeat: int, queries: tuple[str, ...])
 
 def apt_run(work: Path, url: str, repeat: int, queries: tuple[str, ...]) -> ChildRun:
     apt = AptRoot.create(work / "apt", f"deb [signed-by={DEBIAN_KEYRING}] {url}/ bookworm main")
-
-    def run() -> ChildRun:
-        apt.clear_lists()
-        update = apt.apt_get("update")
-        install = apt.apt_get("install", "-s", "--no-install-recommends", *queries)
-        # two processes: time adds up, memory is the larger of the two
-        return ChildRun(
-            update.seconds + install.seconds,
-            max(update.peak_rss_kib, install.peak_rss_kib),
-            update.returncode or install.returncode,
-            update.output + install.output,
-        )
-
-    return best(repeat, run)
+    return best(repeat, lambda: apt.update_and_simulate(queries))
 
 
 def aptly_run(work: Path, url: str, repeat: int, queries: tuple[str, ...]) -> ChildRun | None:
