@@ -16,7 +16,7 @@ from fixtures import GOLDEN as GOLDEN_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minimirror.errors import LockError
+from minimirror.errors import DiskError, LockError
 from minimirror.lock.lockfile import (
     IndexPin,
     Lock,
@@ -590,14 +590,19 @@ def test_write_lock_failure_leaves_the_old_file_byte_identical(tmp_path: Path, m
     lock = example_lock()
     changed = replace(lock, packages=tuple(replace(p, size=2000) if p.name == "curl" else p for p in lock.packages))
 
-    def failing_replace(src: object, dst: object) -> None:
-        raise OSError(28, "No space left on device")
+    for errno, error, message in (
+        (28, DiskError, r"cannot write .*bookworm.lock: no space left on device \(this step needs"),
+        (5, LockError, "cannot write the lock: Input/output error"),
+    ):
 
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(LockError, match="cannot write the lock: No space left on device"):
-        write_lock(path, changed)
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bookworm.lock"]  # no temporary file left behind
+        def failing_replace(src: object, dst: object, errno: int = errno) -> None:
+            raise OSError(errno, os.strerror(errno))
+
+        monkeypatch.setattr(os, "replace", failing_replace)
+        with pytest.raises(error, match=message):
+            write_lock(path, changed)
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["bookworm.lock"]  # no temporary file left behind
     monkeypatch.undo()
     assert write_lock(path, changed) is True
     assert read_lock(path) == changed
