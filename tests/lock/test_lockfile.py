@@ -16,7 +16,7 @@ from fixtures import GOLDEN as GOLDEN_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minimirror.errors import LockError
+from minimirror.errors import DiskError, LockError
 from minimirror.lock.lockfile import (
     IndexPin,
     Lock,
@@ -594,7 +594,7 @@ def test_write_lock_failure_leaves_the_old_file_byte_identical(tmp_path: Path, m
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(LockError, match="cannot write the lock: No space left on device"):
+    with pytest.raises(DiskError, match=r"cannot write .*bookworm\.lock: no space left on device"):
         write_lock(path, changed)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bookworm.lock"]  # no temporary file left behind
@@ -609,3 +609,16 @@ def test_write_lock_never_writes_what_the_reader_refuses(tmp_path: Path) -> None
     with pytest.raises(LockError, match=r"contains '\.\.'"):
         write_lock(path, evil)
     assert not path.exists()
+
+
+def test_a_phased_update_keeps_its_percentage_and_the_reader_checks_its_range() -> None:
+    phased = replace(example_lock(), packages=(_package("curl", "8.5.0-2ubuntu10.1", queries=("curl",)),))
+    lock = replace(phased, packages=(replace(phased.packages[0], phased_update_percentage=30),))
+    text = dumps_lock(lock)
+    assert f'sha256 = "{H1}"\nphased-update-percentage = 30\nsource = "curl"\n' in text
+    assert loads_lock(text, path="locks/debian/bookworm.lock") == lock
+    assert "phased-update-percentage" not in dumps_lock(phased)  # a fully phased update: no field at all
+    for wrong in ("101", "-1"):
+        broken = text.replace("phased-update-percentage = 30", f"phased-update-percentage = {wrong}")
+        problem = f"[[package]] #1 phased-update-percentage must be 0 to 100 (got {wrong})"
+        _assert_located(_error(broken), _line_of(broken, "phased-update-percentage"), problem)
