@@ -166,3 +166,18 @@ def test_the_published_mirror_installs_and_phases_as_ubuntu_does(
     assert on_mirror == on_ubuntu
     upgraded, kept = on_mirror
     assert "htop" in kept and "libssl3t64" in upgraded
+
+
+def test_a_relock_takes_the_roll_out_where_ubuntu_has_it_now(
+    ubuntu: Ubuntu, fixture_archive_factory: ArchiveFactory
+) -> None:
+    assert main(ubuntu.lock_args()) == 0
+    before = read_lock(ubuntu.lock_file)
+    # Hours later: htop's update is resumed at 10 %, curl's has reached everyone (Launchpad drops the field).
+    build_ubuntu_archive(ubuntu.archive.root, fixture_archive_factory, phased={"htop_3.3.0-4ubuntu0.1_amd64": 10})
+    assert main(ubuntu.lock_args()) == 0  # conservative: same versions, the percentages of the new index
+    after = read_lock(ubuntu.lock_file)
+    assert _keys(after) == _keys(before)
+    phased = {p.name: p.phased_update_percentage for p in after.packages if p.phased_update_percentage is not None}
+    assert phased == {"htop": 10}
+    assert after.companions[0].upstream.indices != before.companions[0].upstream.indices
