@@ -104,6 +104,9 @@ class LockedPackage:
     """The companion suite (its dist) the package comes from; None for the release suite."""
     missing: tuple[str, ...] = ()
     """Dependencies left out because no source of the group has them (``missing-dependencies = "skip"``)."""
+    phased_update_percentage: int | None = None
+    """The index's ``Phased-Update-Percentage`` (0-100, Ubuntu's -updates), which publish writes back into the
+    stanza so that apt on each node phases the update itself; None when the update is fully phased."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "queries", _sorted_unique(self.queries))
@@ -494,6 +497,7 @@ _PACKAGE_FIELDS = (
     _Field("filename", "filename", "str", _relative_path),  # below pool/ unless flat: _check_consistency
     _Field("size", "size", "int"),
     _Field("sha256", "sha256", "str", _SHA256),
+    _Field("phased-update-percentage", "phased_update_percentage", "int?"),  # range: _read_packages
     _Field("source", "source", "str", _NAME),
     _Field("source-version", "source_version", "str", _version),
     _Field("queries", "queries", "strs", _query),
@@ -812,6 +816,11 @@ def _read_packages(document: Mapping[str, Any], top: _Place) -> list[LockedPacka
     for number, item in enumerate(_array_of_tables(document, "package", top)):
         place = _Place(top.context, "package", number, f"[[package]] #{number + 1}")
         package = LockedPackage(**_read_fields(item, _PACKAGE_FIELDS, place))
+        if package.phased_update_percentage not in (None, *range(101)):
+            place.fail(
+                f"phased-update-percentage must be 0 to 100 (got {package.phased_update_percentage})",
+                "phased-update-percentage",
+            )
         if not package.queries and not package.required_by:
             place.fail(f"{package.node}: queries and required-by are both empty; nothing says why it is locked")
         packages.append(package)

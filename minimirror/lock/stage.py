@@ -50,6 +50,7 @@ from minimirror.upstream.cache import Cache
 from minimirror.upstream.download import Downloader, make_client
 from minimirror.upstream.index import IndexPart, PackageIndex
 from minimirror.upstream.indexcache import load_index_part
+from minimirror.upstream.phasing import phased_update_percentage
 from minimirror.upstream.source_packages import SourceEntry, SourcesIndex, parse_sources
 
 __all__ = [
@@ -524,6 +525,7 @@ def _locked(
         queries=queries,
         required_by=required_by,
         companion=index.companion_of(package),
+        phased_update_percentage=phased_update_percentage(package, where=where),
     )
 
 

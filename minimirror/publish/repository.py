@@ -57,6 +57,7 @@ from minimirror.publish.grouping import release_fields
 from minimirror.publish.sign import Signer
 from minimirror.upstream.cache import Cache
 from minimirror.upstream.debfile import ControlStanza, read_control
+from minimirror.upstream.phasing import FIELD as PHASING_FIELD
 from minimirror.upstream.source_packages import dsc_fields, parse_checksums
 
 __all__ = [
@@ -89,7 +90,11 @@ _FIELD_ORDER = (
     *("Breaks", "Description", "Homepage", "Built-Using", "Static-Built-Using", "Multi-Arch"),
 )
 _LAST_FIELDS = ("Section", "Priority")
-_ARCHIVE_FIELDS = frozenset(f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"))
+# Fields the archive, not the .deb, decides: never copied from a control file. Phased-Update-Percentage is one
+# (Launchpad writes it into the index; the lock keeps the index's value and _stanza writes that one back).
+_ARCHIVE_FIELDS = frozenset(
+    f.lower() for f in ("Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512", PHASING_FIELD)
+)
 _RANK = {
     **{name.lower(): len(_FIELD_ORDER) + 1 + i for i, name in enumerate(_LAST_FIELDS)},
     **{name.lower(): i for i, name in enumerate(_FIELD_ORDER)},
@@ -595,7 +600,8 @@ class _Version:
 
 
 def _stanza(package: LockedPackage, deb: DebInfo) -> bytes:
-    """One Packages stanza: the control fields in Debian's order, then Filename, Size, MD5sum, SHA256."""
+    """One Packages stanza: the control fields in Debian's order, then the archive's fields (the locked
+    Phased-Update-Percentage, Filename, Size, MD5sum, SHA256)."""
     fields = [(k, v) for k, v in deb.control.fields if k.lower() not in _ARCHIVE_FIELDS]
 
     def order(item: tuple[int, tuple[str, str]]) -> tuple[int, int]:
@@ -603,6 +609,8 @@ def _stanza(package: LockedPackage, deb: DebInfo) -> bytes:
         return (_RANK.get(name.lower(), len(_FIELD_ORDER)), position)
 
     ordered = [pair for _, pair in sorted(enumerate(fields), key=order)]
+    if package.phased_update_percentage is not None:  # kept so that apt on each node phases the update itself
+        ordered.append((PHASING_FIELD, str(package.phased_update_percentage)))
     ordered += [("Filename", package.filename), ("Size", str(deb.size)), ("MD5sum", deb.md5), ("SHA256", deb.sha256)]
     return "".join(_field_line(name, value) for name, value in ordered).encode("utf-8")
 

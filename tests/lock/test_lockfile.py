@@ -614,3 +614,16 @@ def test_write_lock_never_writes_what_the_reader_refuses(tmp_path: Path) -> None
     with pytest.raises(LockError, match=r"contains '\.\.'"):
         write_lock(path, evil)
     assert not path.exists()
+
+
+def test_a_phased_update_keeps_its_percentage_and_the_reader_checks_its_range() -> None:
+    phased = replace(example_lock(), packages=(_package("curl", "8.5.0-2ubuntu10.1", queries=("curl",)),))
+    lock = replace(phased, packages=(replace(phased.packages[0], phased_update_percentage=30),))
+    text = dumps_lock(lock)
+    assert f'sha256 = "{H1}"\nphased-update-percentage = 30\nsource = "curl"\n' in text
+    assert loads_lock(text, path="locks/debian/bookworm.lock") == lock
+    assert "phased-update-percentage" not in dumps_lock(phased)  # a fully phased update: no field at all
+    for wrong in ("101", "-1"):
+        broken = text.replace("phased-update-percentage = 30", f"phased-update-percentage = {wrong}")
+        problem = f"[[package]] #1 phased-update-percentage must be 0 to 100 (got {wrong})"
+        _assert_located(_error(broken), _line_of(broken, "phased-update-percentage"), problem)
