@@ -16,12 +16,13 @@ locked busybox runs, so no second binary (tini, dumb-init) needs locking.
 The server is busybox ``nc`` accepting and ``httpd -i`` answering, one process per connection, not ``httpd -f``
 alone: busybox httpd listens with a fixed backlog of 9 (``xlisten(fd, 9)`` in ``networking/httpd.c``), so a burst
 of clients overflows the kernel's accept queue and every handshake that does not fit waits for the client's SYN
-retry (1 s, then 3 s, 7 s: ``benchmarks/bench_serve.py`` measured runs of 3 to 15 s where nginx took 1). busybox
+retry (1 s, then 3 s, 7 s: ``benchmarks/bench_serve.py`` measured a run of 15 s where nginx took 1). busybox
 ``nc`` listens with a backlog of its number of ``-l`` flags (``xlisten(sfd, do_listen); /* can be > 1 */`` in
 ``networking/nc.c``), and with ``-e`` and two or more ``-l`` it is a persistent server that starts the program on
 each accepted connection, as inetd would: the script builds ``-l`` repeated :data:`BACKLOG` times. Debian's
 busybox-static has no ``tcpsvd`` or ``inetd`` applet, so nc is the one accept loop with a settable backlog that
-the lock provides. Arguments given to the container (``podman run IMAGE -p 127.0.0.1:9000``) keep busybox
+the lock provides. The price is an exec per connection, about twice the CPU of httpd's fork (docs/image.md,
+"Serving under load"). Arguments given to the container (``podman run IMAGE -p 127.0.0.1:9000``) keep busybox
 httpd's meaning: the last ``-p [IP:]PORT`` is where nc listens, and all of them reach ``httpd -i`` (which
 ignores ``-p`` in that mode).
 
