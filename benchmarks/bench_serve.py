@@ -1,40 +1,55 @@
-"""Serving under load: the image's busybox httpd beside nginx on the same tree, many apt-like clients at once.
+"""Serving under load: the image's server beside nginx on the same tree, many apt-like clients at once.
 
 Generates a mirror-like tree (``bench_image.make_tree``: .deb-sized incompressible files and a Packages index),
 then serves it on loopback in turn with
 
-    (a) busybox httpd as the image runs it: ``busybox httpd -f -v -p ADDR -h TREE -c httpd.conf`` with the image's
-        ``/etc/httpd.conf`` (minimirror.image.httpd.HTTPD_CONF), the host's static busybox (Debian's
-        busybox-static, the package the image takes from the lock)
-    (b) nginx (the seed's server): one worker per core, sendfile on, an access log as busybox's -v
+    (a) the image's server: ``busybox sh -c SCRIPT minimirror-httpd -p 127.0.0.1:PORT``, where SCRIPT is the
+        image's own entrypoint script (minimirror.image.httpd.supervisor_script, given the host's busybox and
+        the tree): busybox ``nc`` listening with a backlog of 512 and running ``httpd -i`` per connection, the
+        image's ``/etc/httpd.conf``; the host's static busybox is Debian's busybox-static, the package the image
+        takes from the lock
+    (b) busybox httpd alone, as the image ran it before: ``busybox httpd -f -v -p ADDR -h TREE -c httpd.conf``
+        (its own accept loop, listen backlog 9)
+    (c) nginx as the ``--base`` nginx image runs it: the image's site (minimirror.image.base.NGINX_CONF, root
+        and port put in) inside Debian's nginx.conf settings (a worker per core, sendfile, tcp_nopush, keep-alive,
+        an access log)
 
 and for each of ``--clients`` (default 64 and 256) downloads every pool file of the tree ``--rounds`` times with
-``curl --parallel --parallel-max N`` (one connection per download, as apt's parallel queues to one host open a few
-each; curl is the client for both servers, so the client's cost is the same on both sides). Prints requests,
-failures (any status but 200, any transfer error), bytes and throughput, and the ratio busybox/nginx (target >=
-0.8). Usage::
+``curl --parallel --parallel-max N`` (curl opens up to N connections and reuses them when the server keeps them
+alive, as apt does: nginx does, busybox httpd closes each after one response). curl is the client for every
+server, so the client's cost is the same on each side. ``--repeat`` runs the whole sequence again (the servers
+interleaved, so a change in the machine's load hits all of them). Prints requests, failures (any status but 200,
+any transfer error), bytes, throughput and the slowest TCP connect (a SYN dropped by a full listen queue is
+retried after 1 s) per run, and the ratios to nginx of each run with their spread (target >= 0.8x).
+``--small N`` downloads a 3-byte file N times instead: the cost of a connection alone. Usage::
 
-    python benchmarks/bench_serve.py [--mib 200] [--clients 64,256] [--rounds 2]
+    python benchmarks/bench_serve.py [--mib 200] [--clients 64,256] [--rounds 5] [--repeat 3] [--small N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_image import make_tree
 
-from minimirror.image.httpd import HTTPD_CONF
+from minimirror.image.base import NGINX_CONF
+from minimirror.image.httpd import HTTPD_CONF, PORT, supervisor_script
 
 BUSYBOX = Path("/bin/busybox")
+IMAGE, HTTPD_ALONE, NGINX = "image (nc + httpd -i)", "busybox httpd -f", "nginx (--base)"
 
 
 @dataclass(frozen=True)
@@ -45,10 +60,14 @@ class Result:
     failures: int
     seconds: float
     size: int
+    slowest_connect: float
 
     @property
     def mib_per_s(self) -> float:
         return self.size / 2**20 / self.seconds
+
+    def rate(self, *, per_request: bool) -> float:
+        return self.requests / self.seconds if per_request else self.mib_per_s
 
 
 def free_port() -> int:
@@ -68,64 +87,120 @@ def wait_for(port: int) -> None:
     raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
-def start_busybox(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
-    conf = work / "httpd.conf"
-    conf.write_text(HTTPD_CONF)
-    argv = [str(BUSYBOX), "httpd", "-f", "-v", "-p", f"127.0.0.1:{port}", "-h", str(tree), "-c", str(conf)]
+def start_image(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
+    """The image's entrypoint with the host's paths; its own process group, since nc outlives the shell here."""
+    script = supervisor_script(busybox=str(BUSYBOX), home=str(tree), conf=str(work / "httpd.conf"))
+    argv = [str(BUSYBOX), "sh", "-c", script, "minimirror-httpd", "-p", f"127.0.0.1:{port}"]
+    with (work / "image.log").open("wb") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+
+
+def start_httpd_alone(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
+    argv = [
+        str(BUSYBOX),
+        "httpd",
+        "-f",
+        "-v",
+        "-p",
+        f"127.0.0.1:{port}",
+        "-h",
+        str(tree),
+        "-c",
+        str(work / "httpd.conf"),
+    ]
     with (work / "busybox.log").open("wb") as log:
-        return subprocess.Popen(argv, stdout=log, stderr=log)
+        return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
 
 
 def start_nginx(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
+    site = NGINX_CONF.replace(f"listen {PORT} ", f"listen 127.0.0.1:{port} ").replace("root /srv;", f"root {tree};")
     conf = work / "nginx.conf"
     conf.write_text(
         f"daemon off;\nworker_processes auto;\npid {work}/nginx.pid;\nerror_log {work}/nginx-error.log;\n"
         "events { worker_connections 4096; }\n"
-        f"http {{ include /etc/nginx/mime.types; sendfile on; tcp_nopush on; access_log {work}/access.log;\n"
+        f"http {{ include /etc/nginx/mime.types; sendfile on; tcp_nopush on; keepalive_timeout 65;\n"
+        f"  access_log {work}/access.log;\n"
         f"  client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fcgi;\n"
         f"  uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;\n"
-        f"  server {{ listen 127.0.0.1:{port}; root {tree}; }} }}\n"
+        f"{site}}}\n"
     )
-    return subprocess.Popen(["nginx", "-c", str(conf), "-e", str(work / "nginx-error.log")])
+    argv = ["nginx", "-c", str(conf), "-e", str(work / "nginx-error.log")]
+    return subprocess.Popen(argv, start_new_session=True)
 
 
-def download(port: int, paths: list[str], clients: int, rounds: int, work: Path) -> tuple[int, int, float, int]:
-    """(requests, failures, seconds, bytes) of downloading every path ``rounds`` times, ``clients`` at once."""
+def download(port: int, paths: list[str], clients: int, rounds: int, work: Path) -> tuple[int, int, float, int, float]:
+    """(requests, failures, seconds, bytes, slowest connect) of downloading every path ``rounds`` times, ``clients``
+    at once; a connect that waited for a SYN retry takes a second or more."""
     config = work / f"curl-{port}-{clients}.conf"
     lines = [f'url = "http://127.0.0.1:{port}/{path}"\noutput = "/dev/null"\n' for _ in range(rounds) for path in paths]
     config.write_text("".join(lines))
     argv = [
         "curl", "--silent", "--show-error", "--parallel", "--parallel-max", str(clients), "--no-progress-meter",
-        "--write-out", "%{http_code} %{size_download}\\n", "--config", str(config),
+        "--write-out", "%{http_code} %{size_download} %{time_connect}\\n", "--config", str(config),
     ]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
     seconds = time.perf_counter() - start
     results = [line.split() for line in proc.stdout.splitlines() if line.strip()]
-    failures = sum(code != "200" for code, _ in results) + (len(lines) - len(results))
-    return len(lines), failures, seconds, sum(int(size) for _, size in results)
+    failures = sum(code != "200" for code, _, _ in results) + (len(lines) - len(results))
+    slowest = max((float(connect) for _, _, connect in results), default=0.0)
+    return len(lines), failures, seconds, sum(int(size) for _, size, _ in results), slowest
 
 
-def measure(
-    name: str, proc: subprocess.Popen[bytes], port: int, paths: list[str], args: argparse.Namespace
-) -> list[Result]:
+Starter = Callable[[Path, Path, int], "subprocess.Popen[bytes]"]
+
+
+def measure(name: str, start: Starter, tree: Path, paths: list[str], args: argparse.Namespace) -> list[Result]:
+    port = free_port()
+    proc = start(tree, args.work, port)
     try:
         wait_for(port)
         found = []
         for clients in args.clients:
-            requests, failures, seconds, size = download(port, paths, clients, args.rounds, args.work)
-            found.append(Result(name, clients, requests, failures, seconds, size))
+            found.append(Result(name, clients, *download(port, paths, clients, args.rounds, args.work)))
         return found
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)  # the group this script started: the server and its children
         proc.wait(timeout=20)
+
+
+def report(results: list[Result], args: argparse.Namespace, files: int) -> None:
+    if args.small:
+        print(f"/healthz (3 bytes) downloaded {args.small} times per run")
+    else:
+        print(f"tree: {args.mib} MiB, {files} pool files, each downloaded {args.rounds} times per run")
+    rate = "req/s" if args.small else "MiB/s"
+    print(
+        f"{'run':>3} {'server':22} {'clients':>7} {'requests':>8} {'failed':>6} {'seconds':>8} {rate:>8} "
+        f"{'slowest connect':>15}"
+    )
+    per_run = 3 * len(args.clients)
+    runs = len(results) // per_run
+    for index, result in enumerate(results):
+        print(
+            f"{index // per_run + 1:3} {result.server:22} {result.clients:7} {result.requests:8} "
+            f"{result.failures:6} {result.seconds:8.2f} {result.rate(per_request=args.small > 0):8.1f} "
+            f"{result.slowest_connect:13.3f} s"
+        )
+    for clients in args.clients:
+        nginx = [r for r in results if r.server == NGINX and r.clients == clients]
+        for name in (IMAGE, HTTPD_ALONE):
+            ours = [r for r in results if r.server == name and r.clients == clients]
+            ratios = [b.seconds / a.seconds for a, b in zip(ours, nginx, strict=True)]  # same work: throughput ratio
+            print(
+                f"{clients:4} clients, {name} / nginx over {runs} runs: {' '.join(f'{r:.2f}' for r in ratios)} "
+                f"(median {statistics.median(ratios):.2f}x, min {min(ratios):.2f}x, max {max(ratios):.2f}x; "
+                f"target >= 0.8x); slowest connect {max(r.slowest_connect for r in ours):.3f} s"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=200)
     parser.add_argument("--clients", type=lambda s: [int(n) for n in s.split(",")], default=[64, 256])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--small", type=int, default=0, help="Download /healthz (3 bytes) this many times instead.")
     args = parser.parse_args()
     for tool in ("curl", "nginx"):
         if shutil.which(tool) is None:
@@ -137,20 +212,20 @@ def main() -> None:
     try:
         tree = args.work / "tree"
         make_tree(tree, args.mib)
+        (args.work / "httpd.conf").write_text(HTTPD_CONF)
+        (tree / "healthz").write_bytes(b"ok\n")
         paths = sorted(p.relative_to(tree).as_posix() for p in (tree / "pool").rglob("*.deb"))
-        port = free_port()
-        ours = measure("busybox httpd", start_busybox(tree, args.work, port), port, paths, args)
-        port = free_port()
-        nginx = measure("nginx", start_nginx(tree, args.work, port), port, paths, args)
-        print(f"tree: {args.mib} MiB, {len(paths)} pool files, each downloaded {args.rounds} times per run")
-        print(f"{'server':15} {'clients':>7} {'requests':>8} {'failed':>6} {'seconds':>8} {'MiB/s':>8}")
-        for result in (*ours, *nginx):
-            print(
-                f"{result.server:15} {result.clients:7} {result.requests:8} {result.failures:6} "
-                f"{result.seconds:8.2f} {result.mib_per_s:8.1f}"
-            )
-        for a, b in zip(ours, nginx, strict=True):
-            print(f"{a.clients} clients: busybox/nginx throughput {a.mib_per_s / b.mib_per_s:.2f}x (target >= 0.8x)")
+        if args.small:  # the cost of a connection alone: a 3-byte file, --small times
+            paths, args.rounds = ["healthz"], args.small
+        servers: list[tuple[str, Starter]] = [
+            (IMAGE, start_image),
+            (HTTPD_ALONE, start_httpd_alone),
+            (NGINX, start_nginx),
+        ]
+        results = [
+            r for _ in range(args.repeat) for name, start in servers for r in measure(name, start, tree, paths, args)
+        ]
+        report(results, args, len(paths))
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
 

@@ -5,24 +5,36 @@ image holds no code that was not reviewed in the lock. It is read from the .deb'
 ``dpkg-deb --fsys-tarfile`` prints it (deb(5)), and must be a static ELF executable: a dynamically linked
 busybox (the ``busybox`` package) would need a libc the image does not have.
 
-PID 1 is busybox's own ``sh`` (ash), which runs httpd in the background and waits for it: the kernel drops
-every signal sent to a namespace's PID 1 that has no handler, so httpd as PID 1 ignores SIGTERM and
+PID 1 is busybox's own ``sh`` (ash), which runs the server in the background and waits for it: the kernel drops
+every signal sent to a namespace's PID 1 that has no handler, so a server as PID 1 ignores SIGTERM and
 ``podman stop`` or a Kubernetes rollout waits out the whole grace period. ``trap 'exit 0' TERM INT`` gives
 PID 1 a handler; ash's ``wait`` returns as soon as a trapped signal arrives (POSIX ``wait``), the shell exits,
-and the kernel kills httpd with the rest of the namespace. When httpd dies on its own, ``wait`` returns its
-status and the container exits with it, so a restart policy sees the failure. Arguments given to the
-container (``podman run IMAGE -p 127.0.0.1:9000``) reach httpd through ``"$@"``, where httpd takes the
-last ``-p``. Nothing but the locked busybox runs, so no second binary (tini, dumb-init) needs locking.
+and the kernel kills the server with the rest of the namespace. When the server dies on its own, ``wait``
+returns its status and the container exits with it, so a restart policy sees the failure. Nothing but the
+locked busybox runs, so no second binary (tini, dumb-init) needs locking.
+
+The server is busybox ``nc`` accepting and ``httpd -i`` answering, one process per connection, not ``httpd -f``
+alone: busybox httpd listens with a fixed backlog of 9 (``xlisten(fd, 9)`` in ``networking/httpd.c``), so a burst
+of clients overflows the kernel's accept queue and every handshake that does not fit waits for the client's SYN
+retry (1 s, then 3 s, 7 s: ``benchmarks/bench_serve.py`` measured a run of 15 s where nginx took 1). busybox
+``nc`` listens with a backlog of its number of ``-l`` flags (``xlisten(sfd, do_listen); /* can be > 1 */`` in
+``networking/nc.c``), and with ``-e`` and two or more ``-l`` it is a persistent server that starts the program on
+each accepted connection, as inetd would: the script builds ``-l`` repeated :data:`BACKLOG` times. Debian's
+busybox-static has no ``tcpsvd`` or ``inetd`` applet, so nc is the one accept loop with a settable backlog that
+the lock provides. The price is an exec per connection, about twice the CPU of httpd's fork (docs/image.md,
+"Serving under load"). Arguments given to the container (``podman run IMAGE -p 127.0.0.1:9000``) keep busybox
+httpd's meaning: the last ``-p [IP:]PORT`` is where nc listens, and all of them reach ``httpd -i`` (which
+ignores ``-p`` in that mode).
 
 busybox httpd's configuration format (``httpd.conf``, documented in busybox's ``networking/httpd.c``):
 ``.ext:mime/type`` lines map file extensions to Content-Type; ``I:name`` names the index file. The server
-runs with ``-f -v -p 8080 -h /srv -c /etc/httpd.conf`` as user 65534 (Debian's nobody/nogroup), so it can
-read the world-readable tree and write nothing.
+runs as user 65534 (Debian's nobody/nogroup), so it can read the world-readable tree and write nothing.
 """
 
 from __future__ import annotations
 
 import io
+import shlex
 import struct
 import subprocess
 import tarfile
@@ -33,6 +45,7 @@ from minimirror.errors import UsageError
 from minimirror.image.layers import LayerEntry
 
 __all__ = [
+    "BACKLOG",
     "BUSYBOX_PACKAGE",
     "ENTRYPOINT",
     "HTTPD",
@@ -46,15 +59,49 @@ __all__ = [
     "ServerFiles",
     "extract_busybox",
     "server_entries",
+    "supervisor_script",
 ]
 
 BUSYBOX_PACKAGE = "busybox-static"
 PORT = 8080
 NOBODY = 65534
-HTTPD = (
-    "/bin/busybox", "httpd", "-f", "-v", "-p", str(PORT), "-h", "/srv", "-c", "/etc/httpd.conf",
-)  # fmt: skip
-SUPERVISOR = f"trap 'exit 0' TERM INT; {' '.join(HTTPD)} \"$@\" & wait $!"
+BACKLOG = 512
+"""nc's listen backlog, a power of two (the script doubles ``l`` up to it): connections the kernel completes and
+queues before they are accepted. nginx's default is 511; Linux caps it at net.core.somaxconn (4096 since 5.4,
+128 before: either way far above httpd's 9)."""
+
+
+def _httpd(busybox: str, home: str, conf: str) -> tuple[str, ...]:
+    return (busybox, "httpd", "-i", "-v", "-h", home, "-c", conf)
+
+
+HTTPD = _httpd("/bin/busybox", "/srv", "/etc/httpd.conf")
+"""httpd for one connection on stdin/stdout (``-i``, inetd mode), logging one line per response (``-v``)."""
+
+
+def supervisor_script(busybox: str = "/bin/busybox", home: str = "/srv", conf: str = "/etc/httpd.conf") -> str:
+    """The ash script PID 1 runs: the last ``-p [IP:]PORT`` of its arguments, nc listening there, a trap on TERM.
+
+    The paths are parameters so that tests and ``benchmarks/bench_serve.py`` run this very script on the host
+    (its busybox, a tree elsewhere); the image uses the defaults (:data:`SUPERVISOR`).
+    """
+    httpd = " ".join(shlex.quote(arg) for arg in _httpd(busybox, home, conf))
+    return "\n".join(
+        (
+            "trap 'exit 0' TERM INT",
+            f"port={PORT} addr= take=",
+            "for arg; do",
+            '  if [ "$take" ]; then port=$arg take=',
+            "  else case $arg in -p) take=1;; -p?*) port=${arg#-p};; esac; fi",
+            "done",
+            "case $port in *:*) addr=${port%:*}; port=${port##*:};; esac",
+            f"l=l; while [ ${{#l}} -lt {BACKLOG} ]; do l=$l$l; done",
+            f'{shlex.quote(busybox)} nc -$l -p "$port" $addr -e {httpd} "$@" & wait $!',
+        )
+    )
+
+
+SUPERVISOR = supervisor_script()
 ENTRYPOINT = ("/bin/busybox", "sh", "-c", SUPERVISOR, "minimirror-httpd")
 READY_PATH = "healthz"
 """The readiness and liveness path below /srv (``GET /healthz`` -> ``ok``): a few bytes from the last layer, so

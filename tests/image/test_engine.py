@@ -99,7 +99,7 @@ def test_load_run_and_remove_the_busybox_image(mirror: Mirror, engine: str, tmp_
         client.close()
         config_digest = _config_digest(out)
         assert loaded.id == f"sha256:{config_digest}"  # the engine's id is our config's digest
-        # busybox httpd takes the last -p: listen on the container's own loopback only
+        # the last -p says where the server listens (as busybox httpd takes it): the container's own loopback only
         run_image(
             tag, name=name, command=["-p", "127.0.0.1:8080"], network_mode="none", ulimits=ULIMITS, docker_host=engine
         )

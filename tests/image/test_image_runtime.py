@@ -180,8 +180,8 @@ def test_podman_loads_runs_and_apt_installs_from_it(built: Built, podman: Podman
     assert image_id == built.config_digest[7:]  # podman's image id is the config digest: same bytes as OCI
     name, port = f"minimirror-test-{uuid.uuid4().hex[:12]}", _free_port()
     podman.containers.append(name)
-    # Host network, and the image's own entrypoint told (by a later -p, which busybox takes over the first) to
-    # listen on loopback only: no bridge, so no traffic to any address but 127.0.0.1.
+    # Host network, and the image's own entrypoint told (by -p, as busybox httpd takes it) to listen on loopback
+    # only: no bridge, so no traffic to any address but 127.0.0.1.
     podman(
         "run", "--detach", "--name", name, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
         "--network", "host", built.tag, "-p", f"127.0.0.1:{port}",
@@ -226,7 +226,7 @@ def test_podman_stop_ends_the_container_within_a_second(built: Built, podman: Po
     ready = _wait_for(f"http://127.0.0.1:{port}/healthz")  # the documented probe path
     assert (ready.status_code, ready.content) == (200, b"ok\n")
     pids = podman("top", name, "pid", "args").stdout
-    assert "httpd" in pids and "sh -c" in pids  # PID 1 is busybox sh, httpd its child
+    assert "sh -c" in pids and "nc -lll" in pids and "httpd -i" in pids  # PID 1 is busybox sh, nc its child
     started = time.monotonic()
     podman("stop", "--time", "10", name)  # SIGTERM, then SIGKILL after 10 s if it were ignored
     elapsed = time.monotonic() - started
@@ -247,9 +247,9 @@ def test_kube_manifests_run_under_podman_kube_play_and_apt_installs(
     assert main(["kube", "--image", built.tag, "--replicas", "1", "--name", name]) == 0
     deployment, service, budget = yaml.safe_load_all(capsys.readouterr().out)
     assert (deployment["kind"], service["kind"], budget["kind"]) == ("Deployment", "Service", "PodDisruptionBudget")
-    # The one change for this machine: the host's network (no bridge here), with httpd told to listen on loopback
-    # at a free port (a later -p wins in busybox httpd). Podman refuses port declarations on the host network,
-    # so the probes name the port by number instead of by its name.
+    # The one change for this machine: the host's network (no bridge here), with the server told to listen on
+    # loopback at a free port (the last -p wins, as in busybox httpd). Podman refuses port declarations on the
+    # host network, so the probes name the port by number instead of by its name.
     pod_spec = deployment["spec"]["template"]["spec"]
     pod_spec["hostNetwork"] = True
     container = pod_spec["containers"][0]
