@@ -146,7 +146,11 @@ class AptRoot:
 
 def best_run(repeat: int, run: Callable[[], ChildRun]) -> ChildRun:
     """The fastest of ``repeat`` runs; a failed run stops the benchmark with its output."""
-    runs = [run() for _ in range(repeat)]
+    return fastest([run() for _ in range(repeat)])
+
+
+def fastest(runs: Sequence[ChildRun]) -> ChildRun:
+    """The fastest of ``runs``; a failed one stops the benchmark with its output."""
     for item in runs:
         if item.returncode != 0:
             raise SystemExit(f"a measured command failed:\n{item.output}")

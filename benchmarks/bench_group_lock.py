@@ -1,6 +1,7 @@
 """Locking a group (the real Debian index and three small third-party sources resolved together) beside
 locking the Debian source alone, on loopback; apt over the same four lines for reference.
 
+The runs of the Debian source alone and of the group take turns (a load that comes and goes weighs on both).
 The third-party sources are small signed archives built by the test helpers (real .debs whose dependencies are
 in Debian: libc6, iptables, ca-certificates, python3...), each served on loopback like the Debian index. The
 group's queries are the Debian set of ``bench_lock.py`` plus one or two packages of each third-party source.
@@ -16,11 +17,11 @@ import argparse
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from _loopback import DEBIAN_KEYRING, AptRoot, ChildRun, byte_compile_minimirror, run_child, serve_directory
+from _loopback import DEBIAN_KEYRING, AptRoot, ChildRun, byte_compile_minimirror, fastest, run_child, serve_directory
 from _loopback import best_run as best
 from _loopback import shared_data_dir as _shared
 
@@ -75,7 +76,8 @@ def write_sources(root: Path, debian_url: str, third: dict[str, tuple[FixtureArc
         (directory / "minimirror.toml").write_text('resolve-with = ["debian/bookworm"]\n')
 
 
-def lock_runs(work: Path, sources: Path, repeat: int) -> tuple[ChildRun, ChildRun]:
+def lock_commands(work: Path, sources: Path) -> tuple[Callable[[], ChildRun], Callable[[], ChildRun]]:
+    """A cold and a warm lock of the sources tree, each a fresh process."""
     args = [sys.executable, "-m", "minimirror", "-q", "lock", "--sources", str(sources)]
     args += ["--locks", str(work / "locks"), "--cache", str(work / "cache")]
 
@@ -88,7 +90,14 @@ def lock_runs(work: Path, sources: Path, repeat: int) -> tuple[ChildRun, ChildRu
         shutil.rmtree(work / "locks", ignore_errors=True)
         return run_child(args)
 
-    return best(repeat, cold), best(repeat, warm)
+    return cold, warm
+
+
+def interleaved(repeat: int, *runs: Callable[[], ChildRun]) -> list[ChildRun]:
+    """The best of ``repeat`` rounds of each run, the runs taking turns within a round, so that a load that
+    comes and goes (other work on the machine) weighs on each of them alike."""
+    rounds = [[run() for run in runs] for _ in range(repeat)]
+    return [fastest(column) for column in zip(*rounds, strict=True)]
 
 
 def apt_run(work: Path, debian_url: str, third: dict[str, tuple[FixtureArchive, str]], repeat: int) -> ChildRun:
@@ -117,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             with third_party_archives(work, key) as third:
                 write_sources(work / "alone", url, third, group=False)
                 write_sources(work / "group", url, third, group=True)
-                alone = lock_runs(work / "run-alone", work / "alone", options.repeat)
-                grouped = lock_runs(work / "run-group", work / "group", options.repeat)
+                alone_cold, alone_warm = lock_commands(work / "run-alone", work / "alone")
+                group_cold, group_warm = lock_commands(work / "run-group", work / "group")
+                cold = interleaved(options.repeat, alone_cold, group_cold)  # each cold run empties its own cache
+                warm = interleaved(options.repeat, alone_warm, group_warm)  # each then runs on its own cache
+                alone, grouped = (cold[0], warm[0]), (cold[1], warm[1])
                 apt = apt_run(work, url, third, options.repeat)
         finally:
             key.close()
