@@ -100,10 +100,12 @@ class Server:
                     break
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            return  # the server stops (its stdin closed) with this connection still open: nothing to report
         finally:
             reading.cancel()
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def respond(self, request: Request, writer: asyncio.StreamWriter) -> None:

@@ -214,6 +214,10 @@ def main() -> None:
     print(f"    warm (re-hash) / cold                       {c / a:5.2f}x")
     rate = total / 2**20 / max(c - d, 1e-9)
     print(f"    re-hash cost: warm - plan                   {c - d:6.3f} s  ({rate:.0f} MiB/s, startup included)")
+    gib = total / 2**30
+    for label, runs in (("minimirror cold", cold), ("curl", curls)):
+        cpu = min(run.cpu_seconds for run in runs)
+        print(f"    CPU per GiB, {label:<30} {cpu / gib:6.2f} s  (user + system, least of {len(runs)})")
     # No peak RSS here: Linux carries this process's high-water mark (it generated the files) into each child
     # across fork and exec, so wait4's figure would be ours, not the fetch's.
 

@@ -7,7 +7,7 @@ signature check is not what is measured), served by ``_wan.py``: a round-trip ti
 ``sendfile`` from a process of its own, on 127.0.0.1. Each run starts cold (empty cache or pool) after an
 ``os.sync()``, in a child process; the best of ``--repeat``:
 
-    minimirror fetch -j N          for each N of --jobs (default 2 4 8 16), and with no -j (the default)
+    minimirror fetch -j N --per-host N   for each N of --jobs (default 2 4 8 16 32), and with neither (the default)
     aptly mirror update            downloadConcurrency 4 (aptly's default) and 8 (its mirror created before)
     apt-get install --download-only   every package, in a private root (apt-get update before, not timed):
                                    apt's one connection per host, with HTTP pipelining
@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--total-mb", type=int, default=150)
     parser.add_argument("--rtt-ms", type=float, default=40.0)
     parser.add_argument("--rate-mib", type=float, default=25.0)
-    parser.add_argument("--jobs", type=int, nargs="*", default=[2, 4, 8, 16])
+    parser.add_argument("--jobs", type=int, nargs="*", default=[2, 4, 8, 16, 32])
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     minimirror = shutil.which("minimirror")
@@ -180,8 +180,8 @@ def measure(work: Path, url: str, packages: list[LockedPackage], args: argparse.
     rows: dict[str, ChildRun] = {}
     fetch = [minimirror, "-q", "fetch", "--locks", str(work / "locks"), "--cache", str(work / "cache")]
     for jobs in [*args.jobs, None]:
-        argv = fetch if jobs is None else [*fetch, "-j", str(jobs)]
-        label = "minimirror fetch (default)" if jobs is None else f"minimirror fetch -j {jobs}"
+        argv = fetch if jobs is None else [*fetch, "-j", str(jobs), "--per-host", str(jobs)]
+        label = "minimirror fetch (default)" if jobs is None else f"minimirror fetch -j {jobs} --per-host {jobs}"
         run = functools.partial(run_child, argv, env=env)
         rows[label] = cold(run, removing(work / "cache"), args.repeat, label)
     for concurrency in (4, 8):

@@ -15,8 +15,8 @@ Ed25519 key (minimirror: ``sign_key``; aptly: the key imported into a private ``
     (a)  minimirror publish: read + hash every .deb, Packages{,.gz,.xz}, Release, by-hash, link the pool
     (b)  aptly repo add + snapshot create + publish snapshot, with a private aptly.conf (rootDir in a temp dir)
     (b') aptly publish snapshot alone (repo add done before, as a long-lived aptly database would have it)
-    (c)  minimirror publish, signed, onto another filesystem (``--copy-dir``, default /dev/shm): pool files
-         copied instead of hard-linked from the cache
+    (c)  minimirror publish, signed, onto the same disk as (a) from a copy of the cache on another filesystem
+         (``--copy-dir``, default /dev/shm): every pool file copied where (a) hard-links it
     (v)  ``minimirror verify`` of the signed tree (every signature, index, pool file; dose-distcheck)
 
 and prints the ratios (a)/(b) (target <= 1.0, and <= 0.5 at 20,000 packages) and (v)/(a) (target <= 1.0).
@@ -234,12 +234,15 @@ def measure(example: Path, work: Path, repeat: int) -> list[Row]:
 
 
 def measure_copies(example: Path, work: Path, elsewhere: Path, repeat: int) -> ChildRun | None:
-    """(c): the signed publish into a folder on another filesystem than the cache, where links cannot be made."""
+    """(c): the signed publish onto the same disk as (a), from a copy of the cache on another filesystem
+    (``elsewhere``), so every pool file is copied where (a) links it."""
     if not elsewhere.is_dir() or elsewhere.stat().st_dev == work.stat().st_dev:
         return None
     folder = Path(tempfile.mkdtemp(prefix="bench-publish-", dir=elsewhere))
     try:
-        return run_minimirror(example, folder, work / "key.asc", repeat)[0]
+        shutil.copytree(example / "cache", folder / "cache")
+        (folder / "locks").symlink_to(example / "locks")
+        return run_minimirror(folder, work, work / "key.asc", repeat)[0]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -255,7 +258,7 @@ def report(rows: list[Row], copied: ChildRun | None, elsewhere: Path) -> None:
         if row.checked is not None:
             named.append((f"(v)  minimirror verify of (a), {row.label}", row.checked))
         if copied is not None and row.label == "signed":
-            named.append((f"(c)  minimirror publish, signed, into {elsewhere}", copied))
+            named.append((f"(c)  minimirror publish, signed, cache in {elsewhere}", copied))
         for name, run in named:
             print(f"{name:58} {run.seconds:8.2f} {run.peak_rss_kib / 1024:6.0f} MiB")
     print()

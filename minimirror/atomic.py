@@ -47,11 +47,6 @@ def write_atomically(
     user relies on (locks, keys); caches that are checked when read skip it.
     """
     chunks = [data.encode("utf-8")] if isinstance(data, str) else [data] if isinstance(data, bytes) else data
-    with disk_errors(path, needed=lambda: sum(len(chunk) for chunk in chunks)):
-        _write(path, chunks, mode=mode, durable=durable)
-
-
-def _write(path: Path, chunks: Sequence[bytes], *, mode: int, durable: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     temporary = Path(name)

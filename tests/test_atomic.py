@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from minimirror.atomic import write_atomically
-from minimirror.errors import DiskError
 
 
 def test_replaces_content_with_fixed_modes_whatever_the_umask(tmp_path: Path) -> None:
@@ -33,7 +32,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Path, "replace", broken)
-    with pytest.raises(DiskError, match=f"cannot write {target}: no space left on device \\(this step needs 4 B"):
+    with pytest.raises(OSError, match="No space left"):  # the caller's disk_errors turns it into one message
         write_atomically(target, "new\n")
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["lock"]

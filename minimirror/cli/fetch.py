@@ -19,7 +19,7 @@ __all__ = ["fetch", "progress_bar", "run_fetch", "summary"]
 # minimirror.publish.fetch's DEFAULT_JOBS and DEFAULT_PER_HOST (see why there), repeated rather than imported:
 # importing that module here would load httpx for every command's start-up; tests/publish/test_fetch.py checks
 # that the two agree.
-JOBS, PER_HOST = 8, 8
+JOBS, PER_HOST = 16, 16
 
 
 def _mib(count: int) -> str:

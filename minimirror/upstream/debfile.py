@@ -38,6 +38,8 @@ __all__ = ["ControlStanza", "parse_control", "read_control", "read_data_files"]
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
 _MAX_CONTROL = 4 << 20  # a control tarball larger than this is not a package we should trust
+_BLOCK = 512
+_ZERO_BLOCK = bytes(_BLOCK)
 _MAX_CONTROL_TAR = 64 << 20  # nor one that unpacks to more (md5sums of 100,000 files take 5 MB)
 _FIELD = re.compile(r"([!-9;-~][!-9;-~]*):[ \t]*(.*)\Z")  # field names: printable ASCII but ':' (deb822)
 _MAX_DATA_FILE = 64 << 20  # a wanted payload file (a changelog) larger than this is refused, not read
@@ -167,15 +169,49 @@ def _control_text(member: str, data: bytes, name: str) -> bytes:
         # Decompressed whole (the member is small: _MAX_CONTROL) by the C codecs, then read as a plain tar:
         # tarfile's "r:*" would first try the bytes as an uncompressed tar, then stream them through GzipFile's
         # Python reads, which cost more than the rest of reading a small package.
-        with tarfile.open(fileobj=io.BytesIO(_control_tar(member, data)), mode="r:") as tar:
-            for entry in tar:
+        tar = _control_tar(member, data)
+        found = _plain_ustar_control(tar)
+        if found is not None:
+            return found
+        with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive:
+            for entry in archive:
                 if entry.isfile() and entry.name in ("./control", "control"):
-                    handle = tar.extractfile(entry)
+                    handle = archive.extractfile(entry)
                     if handle is not None:
                         return handle.read()
     except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zlib.error, zstandard.ZstdError) as exc:
         raise IntegrityError(f"{name}: corrupt {member}: {exc}") from exc
     raise IntegrityError(f"{name}: {member} holds no ./control file")
+
+
+def _plain_ustar_control(tar: bytes) -> bytes | None:
+    """``./control`` from a tar made only of plain ustar headers (what dpkg-deb writes), or ``None`` to let
+    tarfile read it. Written by hand for speed: tarfile makes a full TarInfo (twenty fields, in Python) of
+    every header, which was two thirds of reading a small package's control file. Only the name, size and type
+    of each header are read, after its checksum is checked (POSIX.1-1988 ustar); a long-name, pax or GNU header,
+    a size in base-256 or a bad checksum hands the tar to tarfile, which knows them all."""
+    offset = 0
+    while offset + _BLOCK <= len(tar):
+        header = tar[offset : offset + _BLOCK]
+        if header == _ZERO_BLOCK:
+            return None
+        kind = header[156:157]
+        if kind not in (b"0", b"\0", b"5") or not _checksum_ok(header) or header[124] & 0x80:
+            return None
+        size = int(header[124:136].rstrip(b"\0 ") or b"0", 8)
+        if kind != b"5" and header[:100].rstrip(b"\0") in (b"./control", b"control"):
+            return tar[offset + _BLOCK : offset + _BLOCK + size]
+        offset += _BLOCK + -(-size // _BLOCK) * _BLOCK
+    return None
+
+
+def _checksum_ok(header: bytes) -> bool:
+    """The header's checksum: the sum of its bytes, the checksum field counted as spaces (unsigned)."""
+    try:
+        recorded = int(header[148:156].rstrip(b"\0 ") or b"-1", 8)
+    except ValueError:
+        return False
+    return recorded == sum(header[:148]) + 8 * 32 + sum(header[156:])
 
 
 def _control_tar(member: str, data: bytes) -> bytes:
