@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NoReturn
 
 from debian.debian_support import Version, version_compare
 
-from minimirror.atomic import write_atomically
+from minimirror.atomic import disk_errors, write_atomically
 from minimirror.errors import LockError
 
 if (
@@ -1050,7 +1050,8 @@ def write_lock(path: Path | str, lock: Lock) -> bool:
     except OSError as exc:
         raise LockError(f"{target}: cannot read the lock: {exc.strerror}") from exc
     try:
-        _replace_atomically(target, data)
+        with disk_errors(target, needed=len(data)):  # a full disk says so as in every stage
+            _replace_atomically(target, data)
     except OSError as exc:
         raise LockError(f"{target}: cannot write the lock: {exc.strerror or exc}") from exc
     return True
