@@ -51,6 +51,7 @@ __all__ = [
     "SCHEMA",
     "CompanionPin",
     "IndexPin",
+    "LeftOutPackage",
     "Lock",
     "LockedPackage",
     "LockedSource",
@@ -118,6 +119,25 @@ class LockedPackage:
     def node(self) -> str:
         """``name/architecture``: how ``required-by`` names this package."""
         return f"{self.name}/{self.architecture}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOutPackage:
+    """A package a pattern or field query matched that no system can install, so the lock leaves it out
+    (``[[left-out]]``): listed with the reason, so that a review sees what the mirror will not serve."""
+
+    name: str
+    version: str
+    architecture: str
+    queries: tuple[str, ...]
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queries", _sorted_unique(self.queries))
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.name, self.version, self.architecture)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +265,9 @@ class CompanionPin:
         object.__setattr__(self, "components", _sorted_unique(self.components))
 
 
+_VERSION_KEY = functools.cmp_to_key(version_compare)
+
+
 def _compare_packages(a: LockedPackage, b: LockedPackage) -> int:
     """Name, architecture, Debian version order, sha256; then every other field, so ties never depend on input
     order (``1.0`` and ``1.00`` compare equal as Debian versions)."""
@@ -287,8 +310,12 @@ class Lock:
     source_packages: tuple[LockedSource, ...] = field(default=())
     companions: tuple[CompanionPin, ...] = field(default=())
     """The source's companion suites, sorted by dist; empty for a source of one suite."""
+    left_out: tuple[LeftOutPackage, ...] = field(default=())
+    """What the source's selecting queries matched but cannot be installed, sorted as packages are."""
 
     def __post_init__(self) -> None:
+        left_out = sorted(self.left_out, key=lambda p: (p.name, p.architecture, _VERSION_KEY(p.version), p.reason))
+        object.__setattr__(self, "left_out", tuple(left_out))
         object.__setattr__(self, "companions", tuple(sorted(self.companions, key=lambda c: (c.dist, c.url))))
         ordered = sorted(self.packages, key=functools.cmp_to_key(_compare_packages))
         object.__setattr__(self, "packages", tuple(ordered))
@@ -501,6 +528,13 @@ _PACKAGE_FIELDS = (
     _Field("missing", "missing", "strs?", _text),
 )
 
+_LEFT_OUT_FIELDS = (
+    _Field("name", "name", "str", _NAME),
+    _Field("version", "version", "str", _version),
+    _Field("architecture", "architecture", "str", _ARCH),
+    _Field("queries", "queries", "strs", _query),
+    _Field("reason", "reason", "str", _text),
+)
 _SOURCE_PACKAGE_FIELDS = (
     _Field("name", "name", "str", _NAME),
     _Field("version", "version", "str", _version),
@@ -573,6 +607,8 @@ def dumps_lock(lock: Lock) -> str:
             lines += _table("[[companion.index]]", index, _INDEX_FIELDS)
     for package in lock.packages:
         lines += _table("[[package]]", package, _PACKAGE_FIELDS)
+    for left_out in lock.left_out:
+        lines += _table("[[left-out]]", left_out, _LEFT_OUT_FIELDS)
     for source in lock.source_packages:
         lines += _table("[[source-package]]", source, _SOURCE_PACKAGE_FIELDS)
         for file in source.files:
@@ -952,14 +988,15 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
     document = _parse_toml(text, context)
     top = _Place(context, "", 0, "")
     _check_schema(document, top)
-    for key in sorted(set(document) - {"schema", "source", "upstream", "companion", "package", "source-package"}):
-        known = "schema, [source], [upstream], [[companion]], [[package]], [[source-package]]"
+    for key in sorted(set(document) - {*_TOP_LEVEL}):
+        known = "schema, [source], [upstream], [[companion]], [[package]], [[left-out]], [[source-package]]"
         top.fail(f"unknown top-level field {key!r} (known: {known})", key)
     source = _read_source(document, top)
     upstream = _read_upstream(document, source, top)
     companions = _read_companions(document, source, top)
     packages = _read_packages(document, top)
     _check_consistency(source, companions, packages, top)
+    left_out = _read_left_out(document, source, packages, top)
     sources = _read_source_packages(document, top)
     _check_sources_consistency(source, companions, packages, sources, top)
     return Lock(
@@ -968,7 +1005,31 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
         packages=tuple(packages),
         source_packages=tuple(sources),
         companions=tuple(companions),
+        left_out=tuple(left_out),
     )
+
+
+_TOP_LEVEL = ("schema", "source", "upstream", "companion", "package", "left-out", "source-package")
+
+
+def _read_left_out(
+    document: Mapping[str, Any], source: SourcePin, packages: Sequence[LockedPackage], top: _Place
+) -> list[LeftOutPackage]:
+    """Each ``[[left-out]]``: of the source's architectures, named by a query, and not locked after all."""
+    locked = {p.key for p in packages}
+    architectures = {*source.architectures, "all"}
+    found = []
+    for number, item in enumerate(_array_of_tables(document, "left-out", top)):
+        place = _Place(top.context, "left-out", number, f"[[left-out]] #{number + 1}")
+        left_out = LeftOutPackage(**_read_fields(item, _LEFT_OUT_FIELDS, place))
+        _check_member(left_out.architecture, architectures, "architecture", place)
+        if not left_out.queries:
+            place.fail(f"{left_out.name}: queries is empty; nothing says which query matched it", "queries")
+        if left_out.key in locked:
+            place.fail(f"{' '.join(left_out.key)} is also locked as a [[package]]", "name")
+        found.append(left_out)
+    _check_unique([p.key for p in found], "left-out", "name", top.context, "is listed twice")
+    return found
 
 
 # --- files ----------------------------------------------------------------------------------------------

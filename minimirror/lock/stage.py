@@ -27,6 +27,7 @@ from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveE
 from minimirror.filelock import cache_lock
 from minimirror.lock.lockfile import (
     CompanionPin,
+    LeftOutPackage,
     Lock,
     LockedPackage,
     LockedSource,
@@ -90,6 +91,8 @@ class LockOutcome:
     packages: int
     total_size: int
     upstream_date: datetime
+    left_out: tuple[LeftOutPackage, ...] = ()
+    """What the source's selecting queries matched but cannot be installed (also in the lock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +301,13 @@ def _lock_group(
             for r in resolution.packages
             if index.origin_of(r.package) == member.source_id
         )
-        new = _build_lock(member, snapshots, index, Resolution(own), group=group)
+        prefix = f"{member.source_id}:"
+        left_out = tuple(  # listed in the lock of the source whose query matched it
+            replace(item, queries=tuple(q.removeprefix(prefix) for q in item.queries if q.startswith(prefix)))
+            for item in resolution.left_out
+            if any(q.startswith(prefix) for q in item.queries)
+        )
+        new = _build_lock(member, snapshots, index, Resolution(own, left_out), group=group)
         outcomes.append(_write(member, paths[member.source_id], _with_source_packages(member, new, snapshots, cache)))
     return outcomes
 
@@ -336,6 +345,7 @@ def _write(source: Source, path: Path, new: Lock) -> LockOutcome:
         packages=len(new.packages),
         total_size=sum(p.size for p in new.packages),
         upstream_date=max(pin.date for pin in new.upstream_pins()),
+        left_out=new.left_out,
     )
 
 
@@ -479,7 +489,13 @@ def _build_lock(
         CompanionPin(c.upstream.base, suite.key_url, suite.dist, suite.components, upstream_pin(c))
         for c, suite in zip(companions, source.companions, strict=True)
     )
-    return Lock(source=pin, upstream=upstream_pin(snapshot), packages=packages, companions=companion_pins)
+    left_out = tuple(
+        LeftOutPackage(item.package.name, item.package.version, item.package.architecture, item.queries, item.reason)
+        for item in resolution.left_out
+    )
+    return Lock(
+        source=pin, upstream=upstream_pin(snapshot), packages=packages, companions=companion_pins, left_out=left_out
+    )
 
 
 def _locked(
