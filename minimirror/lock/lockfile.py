@@ -31,7 +31,7 @@ import functools
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -390,6 +390,7 @@ class _Field:
 def _matching(pattern: str, what: str) -> _Check:
     compiled = re.compile(pattern)
 
+    @functools.lru_cache(maxsize=1 << 16)  # a whole-suite lock repeats names and nodes hundreds of thousands of times
     def check(value: str) -> str | None:
         return None if compiled.fullmatch(value) else f"{value!r} is not {what}"
 
@@ -763,6 +764,9 @@ def _array_of_tables(table: Mapping[str, Any], key: str, place: _Place) -> list[
 
 
 def _parse_toml(text: str, context: _Context) -> dict[str, Any]:
+    fast = _parse_written_shape(text)
+    if fast is not None:
+        return fast
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -778,6 +782,99 @@ def _parse_toml(text: str, context: _Context) -> dict[str, Any]:
         context.fail(line, column, f"not valid TOML: {message}")
     except RecursionError:
         context.fail(1, 1, "not valid TOML: nested too deeply")
+
+
+# A whole-suite lock is 30 MB of [[package]] tables, which tomllib (pure Python, and a general TOML parser) reads in
+# ~8 s. The tables after the header are read here instead, line by line, but only in the one shape the writer above
+# emits: ``key = "plain string"``, ``key = 123``, arrays of plain strings on one line or one item a line, the known
+# table headers, blank lines. Anything else anywhere (an escape, a comment after a value, other spacing, a key given
+# twice) makes the whole text go to tomllib, so what is accepted, and every error message, stay tomllib's.
+_TAIL_TABLES = ("[[package]]", "[[left-out]]", "[[source-package]]")
+_PLAIN = r'"[^"\\\x00-\x1f\x7f]*"'
+_FAST_LINE = re.compile(rf"([A-Za-z0-9_-]+) = (?:({_PLAIN})|(0|[1-9][0-9]*)|\[((?:{_PLAIN}(?:, {_PLAIN})*)?)\]|(\[))")
+_FAST_ITEM = re.compile(rf"    ({_PLAIN}),")
+_FAST_STRINGS = re.compile(_PLAIN)
+
+
+def _parse_written_shape(text: str) -> dict[str, Any] | None:
+    """The document, when everything after the header is in the writer's own shape; else None (use tomllib)."""
+    starts = [found for table in _TAIL_TABLES if (found := text.find(f"\n{table}\n")) >= 0]
+    if not starts:
+        return None
+    split = min(starts) + 1
+    head = text[:split]
+    if '"""' in head or "'''" in head:
+        return None  # a multi-line string could hold the table header the split was made at
+    try:
+        document = tomllib.loads(head)
+    except tomllib.TOMLDecodeError:
+        return None
+    if any(key in document for key in ("package", "left-out", "source-package")):
+        return None
+    return document if _read_tail(text[split:], document) else None
+
+
+def _read_tail(text: str, document: dict[str, Any]) -> bool:
+    lines = iter(text.split("\n"))
+    table: dict[str, Any] | None = None
+    for line in lines:
+        if not line:
+            continue
+        if line[0] == "[":
+            table = _new_table(line, document)
+            if table is None:
+                return False
+            continue
+        match = _FAST_LINE.fullmatch(line)
+        if match is None or table is None or match.group(1) in table:
+            return False
+        key, string, number, items = match.groups()[:4]
+        if string is not None:
+            table[key] = string[1:-1]
+        elif number is not None:
+            table[key] = int(number)
+        elif items is not None:
+            table[key] = [item[1:-1] for item in _FAST_STRINGS.findall(items)]
+        elif (values := _read_items(lines)) is not None:
+            table[key] = values
+        else:
+            return False
+    return True
+
+
+def _read_items(lines: Iterator[str]) -> list[str] | None:
+    """The items of an array written one a line, up to its ``]``; None for anything else."""
+    values: list[str] = []
+    for item in lines:
+        if item == "]":
+            return values
+        found = _FAST_ITEM.fullmatch(item)
+        if found is None:
+            return None
+        values.append(found.group(1)[1:-1])
+    return None
+
+
+def _new_table(header: str, document: dict[str, Any]) -> dict[str, Any] | None:
+    table: dict[str, Any] = {}
+    if header == "[[source-package.file]]":
+        sources = document.get("source-package")
+        if not sources:
+            return None
+        owner, key = sources[-1], "file"
+    elif header in _TAIL_TABLES:
+        owner, key = document, header[2:-2]
+    else:
+        return None
+    tables = owner.setdefault(key, _Tables())
+    if not isinstance(tables, _Tables):
+        return None  # ``file = ...`` given as a key before its tables: tomllib says what is wrong
+    tables.append(table)
+    return table
+
+
+class _Tables(list[dict[str, Any]]):
+    """An array of tables this reader made from headers (not an array some key was given as)."""
 
 
 def _check_schema(document: Mapping[str, Any], top: _Place) -> None:

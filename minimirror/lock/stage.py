@@ -268,6 +268,7 @@ def _lock_source(source: Source, config: LockConfig, downloader: Downloader | No
     except ResolveError as exc:
         raise exc.with_message(f"{source.source_id}: {exc.message}") from exc
     new = _build_lock(source, snapshots, index, resolution)
+    del index, resolution  # a whole suite's packages: not kept while the lock is checked and written
     return _write(source, path, _with_source_packages(source, new, snapshots, cache))
 
 
