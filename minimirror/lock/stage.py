@@ -36,6 +36,7 @@ from minimirror.lock.lockfile import (
     lock_path,
     pool_path_problem,
     read_lock,
+    read_lock_source,
     upstream_pin,
     write_lock,
 )
@@ -575,7 +576,7 @@ def check_locks(config: LockConfig) -> tuple[StaleLock, ...]:
             stale.append(StaleLock(source.source_id, path, "no lock; run `minimirror lock`"))
             continue
         try:
-            recorded = read_lock(path).source.inputs_sha256
+            recorded = read_lock_source(path).inputs_sha256
         except MinimirrorError as exc:
             stale.append(StaleLock(source.source_id, path, f"unreadable: {exc}"))
             continue

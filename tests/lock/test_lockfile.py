@@ -30,6 +30,7 @@ from minimirror.lock.lockfile import (
     loads_lock,
     lock_path,
     read_lock,
+    read_lock_source,
     read_locks,
     upstream_pin,
     write_lock,
@@ -662,3 +663,12 @@ def test_a_left_out_package_is_listed_and_read_back() -> None:
     with pytest.raises(LockError, match="tzdata 2025b-0\\+deb12u1 all is also locked as a \\[\\[package\\]\\]"):
         loads_lock(locked, path="x.lock")
     assert loads_lock(dumps_lock(example_lock()), path="x.lock").left_out == ()
+
+
+def test_the_source_table_is_read_alone_and_as_strictly(tmp_path: Path) -> None:
+    path = tmp_path / "bookworm.lock"
+    path.write_text(_golden())
+    assert read_lock_source(path) == example_lock().source
+    path.write_text(_mutated('inputs-sha256 = "', 'inputs-sha256 = "x'))
+    with pytest.raises(LockError, match=r"bookworm.lock:\d+:\d+: \[source\] inputs-sha256: .* is not a sha256"):
+        read_lock_source(path)
