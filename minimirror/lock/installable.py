@@ -71,6 +71,7 @@ class _Graph:
         self.users: dict[int, list[tuple[int, int]]] = defaultdict(list)
         self._fields: dict[str, tuple[tuple[Group, tuple[int, ...]], ...]] = {}
         self._candidates: dict[Alternative, tuple[int, ...]] = {}
+        self._pairs: list[tuple[int, int, str]] | None = None
 
     def number(self, package: Package) -> int:
         found = self.numbers.get(package)
@@ -178,10 +179,18 @@ class _Graph:
         return conflicting
 
     def _conflict_pairs(self, broken: dict[int, str]) -> list[tuple[int, int, str]]:
+        """Every (package, package it conflicts with or breaks, relation) among the packages not broken."""
+        if self._pairs is None:  # read once; a later round only drops the pairs of newly broken packages
+            self._pairs = self._all_conflict_pairs()
+        return [
+            (one, other, relation) for one, other, relation in self._pairs if one not in broken and other not in broken
+        ]
+
+    def _all_conflict_pairs(self) -> list[tuple[int, int, str]]:
         pairs = []
         order = sorted(range(len(self.packages)), key=lambda n: self.packages[n].key)  # stable first reasons
         for number in order:
-            if number in broken or self.groups[number] is _PENDING:
+            if self.groups[number] is _PENDING:
                 continue
             package = self.packages[number]
             for field in ("Conflicts", "Breaks"):
@@ -192,7 +201,6 @@ class _Graph:
                             if (
                                 other < len(self.groups)
                                 and self.groups[other] is not _PENDING
-                                and other not in broken
                                 and self.packages[other].name != package.name
                             ):
                                 pairs.append((number, other, str(alternative)))

@@ -143,9 +143,9 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
     left_out: dict[Package, tuple[set[str], str]] = {}
     for architecture in options.architectures:
         forced: dict[tuple[str, str], str] = {}
-        broken = _broken(index, roots, architecture, options)
+        picks, broken = _broken(index, roots, architecture, options)
         for _ in range(_MAX_RESTARTS):
-            walk = _Walk(index, architecture, options, forced, broken)
+            walk = _Walk(index, architecture, options, forced, broken=broken, picks=picks if not forced else {})
             try:
                 walk.run(roots)
                 break
@@ -185,13 +185,20 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
     )
 
 
-def _broken(index: Index, roots: Sequence[Root], architecture: str, options: ResolveOptions) -> dict[Package, str]:
-    """The packages the queries select (and what they may pull in) that cannot be installed, with the reason."""
-    walk = _Walk(index, architecture, options, {}, {})
-    picks = [package for root in roots if walk.wants(root) for package in walk._select(root)]
-    return uninstallable(
-        index, picks, architecture, skips_missing=lambda p: options.following(index.origin_of(p)).skip_missing
+def _broken(
+    index: Index, roots: Sequence[Root], architecture: str, options: ResolveOptions
+) -> tuple[dict[Root, list[Package]], dict[Package, str]]:
+    """What each root selects (before any restart), and the packages that selects (and what they may pull in)
+    that cannot be installed, with the reason."""
+    walk = _Walk(index, architecture, options, {}, broken={}, picks={})
+    picks = {root: walk._select(root) for root in roots if walk.wants(root)}
+    broken = uninstallable(
+        index,
+        [package for selected in picks.values() for package in selected],
+        architecture,
+        skips_missing=lambda p: options.following(index.origin_of(p)).skip_missing,
     )
+    return picks, broken
 
 
 _VERSION_KEY = functools.cmp_to_key(compare_versions)
@@ -219,10 +226,14 @@ class _Walk:
         architecture: str,
         options: ResolveOptions,
         forced: Mapping[tuple[str, str], str],
+        *,
         broken: Mapping[Package, str],
+        picks: Mapping[Root, list[Package]],
     ) -> None:
         self.index = index
         self.broken = broken
+        self.picks = picks
+        """What each root selects, when already known (a pass before any restart selects the same)."""
         self.left_out: dict[Package, tuple[set[str], str]] = {}
         self.lenient: dict[str, Package] = {}
         self.native = architecture
@@ -249,7 +260,7 @@ class _Walk:
         for root in roots:
             if not self.wants(root):
                 continue  # that source is not mirrored for this architecture
-            picks = self._select(root)
+            picks = self.picks[root] if root in self.picks else self._select(root)
             if not picks:
                 raise ResolveError(
                     f"{root.origin + ': ' if root.origin else ''}the query {root.text!r} matches no package "
