@@ -424,7 +424,7 @@ def _query(value: str) -> str | None:
     return "a query is never empty" if not value.strip() else _text(value)
 
 
-@functools.lru_cache(maxsize=4096)  # a pure check; a lock repeats versions (a package's and its source's)
+@functools.lru_cache(maxsize=1 << 17)  # a pure check; a lock repeats versions (a package's and its source's)
 def _version(value: str) -> str | None:
     problem = _VERSION_CHARS(value)
     if problem is None:
