@@ -168,6 +168,8 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
         for package, (texts, reason) in walk.left_out.items():
             left_out.setdefault(package, (set(), reason))[0].update(texts)
     ordered = sorted(set(queries) | set(required_by), key=_sort_key)
+    for package in ordered:  # an ``all`` package that installs on another of the architectures is locked there
+        left_out.pop(package, None)
     return Resolution(
         tuple(
             Resolved(

@@ -131,3 +131,19 @@ def test_debian_12_main_leaves_out_what_dose_distcheck_finds_broken(tmp_path: Pa
     assert len(left_out) >= 10 and "console-setup-freebsd_1.221_all" in left_out
     newest = {(p.name, p.architecture) for p in index if p.architecture in ("amd64", "all")}
     assert len(resolution.packages) + len(left_out) == len(newest)  # the newest version of every other package
+
+
+def test_an_all_package_left_out_on_one_architecture_but_locked_on_another(
+    fixture_archive_factory: ArchiveFactory,
+) -> None:
+    archive = fixture_archive_factory(
+        {"main": [P("tool", "1.0", architecture="all", depends="helper"), P("helper", "1.0")]},
+        architectures=("amd64", "arm64"),
+    )
+    amd64 = iter_packages(archive.index_path("main", "amd64"))
+    arm64 = [p for p in iter_packages(archive.index_path("main", "arm64")) if p.name != "helper"]
+    index = PackageIndex.build([("main", [*amd64, *arm64])])
+    roots = [Root("Name (% *)", parse_query("Name (% *)"))]
+    resolution = resolve(index, roots, ResolveOptions(("amd64", "arm64")))
+    assert {str(r.package) for r in resolution.packages} == {"tool_1.0_all", "helper_1.0_amd64"}
+    assert not resolution.left_out
