@@ -19,6 +19,12 @@ Where minimirror differs from apt on purpose: one version per (name, architectur
 constraint met so far (apt would only try its single candidate); a version kept from the previous lock is
 preferred while it still satisfies everything (conservative locking); and an unsatisfiable dependency is an
 error that prints the chain from the query line, never a silent drop.
+
+A query that selects by a pattern or a field (``Name (% *)``, ``Priority (optional)``; see
+:func:`~minimirror.sources.query.names_packages`) is held to another standard than one that names packages: the
+packages it matches that no system can install (:mod:`minimirror.lock.installable`, dose-distcheck's answer) are
+left out and listed with the reason (:attr:`Resolution.left_out`), while a named package that cannot be installed
+stays an error. Once that set is known, an or-group takes its first alternative that can be installed.
 """
 
 from __future__ import annotations
