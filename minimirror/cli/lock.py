@@ -123,6 +123,16 @@ def lock(
             "written" if outcome.changed else "unchanged",
         )
     out_console.print(table)
+    for outcome in report.outcomes:
+        if outcome.left_out:
+            out_console.print(
+                f"{outcome.source_id}: {len(outcome.left_out)} packages the queries match cannot be installed "
+                "and are left out (listed in the lock as [[left-out]]):",
+                markup=False,
+            )
+        for dropped in outcome.left_out:
+            line = f"  {dropped.name} {dropped.version} {dropped.architecture}: {dropped.reason}"
+            out_console.print(line, markup=False, soft_wrap=True)
 
 
 @click.command("search")

@@ -31,7 +31,7 @@ import functools
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ __all__ = [
     "SCHEMA",
     "CompanionPin",
     "IndexPin",
+    "LeftOutPackage",
     "Lock",
     "LockedPackage",
     "LockedSource",
@@ -62,6 +63,7 @@ __all__ = [
     "lock_path",
     "pool_path_problem",
     "read_lock",
+    "read_lock_source",
     "read_locks",
     "upstream_pin",
     "write_lock",
@@ -121,6 +123,25 @@ class LockedPackage:
     def node(self) -> str:
         """``name/architecture``: how ``required-by`` names this package."""
         return f"{self.name}/{self.architecture}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOutPackage:
+    """A package a pattern or field query matched that no system can install, so the lock leaves it out
+    (``[[left-out]]``): listed with the reason, so that a review sees what the mirror will not serve."""
+
+    name: str
+    version: str
+    architecture: str
+    queries: tuple[str, ...]
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "queries", _sorted_unique(self.queries))
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.name, self.version, self.architecture)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +269,9 @@ class CompanionPin:
         object.__setattr__(self, "components", _sorted_unique(self.components))
 
 
+_VERSION_KEY = functools.cmp_to_key(version_compare)
+
+
 def _compare_packages(a: LockedPackage, b: LockedPackage) -> int:
     """Name, architecture, Debian version order, sha256; then every other field, so ties never depend on input
     order (``1.0`` and ``1.00`` compare equal as Debian versions)."""
@@ -290,8 +314,12 @@ class Lock:
     source_packages: tuple[LockedSource, ...] = field(default=())
     companions: tuple[CompanionPin, ...] = field(default=())
     """The source's companion suites, sorted by dist; empty for a source of one suite."""
+    left_out: tuple[LeftOutPackage, ...] = field(default=())
+    """What the source's selecting queries matched but cannot be installed, sorted as packages are."""
 
     def __post_init__(self) -> None:
+        left_out = sorted(self.left_out, key=lambda p: (p.name, p.architecture, _VERSION_KEY(p.version), p.reason))
+        object.__setattr__(self, "left_out", tuple(left_out))
         object.__setattr__(self, "companions", tuple(sorted(self.companions, key=lambda c: (c.dist, c.url))))
         ordered = sorted(self.packages, key=functools.cmp_to_key(_compare_packages))
         object.__setattr__(self, "packages", tuple(ordered))
@@ -366,6 +394,7 @@ class _Field:
 def _matching(pattern: str, what: str) -> _Check:
     compiled = re.compile(pattern)
 
+    @functools.lru_cache(maxsize=1 << 16)  # a whole-suite lock repeats names and nodes hundreds of thousands of times
     def check(value: str) -> str | None:
         return None if compiled.fullmatch(value) else f"{value!r} is not {what}"
 
@@ -398,7 +427,7 @@ def _query(value: str) -> str | None:
     return "a query is never empty" if not value.strip() else _text(value)
 
 
-@functools.lru_cache(maxsize=4096)  # a pure check; a lock repeats versions (a package's and its source's)
+@functools.lru_cache(maxsize=1 << 17)  # a pure check; a lock repeats versions (a package's and its source's)
 def _version(value: str) -> str | None:
     problem = _VERSION_CHARS(value)
     if problem is None:
@@ -505,6 +534,13 @@ _PACKAGE_FIELDS = (
     _Field("missing", "missing", "strs?", _text),
 )
 
+_LEFT_OUT_FIELDS = (
+    _Field("name", "name", "str", _NAME),
+    _Field("version", "version", "str", _version),
+    _Field("architecture", "architecture", "str", _ARCH),
+    _Field("queries", "queries", "strs", _query),
+    _Field("reason", "reason", "str", _text),
+)
 _SOURCE_PACKAGE_FIELDS = (
     _Field("name", "name", "str", _NAME),
     _Field("version", "version", "str", _version),
@@ -577,6 +613,8 @@ def dumps_lock(lock: Lock) -> str:
             lines += _table("[[companion.index]]", index, _INDEX_FIELDS)
     for package in lock.packages:
         lines += _table("[[package]]", package, _PACKAGE_FIELDS)
+    for left_out in lock.left_out:
+        lines += _table("[[left-out]]", left_out, _LEFT_OUT_FIELDS)
     for source in lock.source_packages:
         lines += _table("[[source-package]]", source, _SOURCE_PACKAGE_FIELDS)
         for file in source.files:
@@ -709,15 +747,40 @@ def _read_fields(table: Any, fields: tuple[_Field, ...], place: _Place) -> dict[
     if not isinstance(table, dict):
         place.fail(f"must be a table, not {_type_name(table)}")
     known = _known_keys(fields)
-    for key in sorted(table.keys() - known):
-        place.fail(f"has an unknown field {key!r} (known: {', '.join(spec.key for spec in fields)})", key, at_key=True)
+    if not known.issuperset(table):
+        for key in sorted(table.keys() - known):
+            message = f"has an unknown field {key!r} (known: {', '.join(spec.key for spec in fields)})"
+            place.fail(message, key, at_key=True)
     values: dict[str, Any] = {}
     for spec in fields:
-        if spec.kind in _OPTIONAL and spec.key not in table:
+        value = table.get(spec.key, _ABSENT)
+        if value is _ABSENT and spec.kind in _OPTIONAL:
             values[spec.attr] = _OPTIONAL[spec.kind]
-            continue
-        values[spec.attr] = _read_value(_require(table, spec.key, place), spec, place)
+        elif _plainly_valid(value, spec):
+            values[spec.attr] = tuple(value) if type(value) is list else value
+        else:  # the general path, which names what is wrong
+            values[spec.attr] = _read_value(_require(table, spec.key, place), spec, place)
     return values
+
+
+_ABSENT = object()
+
+
+def _plainly_valid(value: object, spec: _Field) -> bool:
+    """The common case, checked fast (a whole-suite lock has 800,000 values): a valid string, a non-negative
+    integer, or an array of valid strings, of the field's kind. False sends the value down the general path."""
+    kind, check = spec.kind, spec.check
+    if type(value) is str:
+        return kind in ("str", "str?") and (check is None or check(value) is None)
+    if type(value) is int:
+        return kind in ("int", "int?") and value >= 0
+    if type(value) is list:
+        return (
+            kind in ("strs", "strs?")
+            and all(type(item) is str for item in value)
+            and (check is None or all(check(item) is None for item in value))
+        )
+    return False
 
 
 def _array_of_tables(table: Mapping[str, Any], key: str, place: _Place) -> list[Any]:
@@ -731,6 +794,9 @@ def _array_of_tables(table: Mapping[str, Any], key: str, place: _Place) -> list[
 
 
 def _parse_toml(text: str, context: _Context) -> dict[str, Any]:
+    fast = _parse_written_shape(text)
+    if fast is not None:
+        return fast
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -746,6 +812,99 @@ def _parse_toml(text: str, context: _Context) -> dict[str, Any]:
         context.fail(line, column, f"not valid TOML: {message}")
     except RecursionError:
         context.fail(1, 1, "not valid TOML: nested too deeply")
+
+
+# A whole-suite lock is 30 MB of [[package]] tables, which tomllib (pure Python, and a general TOML parser) reads in
+# ~8 s. The tables after the header are read here instead, line by line, but only in the one shape the writer above
+# emits: ``key = "plain string"``, ``key = 123``, arrays of plain strings on one line or one item a line, the known
+# table headers, blank lines. Anything else anywhere (an escape, a comment after a value, other spacing, a key given
+# twice) makes the whole text go to tomllib, so what is accepted, and every error message, stay tomllib's.
+_TAIL_TABLES = ("[[package]]", "[[left-out]]", "[[source-package]]")
+_PLAIN = r'"[^"\\\x00-\x1f\x7f]*"'
+_FAST_LINE = re.compile(rf"([A-Za-z0-9_-]+) = (?:({_PLAIN})|(0|[1-9][0-9]*)|\[((?:{_PLAIN}(?:, {_PLAIN})*)?)\]|(\[))")
+_FAST_ITEM = re.compile(rf"    ({_PLAIN}),")
+_FAST_STRINGS = re.compile(_PLAIN)
+
+
+def _parse_written_shape(text: str) -> dict[str, Any] | None:
+    """The document, when everything after the header is in the writer's own shape; else None (use tomllib)."""
+    starts = [found for table in _TAIL_TABLES if (found := text.find(f"\n{table}\n")) >= 0]
+    if not starts:
+        return None
+    split = min(starts) + 1
+    head = text[:split]
+    if '"""' in head or "'''" in head:
+        return None  # a multi-line string could hold the table header the split was made at
+    try:
+        document = tomllib.loads(head)
+    except tomllib.TOMLDecodeError:
+        return None
+    if any(key in document for key in ("package", "left-out", "source-package")):
+        return None
+    return document if _read_tail(text[split:], document) else None
+
+
+def _read_tail(text: str, document: dict[str, Any]) -> bool:
+    lines = iter(text.split("\n"))
+    table: dict[str, Any] | None = None
+    for line in lines:
+        if not line:
+            continue
+        if line[0] == "[":
+            table = _new_table(line, document)
+            if table is None:
+                return False
+            continue
+        match = _FAST_LINE.fullmatch(line)
+        if match is None or table is None or match.group(1) in table:
+            return False
+        key, string, number, items = match.groups()[:4]
+        if string is not None:
+            table[key] = string[1:-1]
+        elif number is not None:
+            table[key] = int(number)
+        elif items is not None:
+            table[key] = [item[1:-1] for item in _FAST_STRINGS.findall(items)]
+        elif (values := _read_items(lines)) is not None:
+            table[key] = values
+        else:
+            return False
+    return True
+
+
+def _read_items(lines: Iterator[str]) -> list[str] | None:
+    """The items of an array written one a line, up to its ``]``; None for anything else."""
+    values: list[str] = []
+    for item in lines:
+        if item == "]":
+            return values
+        found = _FAST_ITEM.fullmatch(item)
+        if found is None:
+            return None
+        values.append(found.group(1)[1:-1])
+    return None
+
+
+def _new_table(header: str, document: dict[str, Any]) -> dict[str, Any] | None:
+    table: dict[str, Any] = {}
+    if header == "[[source-package.file]]":
+        sources = document.get("source-package")
+        if not sources:
+            return None
+        owner, key = sources[-1], "file"
+    elif header in _TAIL_TABLES:
+        owner, key = document, header[2:-2]
+    else:
+        return None
+    tables = owner.setdefault(key, _Tables())
+    if not isinstance(tables, _Tables):
+        return None  # ``file = ...`` given as a key before its tables: tomllib says what is wrong
+    tables.append(table)
+    return table
+
+
+class _Tables(list[dict[str, Any]]):
+    """An array of tables this reader made from headers (not an array some key was given as)."""
 
 
 def _check_schema(document: Mapping[str, Any], top: _Place) -> None:
@@ -961,14 +1120,15 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
     document = _parse_toml(text, context)
     top = _Place(context, "", 0, "")
     _check_schema(document, top)
-    for key in sorted(set(document) - {"schema", "source", "upstream", "companion", "package", "source-package"}):
-        known = "schema, [source], [upstream], [[companion]], [[package]], [[source-package]]"
+    for key in sorted(set(document) - {*_TOP_LEVEL}):
+        known = "schema, [source], [upstream], [[companion]], [[package]], [[left-out]], [[source-package]]"
         top.fail(f"unknown top-level field {key!r} (known: {known})", key)
     source = _read_source(document, top)
     upstream = _read_upstream(document, source, top)
     companions = _read_companions(document, source, top)
     packages = _read_packages(document, top)
     _check_consistency(source, companions, packages, top)
+    left_out = _read_left_out(document, source, packages, top)
     sources = _read_source_packages(document, top)
     _check_sources_consistency(source, companions, packages, sources, top)
     return Lock(
@@ -977,7 +1137,31 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
         packages=tuple(packages),
         source_packages=tuple(sources),
         companions=tuple(companions),
+        left_out=tuple(left_out),
     )
+
+
+_TOP_LEVEL = ("schema", "source", "upstream", "companion", "package", "left-out", "source-package")
+
+
+def _read_left_out(
+    document: Mapping[str, Any], source: SourcePin, packages: Sequence[LockedPackage], top: _Place
+) -> list[LeftOutPackage]:
+    """Each ``[[left-out]]``: of the source's architectures, named by a query, and not locked after all."""
+    locked = {p.key for p in packages}
+    architectures = {*source.architectures, "all"}
+    found = []
+    for number, item in enumerate(_array_of_tables(document, "left-out", top)):
+        place = _Place(top.context, "left-out", number, f"[[left-out]] #{number + 1}")
+        left_out = LeftOutPackage(**_read_fields(item, _LEFT_OUT_FIELDS, place))
+        _check_member(left_out.architecture, architectures, "architecture", place)
+        if not left_out.queries:
+            place.fail(f"{left_out.name}: queries is empty; nothing says which query matched it", "queries")
+        if left_out.key in locked:
+            place.fail(f"{' '.join(left_out.key)} is also locked as a [[package]]", "name")
+        found.append(left_out)
+    _check_unique([p.key for p in found], "left-out", "name", top.context, "is listed twice")
+    return found
 
 
 # --- files ----------------------------------------------------------------------------------------------
@@ -1001,6 +1185,22 @@ def _read_text(path: Path) -> str:
 def read_lock(path: Path | str) -> Lock:
     """Read and check one lock file."""
     return loads_lock(_read_text(Path(path)), path=path)
+
+
+def read_lock_source(path: Path | str) -> SourcePin:
+    """Only the ``[source]`` table of a lock, checked as :func:`read_lock` checks it: what ``lock --check``
+    compares. The header is parsed alone, so a whole-suite lock of 30 MB answers in milliseconds; the tables after
+    it are checked by whatever reads the whole lock (fetch, publish, diff)."""
+    text = _read_text(Path(path))
+    starts = [found for table in _TAIL_TABLES if (found := text.find(f"\n{table}\n")) >= 0]
+    head = text[: min(starts) + 1] if starts else text
+    if '"""' in head or "'''" in head:
+        head = text  # a multi-line string could hold a table header: read it all
+    context = _Context(str(path), head)
+    document = _parse_toml(head, context)
+    top = _Place(context, "", 0, "")
+    _check_schema(document, top)
+    return _read_source(document, top)
 
 
 def lock_path(locks_dir: Path | str, source_id: str) -> Path:

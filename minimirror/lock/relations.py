@@ -50,6 +50,7 @@ def parse_relations(text: str) -> tuple[Group, ...]:
     return tuple(groups)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure; a suite asks ``2.36-9+deb12u10 >= 2.34`` thousands of times
 def satisfies(version: str | None, op: str | None, wanted: str | None) -> bool:
     """Whether ``version`` meets ``(op wanted)``; no constraint is always met, and a missing version (an
     unversioned Provides) never meets a versioned one (Policy 7.5). An invalid version meets nothing."""

@@ -19,6 +19,12 @@ Where minimirror differs from apt on purpose: one version per (name, architectur
 constraint met so far (apt would only try its single candidate); a version kept from the previous lock is
 preferred while it still satisfies everything (conservative locking); and an unsatisfiable dependency is an
 error that prints the chain from the query line, never a silent drop.
+
+A query that selects by a pattern or a field (``Name (% *)``, ``Priority (optional)``; see
+:func:`~minimirror.sources.query.names_packages`) is held to another standard than one that names packages: the
+packages it matches that no system can install (:mod:`minimirror.lock.installable`, dose-distcheck's answer) are
+left out and listed with the reason (:attr:`Resolution.left_out`), while a named package that cannot be installed
+stays an error. Once that set is known, an or-group takes its first alternative that can be installed.
 """
 
 from __future__ import annotations
@@ -30,11 +36,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from minimirror.errors import ResolveError
+from minimirror.lock.installable import uninstallable
 from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.package import Package
-from minimirror.sources.query import Query, compare_versions, exact_version, names_hint, selects_all_versions
+from minimirror.sources.query import (
+    Query,
+    compare_versions,
+    exact_version,
+    names_hint,
+    names_packages,
+    selects_all_versions,
+)
 
-__all__ = ["Following", "Resolution", "ResolveOptions", "Resolved", "Root", "resolve"]
+__all__ = ["Following", "LeftOut", "Resolution", "ResolveOptions", "Resolved", "Root", "resolve"]
 
 _MAX_RESTARTS = 200
 # apt's pkgCache::State::VerPriority; a package without Priority stays 0 in apt's cache, so it sorts first.
@@ -112,8 +126,19 @@ class Resolved:
 
 
 @dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A package a pattern or field query matched that cannot be installed, so it is not locked."""
+
+    package: Package
+    queries: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     packages: tuple[Resolved, ...]
+    left_out: tuple[LeftOut, ...] = ()
+    """What the selecting queries matched but no system can install (see :mod:`minimirror.lock.installable`)."""
 
 
 def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Resolution:
@@ -121,15 +146,23 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
     queries: dict[Package, set[str]] = defaultdict(set)
     required_by: dict[Package, set[str]] = defaultdict(set)
     missing: dict[Package, set[str]] = defaultdict(set)
+    left_out: dict[Package, tuple[set[str], str]] = {}
     for architecture in options.architectures:
         forced: dict[tuple[str, str], str] = {}
+        picks, broken = _broken(index, roots, architecture, options)
         for _ in range(_MAX_RESTARTS):
-            walk = _Walk(index, architecture, options, forced)
+            walk = _Walk(index, architecture, options, forced, broken=broken, picks=picks if not forced else {})
             try:
                 walk.run(roots)
                 break
             except _Restart as restart:
                 forced[restart.key] = restart.version
+            except ResolveError as exc:
+                # the installability check misses a conflict only a choice shows: leave that root out and retry
+                found = walk.lenient_pick(exc.chain)
+                if found is None:
+                    raise
+                broken[found] = exc.message
         else:
             raise ResolveError(f"no stable set of versions for {architecture} after {_MAX_RESTARTS} tries")
         for package, texts in walk.queries.items():
@@ -138,7 +171,11 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
             required_by[package] |= parents
         for package, groups in walk.missing.items():
             missing[package] |= groups
+        for package, (texts, reason) in walk.left_out.items():
+            left_out.setdefault(package, (set(), reason))[0].update(texts)
     ordered = sorted(set(queries) | set(required_by), key=_sort_key)
+    for package in ordered:  # an ``all`` package that installs on another of the architectures is locked there
+        left_out.pop(package, None)
     return Resolution(
         tuple(
             Resolved(
@@ -148,8 +185,28 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
                 tuple(sorted(missing.get(package, ()))),
             )
             for package in ordered
-        )
+        ),
+        tuple(
+            LeftOut(package, tuple(sorted(texts)), reason)
+            for package, (texts, reason) in sorted(left_out.items(), key=lambda item: _sort_key(item[0]))
+        ),
     )
+
+
+def _broken(
+    index: Index, roots: Sequence[Root], architecture: str, options: ResolveOptions
+) -> tuple[dict[Root, list[Package]], dict[Package, str]]:
+    """What each root selects (before any restart), and the packages that selects (and what they may pull in)
+    that cannot be installed, with the reason."""
+    walk = _Walk(index, architecture, options, {}, broken={}, picks={})
+    picks = {root: walk._select(root) for root in roots if walk.wants(root)}
+    broken = uninstallable(
+        index,
+        [package for selected in picks.values() for package in selected],
+        architecture,
+        skips_missing=lambda p: options.following(index.origin_of(p)).skip_missing,
+    )
+    return picks, broken
 
 
 _VERSION_KEY = functools.cmp_to_key(compare_versions)
@@ -172,9 +229,21 @@ class _Walk:
     """One resolution pass for one native architecture, marking packages as apt's MarkInstall would."""
 
     def __init__(
-        self, index: Index, architecture: str, options: ResolveOptions, forced: Mapping[tuple[str, str], str]
+        self,
+        index: Index,
+        architecture: str,
+        options: ResolveOptions,
+        forced: Mapping[tuple[str, str], str],
+        *,
+        broken: Mapping[Package, str],
+        picks: Mapping[Root, list[Package]],
     ) -> None:
         self.index = index
+        self.broken = broken
+        self.picks = picks
+        """What each root selects, when already known (a pass before any restart selects the same)."""
+        self.left_out: dict[Package, tuple[set[str], str]] = {}
+        self.lenient: dict[str, Package] = {}
         self.native = architecture
         self.options = options
         self.forced = forced
@@ -189,28 +258,50 @@ class _Walk:
 
     # --- roots ---------------------------------------------------------------------------------------------
 
+    def wants(self, root: Root) -> bool:
+        """Whether the root's source is mirrored for this pass's architecture."""
+        return root.source is None or self.native in self.options.root_architectures.get(root.source, (self.native,))
+
     def run(self, roots: Sequence[Root]) -> None:
         selected: list[tuple[Package, Root]] = []
+        named: list[tuple[Package, Root]] = []
         for root in roots:
-            if root.source is not None and self.native not in self.options.root_architectures.get(
-                root.source, (self.native,)
-            ):
+            if not self.wants(root):
                 continue  # that source is not mirrored for this architecture
-            picks = self._select(root)
+            picks = self.picks[root] if root in self.picks else self._select(root)
             if not picks:
                 raise ResolveError(
                     f"{root.origin + ': ' if root.origin else ''}the query {root.text!r} matches no package "
                     f"for {self.native}{self._epoch_hint(root)}",
                     [f"query: {root.text}"],
                 )
+            if names_packages(root.query):
+                named.extend((package, root) for package in picks)
+            else:  # a selection: what cannot be installed is listed, not locked
+                for package in picks:
+                    if package in self.broken:
+                        self.left_out.setdefault(package, (set(), self.broken[package]))[0].add(root.text)
+                picks = [package for package in picks if package not in self.broken]
+                self.lenient.update((f"query: {root.text}\n{p}", p) for p in picks)
             selected.extend((package, root) for package in picks)
         for package, root in selected:
             self.queries[package].add(root.text)
             self._mark(package)
-        order = sorted({p for p, _ in selected}, key=self.index.position)
-        for package in order:
-            root = next(r for p, r in selected if p == package)
-            self._install_dependencies(package, [f"query: {root.text}", str(package)])
+        first_root: dict[Package, Root] = {}
+        for package, root in selected:
+            first_root.setdefault(package, root)
+        for package in sorted(first_root, key=self.index.position):
+            self._install_dependencies(package, [f"query: {first_root[package].text}", str(package)])
+        for package, root in named:  # the walk follows Depends only; a conflict it cannot see is still an error
+            if package in self.broken:
+                raise ResolveError(
+                    f"{root.origin + ': ' if root.origin else ''}{package} cannot be installed: {self.broken[package]}",
+                    [f"query: {root.text}", str(package)],
+                )
+
+    def lenient_pick(self, chain: Sequence[str]) -> Package | None:
+        """The package a selecting query picked whose dependencies an error's ``chain`` starts from, if any."""
+        return self.lenient.get("\n".join(chain[:2])) if len(chain) >= 2 else None
 
     def _select(self, root: Root) -> list[Package]:
         matching = [p for p in self._root_candidates(root) if root.query.matches(p)]
@@ -339,10 +430,15 @@ class _Walk:
         chosen: list[Package] = []
         for alternative in group:
             candidates = self._candidates(alternative)
-            if candidates:
+            if not candidates:
+                continue
+            if every:
                 chosen.append(candidates[0])
-                if not every:
-                    break
+                continue
+            usable = [c for c in candidates if c not in self.broken]
+            if usable:  # the first alternative that can be installed, where apt's problem resolver ends
+                return usable[:1]
+            chosen = chosen or candidates[:1]  # nothing installable: the first, whose walk names the problem
         return chosen
 
     def _candidates(self, alternative: Alternative) -> list[Package]:

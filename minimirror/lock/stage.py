@@ -28,6 +28,7 @@ from minimirror.errors import ArchiveError, LockError, MinimirrorError, ResolveE
 from minimirror.filelock import cache_lock
 from minimirror.lock.lockfile import (
     CompanionPin,
+    LeftOutPackage,
     Lock,
     LockedPackage,
     LockedSource,
@@ -36,6 +37,7 @@ from minimirror.lock.lockfile import (
     lock_path,
     pool_path_problem,
     read_lock,
+    read_lock_source,
     upstream_pin,
     write_lock,
 )
@@ -92,6 +94,8 @@ class LockOutcome:
     packages: int
     total_size: int
     upstream_date: datetime
+    left_out: tuple[LeftOutPackage, ...] = ()
+    """What the source's selecting queries matched but cannot be installed (also in the lock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +271,7 @@ def _lock_source(source: Source, config: LockConfig, downloader: Downloader | No
     except ResolveError as exc:
         raise exc.with_message(f"{source.source_id}: {exc.message}") from exc
     new = _build_lock(source, snapshots, index, resolution)
+    del index, resolution  # a whole suite's packages: not kept while the lock is checked and written
     return _write(source, path, _with_source_packages(source, new, snapshots, cache))
 
 
@@ -306,7 +311,13 @@ def _lock_group(
             for r in resolution.packages
             if index.origin_of(r.package) == member.source_id
         )
-        new = _build_lock(member, snapshots, index, Resolution(own), group=group)
+        prefix = f"{member.source_id}:"
+        left_out = tuple(  # listed in the lock of the source whose query matched it
+            replace(item, queries=tuple(q.removeprefix(prefix) for q in item.queries if q.startswith(prefix)))
+            for item in resolution.left_out
+            if any(q.startswith(prefix) for q in item.queries)
+        )
+        new = _build_lock(member, snapshots, index, Resolution(own, left_out), group=group)
         outcomes.append(_write(member, paths[member.source_id], _with_source_packages(member, new, snapshots, cache)))
     return outcomes
 
@@ -344,6 +355,7 @@ def _write(source: Source, path: Path, new: Lock) -> LockOutcome:
         packages=len(new.packages),
         total_size=sum(p.size for p in new.packages),
         upstream_date=max(pin.date for pin in new.upstream_pins()),
+        left_out=new.left_out,
     )
 
 
@@ -487,7 +499,13 @@ def _build_lock(
         CompanionPin(c.upstream.base, suite.key_url, suite.dist, suite.components, upstream_pin(c))
         for c, suite in zip(companions, source.companions, strict=True)
     )
-    return Lock(source=pin, upstream=upstream_pin(snapshot), packages=packages, companions=companion_pins)
+    left_out = tuple(
+        LeftOutPackage(item.package.name, item.package.version, item.package.architecture, item.queries, item.reason)
+        for item in resolution.left_out
+    )
+    return Lock(
+        source=pin, upstream=upstream_pin(snapshot), packages=packages, companions=companion_pins, left_out=left_out
+    )
 
 
 def _locked(
@@ -567,7 +585,7 @@ def check_locks(config: LockConfig) -> tuple[StaleLock, ...]:
             stale.append(StaleLock(source.source_id, path, "no lock; run `minimirror lock`"))
             continue
         try:
-            recorded = read_lock(path).source.inputs_sha256
+            recorded = read_lock_source(path).inputs_sha256
         except MinimirrorError as exc:
             stale.append(StaleLock(source.source_id, path, f"unreadable: {exc}"))
             continue

@@ -57,6 +57,7 @@ __all__ = [
     "compare_versions",
     "exact_version",
     "names_hint",
+    "names_packages",
     "parse_query",
     "selects_all_versions",
 ]
@@ -687,6 +688,16 @@ def selects_all_versions(query: Query) -> bool:
         isinstance(node, ReferenceTerm) or (isinstance(node, FieldTerm) and node.field in _VERSION_FIELDS)
         for node in _walk(query)
     )
+
+
+def names_packages(query: Query) -> bool:
+    """Whether the query names its packages (``nginx``, ``nginx (>= 1)``, ``nginx_1.22.1-9_amd64``, ``a | b``)
+    rather than selecting them by a pattern or a field (``Name (% *)``, ``Priority (optional)``, ``!nginx``).
+
+    The resolver holds the two to different standards: a named package that cannot be installed is an error, while
+    a selection locks what it matches that can be installed and lists the rest (DESIGN.md, "Resolution").
+    """
+    return not any(isinstance(node, FieldTerm | Not) for node in _walk(query))
 
 
 def exact_version(query: Query) -> tuple[str, str] | None:

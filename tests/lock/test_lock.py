@@ -165,3 +165,31 @@ def test_search_prints_sorted_matches_and_fails_on_none(tree: Tree, capsys: pyte
     assert capsys.readouterr().out.splitlines() == ["webcommon 1.0 all"]
     assert main([*args, "nothing-like-this"]) == 1
     assert "no package matches 'nothing-like-this'" in capsys.readouterr().err
+
+
+def test_a_selection_locks_what_installs_and_lists_the_rest_in_the_output_and_the_lock(
+    tmp_path: Path,
+    fixture_archive_factory: ArchiveFactory,
+    http_server: ServerFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = [P("kfreebsd-tool", "1.0", depends="vidcontrol"), P("kfreebsd-meta", "1.0", depends="kfreebsd-tool")]
+    archive = fixture_archive_factory({"main": [*PACKAGES, *broken]})
+    tree = Tree(tmp_path, archive, http_server(archive.root))
+    tree.write_packages("Name (% *)\n")
+    capsys.readouterr()
+    assert main(tree.args("lock")) == 0
+    out = capsys.readouterr().out
+    assert "fixture/stable: 2 packages the queries match cannot be installed and are left out" in out
+    assert "  kfreebsd-tool 1.0 amd64: needs vidcontrol, which no package of amd64 or all satisfies" in out
+    lock = read_lock(tree.lock_file)
+    assert {p.name for p in lock.packages} == {"web", "webcommon", "libssl", "shell", "libc"}
+    assert [(p.name, p.queries) for p in lock.left_out] == [
+        ("kfreebsd-meta", ("Name (% *)",)),
+        ("kfreebsd-tool", ("Name (% *)",)),
+    ]
+    assert '\n[[left-out]]\nname = "kfreebsd-meta"\n' in tree.lock_file.read_text()
+    assert main(tree.args("lock", "--check")) == 0
+    tree.write_packages("kfreebsd-meta\n")  # named: still an error
+    assert main(tree.args("lock")) == 2
+    assert "cannot satisfy vidcontrol: no package vidcontrol in the index" in capsys.readouterr().err

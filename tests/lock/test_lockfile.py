@@ -19,15 +19,18 @@ from hypothesis import strategies as st
 from minimirror.errors import DiskError, LockError
 from minimirror.lock.lockfile import (
     IndexPin,
+    LeftOutPackage,
     Lock,
     LockedPackage,
     SourcePin,
     UpstreamPin,
+    _parse_written_shape,
     _toml_string,
     dumps_lock,
     loads_lock,
     lock_path,
     read_lock,
+    read_lock_source,
     read_locks,
     upstream_pin,
     write_lock,
@@ -627,3 +630,63 @@ def test_a_phased_update_keeps_its_percentage_and_the_reader_checks_its_range() 
         broken = text.replace("phased-update-percentage = 30", f"phased-update-percentage = {wrong}")
         problem = f"[[package]] #1 phased-update-percentage must be 0 to 100 (got {wrong})"
         _assert_located(_error(broken), _line_of(broken, "phased-update-percentage"), problem)
+
+
+# --- the fast path for the writer's own shape -----------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_locks())
+def test_the_written_shape_reads_as_tomllib_reads_it(lock: Lock) -> None:
+    text = dumps_lock(lock)
+    fast = _parse_written_shape(text)
+    if lock.packages and "\\" not in text[text.index("[[package]]") :]:
+        assert fast is not None  # the writer's shape without escapes: read here
+    assert fast is None or fast == tomllib.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('name = "curl"', 'name = "cu\\u0072l"'),  # an escape
+        ('name = "curl"', 'name = "curl" # a comment'),
+        ('name = "curl"', 'name  =  "curl"'),
+        ('name = "curl"', 'name = "curl"\nname = "curl"'),  # given twice: tomllib's error
+        ("size = 1000", "size = 0x3e8"),
+        ("size = 1000", "size = 01000"),
+        ('queries = ["curl"]', 'queries = ["curl",]'),
+        ("[[package]]", "[package]"),
+    ],
+)
+def test_anything_else_goes_to_tomllib(old: str, new: str) -> None:
+    text = _golden()
+    at = text.index("[[package]]")
+    changed = text[:at] + text[at:].replace(old, new, 1)
+    assert changed != text
+    assert _parse_written_shape(changed) is None
+
+
+def test_a_left_out_package_is_listed_and_read_back() -> None:
+    lock = replace(
+        example_lock(),
+        left_out=(LeftOutPackage("broken", "1.0", "all", ("tzdata",), "needs gone, which nothing satisfies"),),
+    )
+    text = dumps_lock(lock)
+    assert '\n[[left-out]]\nname = "broken"\nversion = "1.0"\narchitecture = "all"\nqueries = ["tzdata"]\n' in text
+    assert loads_lock(text, path="x.lock") == lock
+    locked = text.replace(
+        'name = "broken"\nversion = "1.0"\narchitecture = "all"',
+        'name = "tzdata"\nversion = "2025b-0+deb12u1"\narchitecture = "all"',
+    )
+    with pytest.raises(LockError, match="tzdata 2025b-0\\+deb12u1 all is also locked as a \\[\\[package\\]\\]"):
+        loads_lock(locked, path="x.lock")
+    assert loads_lock(dumps_lock(example_lock()), path="x.lock").left_out == ()
+
+
+def test_the_source_table_is_read_alone_and_as_strictly(tmp_path: Path) -> None:
+    path = tmp_path / "bookworm.lock"
+    path.write_text(_golden())
+    assert read_lock_source(path) == example_lock().source
+    path.write_text(_mutated('inputs-sha256 = "', 'inputs-sha256 = "x'))
+    with pytest.raises(LockError, match=r"bookworm.lock:\d+:\d+: \[source\] inputs-sha256: .* is not a sha256"):
+        read_lock_source(path)
