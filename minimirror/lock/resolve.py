@@ -147,17 +147,23 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
     required_by: dict[Package, set[str]] = defaultdict(set)
     missing: dict[Package, set[str]] = defaultdict(set)
     left_out: dict[Package, tuple[set[str], str]] = {}
+    # Queries that only name packages need the installability check only when a walk fails without it (an
+    # or-group whose first alternative cannot be installed): most locks then never pay for it.
+    selecting = any(not names_packages(root.query) for root in roots)
     for architecture in options.architectures:
         forced: dict[tuple[str, str], str] = {}
-        picks, broken = _broken(index, roots, architecture, options)
+        picks, broken = _broken(index, roots, architecture, options) if selecting else ({}, None)
         for _ in range(_MAX_RESTARTS):
-            walk = _Walk(index, architecture, options, forced, broken=broken, picks=picks if not forced else {})
+            walk = _Walk(index, architecture, options, forced, broken=broken or {}, picks=picks if not forced else {})
             try:
                 walk.run(roots)
                 break
             except _Restart as restart:
                 forced[restart.key] = restart.version
             except ResolveError as exc:
+                if broken is None:
+                    picks, broken = _broken(index, roots, architecture, options)
+                    continue
                 # the installability check misses a conflict only a choice shows: leave that root out and retry
                 found = walk.lenient_pick(exc.chain)
                 if found is None:
