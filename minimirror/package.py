@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Package"]
+__all__ = ["DEFAULT_PIN_PRIORITY", "Package"]
+
+DEFAULT_PIN_PRIORITY = 500
+"""apt's priority for a package version from an archive no preference names (apt_preferences(5)): the one
+default of the index, the settings, the locks and the published Releases."""
 
 
 @dataclass(frozen=True, slots=True)

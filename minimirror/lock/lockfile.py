@@ -41,6 +41,7 @@ from debian.debian_support import Version, version_compare
 
 from minimirror.atomic import disk_errors, write_atomically
 from minimirror.errors import LockError
+from minimirror.package import DEFAULT_PIN_PRIORITY
 
 if (
     TYPE_CHECKING
@@ -242,7 +243,7 @@ class SourcePin:
 
     @property
     def priority(self) -> int:
-        return 500 if self.pin_priority is None else self.pin_priority
+        return DEFAULT_PIN_PRIORITY if self.pin_priority is None else self.pin_priority
 
     @property
     def flat(self) -> bool:

@@ -42,10 +42,9 @@ from minimirror.lock.lockfile import (
     write_lock,
 )
 from minimirror.lock.resolve import Following, Resolution, Resolved, ResolveOptions, Root, resolve
-from minimirror.package import Package
+from minimirror.package import DEFAULT_PIN_PRIORITY, Package
 from minimirror.sources.groups import SourceGroup, group_inputs, group_of, source_groups
 from minimirror.sources.query import names_hint, parse_query
-from minimirror.sources.settings import DEFAULT_PIN_PRIORITY
 from minimirror.sources.tree import MINIMIRROR_TOML, Source, Suite, load_sources, normalized_inputs
 from minimirror.upstream.archive import FLAT_COMPONENT, IndexFile, Snapshot, Upstream, open_snapshot
 from minimirror.upstream.cache import Cache

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 from minimirror.errors import UsageError
 from minimirror.lock.lockfile import Lock
+from minimirror.package import DEFAULT_PIN_PRIORITY
 
 __all__ = ["GROUP_FIELD", "MISSING_FIELD", "PIN_FIELD", "DistGrouping", "dist_path", "release_fields"]
 
 GROUP_FIELD = "Minimirror-Group"
 PIN_FIELD = "Minimirror-Pin-Priority"
 MISSING_FIELD = "Minimirror-Missing"
-DEFAULT_PRIORITY = 500
 
 
 def dist_path(lock: Lock) -> str:
@@ -47,7 +47,7 @@ def release_fields(lock: Lock, locks: Sequence[Lock]) -> dict[str, str]:
                 "published; publish every lock of the group (they live in the same --locks folder)"
             )
         fields[GROUP_FIELD] = " ".join(sorted(dist_path(by_id[source_id]) for source_id in lock.source.group))
-    if lock.source.priority != DEFAULT_PRIORITY:
+    if lock.source.priority != DEFAULT_PIN_PRIORITY:
         fields[PIN_FIELD] = str(lock.source.priority)
     gaps = sorted(f"{package.node} {missing}" for package in lock.packages for missing in package.missing)
     if gaps:
@@ -61,7 +61,7 @@ class DistGrouping:
 
     group: tuple[str, ...] = ()
     """The group's dist paths relative to OUT (this dist's included); empty for a dist resolved alone."""
-    pin_priority: int = DEFAULT_PRIORITY
+    pin_priority: int = DEFAULT_PIN_PRIORITY
     missing: frozenset[tuple[str, str]] = frozenset()
     """(``name/arch``, dependency text) of each dependency the lock left out on purpose."""
 
@@ -73,6 +73,6 @@ class DistGrouping:
         gaps = [line.strip().split(" ", 1) for line in lowered.get(MISSING_FIELD.lower(), "").splitlines()]
         return cls(
             group=tuple(lowered.get(GROUP_FIELD.lower(), "").split()),
-            pin_priority=int(pin) if pin.lstrip("-").isdigit() else DEFAULT_PRIORITY,
+            pin_priority=int(pin) if pin.lstrip("-").isdigit() else DEFAULT_PIN_PRIORITY,
             missing=frozenset((gap[0], gap[1]) for gap in gaps if len(gap) == 2),
         )

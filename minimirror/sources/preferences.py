@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from debian.deb822 import Release
 
 from minimirror.errors import Diagnostic, DiagnosticsError
-from minimirror.sources.settings import DEFAULT_PIN_PRIORITY
+from minimirror.package import DEFAULT_PIN_PRIORITY
 
 __all__ = [
     "PinPlan",

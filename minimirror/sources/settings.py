@@ -37,11 +37,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from minimirror.errors import Diagnostic
+from minimirror.package import DEFAULT_PIN_PRIORITY
 
 __all__ = [
     "APTLY_KEYS",
     "DEFAULT_ARCHITECTURES",
-    "DEFAULT_PIN_PRIORITY",
     "MINIMIRROR_KEYS",
     "MISSING_DEPENDENCIES",
     "AptlyConf",
@@ -55,8 +55,6 @@ __all__ = [
 ]
 
 DEFAULT_ARCHITECTURES: tuple[str, ...] = ("amd64",)
-DEFAULT_PIN_PRIORITY = 500
-"""apt's priority for a version from an archive no preference names (apt_preferences(5))."""
 MISSING_DEPENDENCIES = ("error", "skip")
 _SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 

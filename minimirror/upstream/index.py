@@ -34,7 +34,7 @@ from typing import IO, Any, BinaryIO
 from debian.debian_support import version_compare
 
 from minimirror.errors import ArchiveError
-from minimirror.package import Package
+from minimirror.package import DEFAULT_PIN_PRIORITY, Package
 from minimirror.upstream._stanzas import (
     MAX_FIELD_BYTES,
     MAX_STANZA_BYTES,
@@ -354,7 +354,7 @@ class IndexPart:
     """The companion suite (dist) the index belongs to; None for the release suite."""
     origin: str | None = None
     """The source (``prefix/name``) the index belongs to, when several sources are resolved together."""
-    priority: int = 500
+    priority: int = DEFAULT_PIN_PRIORITY
     """apt's Pin-Priority of every package of this index (apt_preferences(5)): the highest wins over a newer
     version; a negative one is never a candidate."""
 
