@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from fixtures import FixturePackage as P
 from fixtures.archive import FixtureArchive
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
@@ -277,3 +278,43 @@ def test_without_a_writable_tmp_nginx_says_what_it_could_not_write(
     argv = [*podman, "run", "--rm", *limits, "--read-only", "--read-only-tmpfs=false", "--network", "none", tag]
     failed = _run(*argv, check=False)
     assert failed.returncode != 0 and "/tmp/nginx-client_body" in failed.stderr and "Read-only" in failed.stderr
+
+
+@pytest.mark.slow
+def test_kube_manifests_run_the_nginx_image_under_podman_kube_play(
+    mirror: NginxMirror, podman: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tar, tag = tmp_path / "image.tar", f"localhost/minimirror-nginx:{uuid.uuid4().hex[:12]}"
+    assert main(mirror.image_args(tar, "--format", "docker-archive", "--tag", tag)) == 0
+    _run(*podman, "load", "--input", str(tar))
+    name = f"mm-kn-{uuid.uuid4().hex[:8]}"
+    capsys.readouterr()
+    assert main(["kube", "--image", tag, "--replicas", "1", "--name", name, "--server", "nginx"]) == 0
+    documents = list(yaml.safe_load_all(capsys.readouterr().out))
+    # One change for this machine (no bridge network): podman refuses port declarations without one, so the
+    # probes name the port by number. The rest as printed: read-only root, an emptyDir at /tmp, uid 65534.
+    container = documents[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container.pop("ports") == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        container[probe]["httpGet"]["port"] = 8080
+    manifest = tmp_path / "mirror.yaml"
+    manifest.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    conf = tmp_path / "containers.conf"  # kube play has no --ulimit: this machine's limits, for this command
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n')
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    play = [*podman, "kube", "play", "--network", "none", str(manifest)]
+    try:
+        played = subprocess.run(play, capture_output=True, text=True, env=env, check=False, timeout=_TIMEOUT)
+        assert played.returncode == 0, played.stderr
+        listed = _run(*podman, "ps", "--pod", "--format", "{{.ID}} {{.Image}} {{.PodName}}").stdout.splitlines()
+        (mirror_id,) = [line.split()[0] for line in listed if tag in line and f"{name}-pod" in line]
+        inspected = json.loads(_run(*podman, "inspect", mirror_id).stdout)[0]
+        assert inspected["Config"]["User"] == "65534:65534" and inspected["HostConfig"]["ReadonlyRootfs"] is True
+        assert "/tmp" in {mount["Destination"] for mount in inspected["Mounts"]}
+        netns = f"/proc/{inspected['State']['Pid']}/ns/net"
+        assert _wait_ready(netns) == b"ok\n"
+        pool = next(mirror.archive.root.rglob("web_*.deb"))
+        got = _curl(netns, f"http://127.0.0.1:8080/{pool.relative_to(mirror.archive.root)}", "--fail")
+        assert got.stdout == pool.read_bytes()
+    finally:
+        _run(*podman, "kube", "down", str(manifest), check=False)
