@@ -17,7 +17,9 @@ then serves it on loopback in turn with
         the .debs by minimirror.image.nginx.runtime_files (the packages fetched with ``apt-get download`` into
         ``--debs``, default ~/.cache/minimirror-bench/nginx-debs), started through their own dynamic loader
         (``LOADER --library-path LIBDIR nginx``, so none of the host's libraries is used) with the image's
-        nginx.conf (minimirror.image.nginx.nginx_conf with the tree, a temp dir and the port put in)
+        nginx.conf (minimirror.image.nginx.nginx_conf with the tree, a temp dir and the port put in; its access
+        log on stdout, a file here, as a container runtime keeps it)
+    (e) ``--servers nginx-image-nolog`` only: (d) with ``access_log off``, what the log costs
 
 and for each of ``--clients`` (default 64 and 256) downloads every pool file of the tree ``--rounds`` times with
 ``curl --parallel --parallel-max N`` (curl opens up to N connections and reuses them when the server keeps them
@@ -54,11 +56,20 @@ from bench_image import make_tree
 from minimirror.image.base import NGINX_CONF
 from minimirror.image.elf import read_elf
 from minimirror.image.httpd import HTTPD_CONF, PORT, supervisor_script
-from minimirror.image.nginx import BINARY, NGINX_PACKAGE, TRIPLETS, NginxServer, nginx_conf, runtime_files
+from minimirror.image.nginx import (
+    ACCESS_LOG,
+    BINARY,
+    NGINX_PACKAGE,
+    TRIPLETS,
+    NginxServer,
+    nginx_conf,
+    runtime_files,
+)
 
 BUSYBOX = Path("/bin/busybox")
 IMAGE, HTTPD_ALONE, NGINX = "image (nc + httpd -i)", "busybox httpd -f", "nginx (--base)"
 IMAGE_NGINX = "image --server nginx"
+IMAGE_NGINX_QUIET = "(d), access_log off"
 # nginx and the packages of its Depends that ship what it loads (Debian 12); the layer takes only what it loads.
 NGINX_DEBS = (NGINX_PACKAGE, "libc6", "libcrypt1", "libpcre2-8-0", "libssl3", "zlib1g")
 
@@ -155,16 +166,22 @@ def extract_image_nginx(debs: Path, work: Path) -> Path:
     return rootfs
 
 
-def start_image_nginx(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
+def start_image_nginx(tree: Path, work: Path, port: int, *, access_log: str = ACCESS_LOG) -> subprocess.Popen[bytes]:
     """The layer's nginx through its own loader, so the host's libraries play no part; the image's config."""
     rootfs = work / "rootfs"
     interpreter = read_elf((rootfs / BINARY).read_bytes(), BINARY).interpreter or ""
     conf = work / "image-nginx.conf"
-    conf.write_text(nginx_conf(root=str(tree), tmp=str(work / "nginx-tmp"), listen=f"127.0.0.1:{port}"))
+    listen = f"127.0.0.1:{port}"
+    conf.write_text(nginx_conf(root=str(tree), tmp=str(work / "nginx-tmp"), listen=listen, access_log=access_log))
     loader, libraries = rootfs / interpreter.lstrip("/"), rootfs / "lib" / TRIPLETS["amd64"]
     argv = [str(loader), "--library-path", str(libraries), str(rootfs / BINARY), "-e", "stderr", "-c", str(conf)]
     with (work / "image-nginx.log").open("wb") as log:
         return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+
+
+def start_image_nginx_quiet(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
+    """(e) as (d), without the access log: what the log costs."""
+    return start_image_nginx(tree, work, port, access_log="off")
 
 
 def download(port: int, paths: list[str], clients: int, rounds: int, work: Path) -> tuple[int, int, float, int, float]:
@@ -207,6 +224,7 @@ STARTERS: dict[str, tuple[str, Starter]] = {
     "image": (IMAGE, start_image),
     "httpd": (HTTPD_ALONE, start_httpd_alone),
     "nginx-image": (IMAGE_NGINX, start_image_nginx),
+    "nginx-image-nolog": (IMAGE_NGINX_QUIET, start_image_nginx_quiet),
     "nginx": (NGINX, start_nginx),
 }
 
@@ -231,7 +249,7 @@ def report(results: list[Result], args: argparse.Namespace, files: int) -> None:
         )
     for clients in args.clients:
         nginx = [r for r in results if r.server == NGINX and r.clients == clients]
-        for name in (IMAGE, HTTPD_ALONE, IMAGE_NGINX):
+        for name in (IMAGE, HTTPD_ALONE, IMAGE_NGINX, IMAGE_NGINX_QUIET):
             ours = [r for r in results if r.server == name and r.clients == clients]
             if not ours or not nginx:
                 continue
@@ -251,7 +269,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--small", type=int, default=0, help="Download /healthz (3 bytes) this many times instead.")
     parser.add_argument(
-        "--servers", type=lambda s: s.split(","), default=list(STARTERS), help=f"Some of {','.join(STARTERS)}."
+        "--servers",
+        type=lambda s: s.split(","),
+        default=["image", "httpd", "nginx-image", "nginx"],
+        help=f"Some of {','.join(STARTERS)}.",
     )
     parser.add_argument("--debs", type=Path, default=Path.home() / ".cache" / "minimirror-bench" / "nginx-debs")
     args = parser.parse_args()
@@ -273,7 +294,7 @@ def main() -> None:
         paths = sorted(p.relative_to(tree).as_posix() for p in (tree / "pool").rglob("*.deb"))
         if args.small:  # the cost of a connection alone: a 3-byte file, --small times
             paths, args.rounds = ["healthz"], args.small
-        if "nginx-image" in args.servers:
+        if {"nginx-image", "nginx-image-nolog"} & set(args.servers):
             extract_image_nginx(args.debs, args.work)
         servers = [STARTERS[key] for key in args.servers]
         results = [

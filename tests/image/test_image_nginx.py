@@ -130,7 +130,8 @@ def test_the_layer_holds_nginx_and_only_the_libraries_it_loads(mirror: NginxMirr
 
 def test_the_config_serves_srv_with_the_httpd_mime_types() -> None:
     conf = nginx_conf()
-    for line in ("daemon off;", "pid /tmp/nginx.pid;", "error_log stderr;", "sendfile on;", "root /srv;"):
+    lines = ("daemon off;", "pid /tmp/nginx.pid;", "error_log stderr;", "access_log /dev/stdout;", "root /srv;")
+    for line in (*lines, "sendfile on;", "keepalive_timeout 65;"):
         assert line in conf
     assert "application/vnd.debian.binary-package deb udeb;" in conf and "listen 8080 default_server;" in conf
     if HOST_NGINX.is_file():  # nginx itself reads it: `nginx -t` with the paths put elsewhere
@@ -265,6 +266,9 @@ def test_podman_runs_it_read_only_as_nobody_apt_installs_and_stop_is_immediate(
     assert elapsed < 1.0, f"podman stop took {elapsed:.2f} s: nginx did not handle SIGTERM as PID 1"
     state = _run(*podman, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name).stdout.split()
     assert state == ["exited", "0"]
+    logs = _run(*podman, "logs", name)
+    assert '"GET /healthz HTTP/1.1" 200 3' in logs.stdout  # the access log: a line per request on stdout
+    assert '"GET /dists/stable/InRelease HTTP/1.1" 200' in logs.stdout
 
 
 @pytest.mark.slow
