@@ -8,10 +8,11 @@ and Docker's ``docker save`` tarball (``manifest.json`` ``[{"Config", "RepoTags"
 ``<hex>.json``, each layer as an uncompressed ``<diff_id hex>.tar``), which ``docker load`` and ``podman load``
 accept.
 
-The layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534), then the repository
+The layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534; or with an
+:class:`~minimirror.image.nginx.NginxServer`, the locked nginx and the libraries it loads), then the repository
 tree at ``/srv`` split by :mod:`minimirror.image.split` into pool buckets and a last metadata layer (with the SBOM
 at ``/srv/sbom.spdx.json`` when one is given, and the readiness file ``/srv/healthz``). The server layer changes
-only when busybox does, a pool bucket only when a package in it does, so registries and nodes keep them across
+only when its packages do, a pool bucket only when a package in it does, so registries and nodes keep them across
 mirror updates. Layers are compressed as ``ImageSpec.compression`` says (:mod:`minimirror.image.layers`).
 With a base image (:mod:`minimirror.image.base`), the base's verified layers come first, copied byte for byte,
 and the server layer is an nginx configuration instead; the base's config is merged with ours
