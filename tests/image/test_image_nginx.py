@@ -128,6 +128,14 @@ def test_the_layer_holds_nginx_and_only_the_libraries_it_loads(mirror: NginxMirr
     assert blob(again, server) == blob(out, server)
 
 
+def test_build_takes_the_server_option_too(mirror: NginxMirror, tmp_path: Path) -> None:
+    where = ["--locks", str(mirror.locks), "--cache", str(mirror.cache), "--out", str(tmp_path / "public")]
+    assert main(["build", *where, "--no-sign", "--image", str(tmp_path / "image"), "--server", "nginx"]) == 0
+    _, manifest, config = load_layout(tmp_path / "image")
+    assert config["config"]["Entrypoint"] == list(ENTRYPOINT)
+    assert "usr/sbin/nginx" in layer_files(tmp_path / "image", [manifest["layers"][0]["digest"]])
+
+
 def test_the_config_serves_srv_with_the_httpd_mime_types() -> None:
     conf = nginx_conf()
     lines = ("daemon off;", "pid /tmp/nginx.pid;", "error_log stderr;", "access_log /dev/stdout;", "root /srv;")
