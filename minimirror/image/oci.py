@@ -55,7 +55,6 @@ from minimirror.image.layers import (
     scan_tree,
     write_layer,
 )
-from minimirror.image.nginx import ENTRYPOINT as NGINX_ENTRYPOINT
 from minimirror.image.sbom import rfc3339
 from minimirror.image.split import split_repository
 
@@ -248,6 +247,9 @@ def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
 
         history = _history(created, len(diff_ids), server_kind="base")
         return merge_config(spec.base.config, created=created, labels=_labels(spec), diff_ids=diff_ids, history=history)
+    entrypoint = ENTRYPOINT
+    if spec.nginx:
+        from minimirror.image.nginx import ENTRYPOINT as entrypoint
     config: dict[str, Any] = {
         "created": created,
         "architecture": arch,
@@ -255,7 +257,7 @@ def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
         "config": {
             "User": f"{NOBODY}:{NOBODY}",
             "ExposedPorts": {f"{PORT}/tcp": {}},
-            "Entrypoint": list(NGINX_ENTRYPOINT if spec.nginx else ENTRYPOINT),
+            "Entrypoint": list(entrypoint),
             "WorkingDir": "/srv",
             "Env": ["PATH=/usr/sbin" if spec.nginx else "PATH=/bin"],
             "Labels": _labels(spec),
