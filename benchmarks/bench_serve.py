@@ -12,7 +12,14 @@ then serves it on loopback in turn with
         (its own accept loop, listen backlog 9)
     (c) nginx as the ``--base`` nginx image runs it: the image's site (minimirror.image.base.NGINX_CONF, root
         and port put in) inside Debian's nginx.conf settings (a worker per core, sendfile, tcp_nopush, keep-alive,
-        an access log)
+        an access log): the host's nginx, the seed's server
+    (d) the ``--server nginx`` layer as the image runs it: Debian's nginx and the libraries it loads, taken out of
+        the .debs by minimirror.image.nginx.runtime_files (the packages fetched with ``apt-get download`` into
+        ``--debs``, default ~/.cache/minimirror-bench/nginx-debs), started through their own dynamic loader
+        (``LOADER --library-path LIBDIR nginx``, so none of the host's libraries is used) with the image's
+        nginx.conf (minimirror.image.nginx.nginx_conf with the tree, a temp dir and the port put in; its access
+        log on stdout, a file here, as a container runtime keeps it)
+    (e) ``--servers nginx-image-nolog`` only: (d) with ``access_log off``, what the log costs
 
 and for each of ``--clients`` (default 64 and 256) downloads every pool file of the tree ``--rounds`` times with
 ``curl --parallel --parallel-max N`` (curl opens up to N connections and reuses them when the server keeps them
@@ -24,6 +31,7 @@ retried after 1 s) per run, and the ratios to nginx of each run with their sprea
 ``--small N`` downloads a 3-byte file N times instead: the cost of a connection alone. Usage::
 
     python benchmarks/bench_serve.py [--mib 200] [--clients 64,256] [--rounds 5] [--repeat 3] [--small N]
+                                     [--servers image,httpd,nginx-image,nginx] [--debs DIR]
 """
 
 from __future__ import annotations
@@ -46,10 +54,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_image import make_tree
 
 from minimirror.image.base import NGINX_CONF
+from minimirror.image.elf import read_elf
 from minimirror.image.httpd import HTTPD_CONF, PORT, supervisor_script
+from minimirror.image.nginx import (
+    ACCESS_LOG,
+    BINARY,
+    NGINX_PACKAGE,
+    TRIPLETS,
+    NginxServer,
+    nginx_conf,
+    runtime_files,
+)
 
 BUSYBOX = Path("/bin/busybox")
 IMAGE, HTTPD_ALONE, NGINX = "image (nc + httpd -i)", "busybox httpd -f", "nginx (--base)"
+IMAGE_NGINX = "image --server nginx"
+IMAGE_NGINX_QUIET = "(d), access_log off"
+# nginx and the packages of its Depends that ship what it loads (Debian 12); the layer takes only what it loads.
+NGINX_DEBS = (NGINX_PACKAGE, "libc6", "libcrypt1", "libpcre2-8-0", "libssl3", "zlib1g")
 
 
 @dataclass(frozen=True)
@@ -128,6 +150,40 @@ def start_nginx(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, start_new_session=True)
 
 
+def extract_image_nginx(debs: Path, work: Path) -> Path:
+    """The server layer's nginx, loader and libraries under ``work/rootfs``, from the .debs in ``debs``."""
+    debs.mkdir(parents=True, exist_ok=True)
+    if not all(any(debs.glob(f"{name}_*_amd64.deb")) for name in NGINX_DEBS):
+        subprocess.run(["apt-get", "download", *NGINX_DEBS], cwd=debs, check=True, capture_output=True, timeout=300)
+    found = tuple((name, sorted(debs.glob(f"{name}_*_amd64.deb"))[-1]) for name in NGINX_DEBS)
+    rootfs = work / "rootfs"
+    for item in runtime_files(NginxServer("amd64", found)):
+        path = rootfs / item.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(item.data)
+        path.chmod(item.mode)
+    (work / "nginx-tmp").mkdir(mode=0o1777)
+    return rootfs
+
+
+def start_image_nginx(tree: Path, work: Path, port: int, *, access_log: str = ACCESS_LOG) -> subprocess.Popen[bytes]:
+    """The layer's nginx through its own loader, so the host's libraries play no part; the image's config."""
+    rootfs = work / "rootfs"
+    interpreter = read_elf((rootfs / BINARY).read_bytes(), BINARY).interpreter or ""
+    conf = work / "image-nginx.conf"
+    listen = f"127.0.0.1:{port}"
+    conf.write_text(nginx_conf(root=str(tree), tmp=str(work / "nginx-tmp"), listen=listen, access_log=access_log))
+    loader, libraries = rootfs / interpreter.lstrip("/"), rootfs / "lib" / TRIPLETS["amd64"]
+    argv = [str(loader), "--library-path", str(libraries), str(rootfs / BINARY), "-e", "stderr", "-c", str(conf)]
+    with (work / "image-nginx.log").open("wb") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=log, start_new_session=True)
+
+
+def start_image_nginx_quiet(tree: Path, work: Path, port: int) -> subprocess.Popen[bytes]:
+    """(e) as (d), without the access log: what the log costs."""
+    return start_image_nginx(tree, work, port, access_log="off")
+
+
 def download(port: int, paths: list[str], clients: int, rounds: int, work: Path) -> tuple[int, int, float, int, float]:
     """(requests, failures, seconds, bytes, slowest connect) of downloading every path ``rounds`` times, ``clients``
     at once; a connect that waited for a SYN retry takes a second or more."""
@@ -164,6 +220,15 @@ def measure(name: str, start: Starter, tree: Path, paths: list[str], args: argpa
         proc.wait(timeout=20)
 
 
+STARTERS: dict[str, tuple[str, Starter]] = {
+    "image": (IMAGE, start_image),
+    "httpd": (HTTPD_ALONE, start_httpd_alone),
+    "nginx-image": (IMAGE_NGINX, start_image_nginx),
+    "nginx-image-nolog": (IMAGE_NGINX_QUIET, start_image_nginx_quiet),
+    "nginx": (NGINX, start_nginx),
+}
+
+
 def report(results: list[Result], args: argparse.Namespace, files: int) -> None:
     if args.small:
         print(f"/healthz (3 bytes) downloaded {args.small} times per run")
@@ -174,7 +239,7 @@ def report(results: list[Result], args: argparse.Namespace, files: int) -> None:
         f"{'run':>3} {'server':22} {'clients':>7} {'requests':>8} {'failed':>6} {'seconds':>8} {rate:>8} "
         f"{'slowest connect':>15}"
     )
-    per_run = 3 * len(args.clients)
+    per_run = len(args.servers) * len(args.clients)
     runs = len(results) // per_run
     for index, result in enumerate(results):
         print(
@@ -184,8 +249,10 @@ def report(results: list[Result], args: argparse.Namespace, files: int) -> None:
         )
     for clients in args.clients:
         nginx = [r for r in results if r.server == NGINX and r.clients == clients]
-        for name in (IMAGE, HTTPD_ALONE):
+        for name in (IMAGE, HTTPD_ALONE, IMAGE_NGINX, IMAGE_NGINX_QUIET):
             ours = [r for r in results if r.server == name and r.clients == clients]
+            if not ours or not nginx:
+                continue
             ratios = [b.seconds / a.seconds for a, b in zip(ours, nginx, strict=True)]  # same work: throughput ratio
             print(
                 f"{clients:4} clients, {name} / nginx over {runs} runs: {' '.join(f'{r:.2f}' for r in ratios)} "
@@ -201,7 +268,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--small", type=int, default=0, help="Download /healthz (3 bytes) this many times instead.")
+    parser.add_argument(
+        "--servers",
+        type=lambda s: s.split(","),
+        default=["image", "httpd", "nginx-image", "nginx"],
+        help=f"Some of {','.join(STARTERS)}.",
+    )
+    parser.add_argument("--debs", type=Path, default=Path.home() / ".cache" / "minimirror-bench" / "nginx-debs")
     args = parser.parse_args()
+    unknown = sorted(set(args.servers) - set(STARTERS))
+    if unknown:
+        raise SystemExit(f"--servers: unknown {', '.join(unknown)} (choose from {', '.join(STARTERS)})")
     for tool in ("curl", "nginx"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install curl nginx-light)")
@@ -217,11 +294,9 @@ def main() -> None:
         paths = sorted(p.relative_to(tree).as_posix() for p in (tree / "pool").rglob("*.deb"))
         if args.small:  # the cost of a connection alone: a 3-byte file, --small times
             paths, args.rounds = ["healthz"], args.small
-        servers: list[tuple[str, Starter]] = [
-            (IMAGE, start_image),
-            (HTTPD_ALONE, start_httpd_alone),
-            (NGINX, start_nginx),
-        ]
+        if {"nginx-image", "nginx-image-nolog"} & set(args.servers):
+            extract_image_nginx(args.debs, args.work)
+        servers = [STARTERS[key] for key in args.servers]
         results = [
             r for _ in range(args.repeat) for name, start in servers for r in measure(name, start, tree, paths, args)
         ]

@@ -16,7 +16,7 @@ from minimirror.cli._common import cache_option, invocation, locks_option, out_c
 if TYPE_CHECKING:
     from minimirror.image.layers import Compression
     from minimirror.image.oci import ImageFormat, ImageResult
-    from minimirror.image.pack import PushVia
+    from minimirror.image.pack import PushVia, ServerKind
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,7 +49,7 @@ _IMAGE_OPTIONS = [
     ),
     click.option("--tag", default=None, help="The image name and tag.  [default: localhost/minimirror:latest]"),
     click.option(
-        "--arch", default=None, help="The Debian architecture of the image, when busybox-static is locked for several."
+        "--arch", default=None, help="The Debian architecture of the image, when the server is locked for several."
     ),
     click.option(
         "--platform",
@@ -57,7 +57,16 @@ _IMAGE_OPTIONS = [
         default=None,
         metavar="linux/ARCH[,linux/ARCH...]",
         help="Build an image index with one manifest per platform (e.g. linux/amd64,linux/arm64), each served by "
-        "the busybox-static locked for its architecture; the repository layers are shared. docker-archive: one.",
+        "the server locked for its architecture; the repository layers are shared. docker-archive: one.",
+    ),
+    click.option(
+        "--server",
+        type=click.Choice(["busybox", "nginx"]),
+        default="busybox",
+        show_default=True,
+        help="What serves /srv: busybox (the locked busybox-static: one static binary, a process per connection) "
+        "or nginx (the locked nginx and the libraries it loads: keep-alive, sendfile; lock `nginx` for each "
+        "architecture). See docs/image.md.",
     ),
     click.option(
         "--base",
@@ -107,6 +116,7 @@ def image(
     tag: str | None,
     arch: str | None,
     platforms: str | None,
+    server: ServerKind,
     base: str | None,
     push: str | None,
     load: bool,
@@ -116,7 +126,7 @@ def image(
     locks_dir: Path,
     cache_dir: Path,
 ) -> None:
-    """Pack the repository into a reproducible OCI image served by busybox httpd on port 8080.
+    """Pack the repository into a reproducible OCI image served on port 8080 by the locked busybox or nginx.
 
     Built without a container engine; the same locks, tree and SOURCE_DATE_EPOCH (and base digest) give the same
     digest. An SPDX 2.3 SBOM of every locked package is written to IMAGE.spdx.json and into the image.
@@ -128,7 +138,7 @@ def image(
     config = ImageConfig(
         locks_dir, cache_dir, repo_dir, image_path, fmt, tag or DEFAULT_TAG, arch,
         base=base, push=push, load=load, docker_host=docker_host, push_via=push_via,
-        compression=compression, platforms=parse_platforms(platforms) if platforms else (),
+        compression=compression, platforms=parse_platforms(platforms) if platforms else (), server=server,
     )  # fmt: skip
     result = make_image(config)
     print_image(result)

@@ -19,12 +19,22 @@ __all__ = ["kube"]
 )
 @click.option("--replicas", type=click.IntRange(min=1), default=2, show_default=True, help="Pods serving the mirror.")
 @click.option("--name", default="minimirror", show_default=True, help="Name of the Deployment, Service and PDB.")
-def kube(image_ref: str, replicas: int, name: str) -> None:
+@click.option(
+    "--server",
+    type=click.Choice(["busybox", "nginx"]),
+    default="busybox",
+    show_default=True,
+    help="The image's server (`image --server`): the nginx image has no busybox, so preStop uses the kubelet's "
+    "sleep action (Kubernetes 1.30+).",
+)
+def kube(image_ref: str, replicas: int, name: str, server: str) -> None:
     """Print a Deployment (probes on /healthz, non-root, read-only root filesystem, no capabilities, resource
-    requests, rolling updates without downtime), a Service on port 80 and a PodDisruptionBudget, as YAML.
+    requests, rolling updates without downtime, an emptyDir at /tmp), a Service on port 80 and a
+    PodDisruptionBudget, as YAML.
 
     Apply with `minimirror kube --image REF | kubectl apply -f -`; a new image digest rolls out pod by pod.
     """
     from minimirror.image.kube import KubeSpec, kube_manifests, render_yaml
 
-    out_console.file.write(render_yaml(kube_manifests(KubeSpec(image_ref, replicas, name))))
+    spec = KubeSpec(image_ref, replicas, name, server=server)
+    out_console.file.write(render_yaml(kube_manifests(spec)))

@@ -29,7 +29,7 @@ from minimirror.publish.signingkey import (
 if TYPE_CHECKING:
     from minimirror.image.layers import Compression
     from minimirror.image.oci import ImageFormat
-    from minimirror.image.pack import PushVia
+    from minimirror.image.pack import PushVia, ServerKind
     from minimirror.publish.repository import PublishOptions, PublishReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -159,6 +159,7 @@ def run_build(
         push_via=image.push_via,
         image_compression=image.compression,
         image_platforms=image.platforms,
+        image_server=image.server,
         overrides=options.overrides,
         fetch_missing=not no_fetch,
     )
@@ -210,6 +211,7 @@ def build(
     tag: str | None,
     arch: str | None,
     platforms: str | None,
+    server: ServerKind,
     base: str | None,
     push: str | None,
     load: bool,
@@ -221,7 +223,9 @@ def build(
     from minimirror.image.oci import parse_platforms
 
     parsed = parse_platforms(platforms) if platforms else ()
-    image = ImageChoice(image_path, fmt, tag, arch, base, push, load, docker_host, push_via, compression, parsed)
+    image = ImageChoice(
+        image_path, fmt, tag, arch, base, push, load, docker_host, push_via, compression, parsed, server
+    )
     run_build(locks_dir, cache_dir, out_dir, sign_key, no_sign, sources_dir, no_fetch, image)
 
 
@@ -240,6 +244,7 @@ class ImageChoice:
     push_via: PushVia = "registry"
     compression: Compression = "none"
     platforms: tuple[str, ...] = ()
+    server: ServerKind = "busybox"
 
 
 @click.group("key")

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import io
 import shlex
-import struct
 import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from minimirror.errors import UsageError
+from minimirror.image.elf import ElfError, check_machine, read_elf
 from minimirror.image.layers import LayerEntry
 
 __all__ = [
@@ -111,7 +111,6 @@ READY_BODY = b"ok\n"
 # Where Debian's busybox-static has shipped the binary (before and after the /usr merge).
 _BUSYBOX_MEMBERS = ("./bin/busybox", "./usr/bin/busybox")
 _TIMEOUT = 120
-_PT_INTERP = 3
 
 HTTPD_CONF = """\
 # busybox httpd configuration, written by minimirror (see networking/httpd.c in busybox)
@@ -170,22 +169,12 @@ def extract_busybox(deb: Path, architecture: str | None = None) -> bytes:
     return data
 
 
-# ELF e_machine of each Debian architecture (the System V ABI's EM_* numbers).
-_ELF_MACHINES = {
-    "amd64": 62, "arm64": 183, "i386": 3, "armhf": 40, "armel": 40, "ppc64el": 21, "s390x": 22,
-    "riscv64": 243, "mips64el": 8, "loong64": 258,
-}  # fmt: skip
-
-
 def _check_machine(data: bytes, deb: Path, architecture: str) -> None:
     """The binary runs on ``architecture``: a platform's manifest must not carry another platform's server."""
-    expected = _ELF_MACHINES.get(architecture)
-    machine = struct.unpack_from("<H" if data[5] == 1 else ">H", data, 18)[0]
-    if expected is not None and machine != expected:
-        raise BusyboxError(
-            f"{deb}: /bin/busybox is built for ELF machine {machine}, not {architecture} ({expected}); "
-            "the lock names the wrong .deb for this architecture"
-        )
+    try:
+        check_machine(read_elf(data, f"{deb}: /bin/busybox"), architecture, f"{deb}: /bin/busybox")
+    except ElfError as exc:
+        raise BusyboxError(str(exc)) from exc
 
 
 def _fsys_tarfile(deb: Path) -> bytes:
@@ -215,24 +204,11 @@ def _member(tar_bytes: bytes, deb: Path) -> bytes:
 
 def _check_static_elf(data: bytes, deb: Path) -> None:
     """An ELF executable without a PT_INTERP program header, i.e. one that needs no dynamic loader."""
-    if data[:4] != b"\x7fELF" or data[4] not in (1, 2) or data[5] not in (1, 2):
-        raise BusyboxError(f"{deb}: /bin/busybox is not an ELF executable")
-    if _PT_INTERP in _program_header_types(data):
+    try:
+        info = read_elf(data, f"{deb}: /bin/busybox")
+    except ElfError as exc:
+        raise BusyboxError(str(exc)) from exc
+    if info.interpreter is not None:
         raise BusyboxError(
             f"{deb}: /bin/busybox is dynamically linked; lock {BUSYBOX_PACKAGE}, not busybox, for the image"
         )
-
-
-def _program_header_types(data: bytes) -> list[int]:
-    is64, endian = data[4] == 2, "<" if data[5] == 1 else ">"
-    if is64:
-        phoff, phentsize, phnum = (
-            *struct.unpack_from(f"{endian}Q", data, 0x20),
-            *struct.unpack_from(f"{endian}HH", data, 0x36),
-        )
-    else:
-        phoff, phentsize, phnum = (
-            *struct.unpack_from(f"{endian}I", data, 0x1C),
-            *struct.unpack_from(f"{endian}HH", data, 0x2A),
-        )
-    return [struct.unpack_from(f"{endian}I", data, phoff + i * phentsize)[0] for i in range(phnum)]

@@ -4,13 +4,16 @@ Pure: :func:`kube_manifests` turns a :class:`KubeSpec` into the three objects (K
 ``v1`` and ``policy/v1``), :func:`render_yaml` into one YAML stream, keys in the order written here, so the same
 options print the same bytes. What the objects promise, and why:
 
-- the pod runs as the image's user 65534, ``runAsNonRoot``, with a read-only root filesystem (busybox httpd writes
-  nothing), every capability dropped, no privilege escalation, the runtime's default seccomp profile and no
-  service-account token (the mirror calls no API);
+- the pod runs as the image's user 65534, ``runAsNonRoot``, with a read-only root filesystem, every capability
+  dropped, no privilege escalation, the runtime's default seccomp profile and no service-account token (the mirror
+  calls no API); ``/tmp`` is an emptyDir, the one place a server writes (nginx's pid file and temp directories;
+  busybox httpd writes nothing, so it is mounted for every image: one manifest fits both servers);
 - readiness and liveness are ``GET /healthz`` on the ``http`` port (:data:`minimirror.image.httpd.READY_PATH`);
 - a rolling update never has fewer ready pods than ``replicas`` (``maxUnavailable: 0``, ``maxSurge: 1``), and a
   pod being replaced first leaves the Service's endpoints: ``preStop`` sleeps a few seconds so kube-proxy and the
-  ingress stop sending it requests before SIGTERM (which the image obeys at once, docs/image.md);
+  ingress stop sending it requests before SIGTERM (which the image obeys at once, docs/image.md). The busybox image
+  sleeps with its own busybox; the nginx image has no shell or sleep binary, so it uses the kubelet's ``sleep``
+  action (Kubernetes 1.30 or later; ``server="nginx"``);
 - the PodDisruptionBudget lets a drain take one pod at a time (``maxUnavailable: 1``; ``minAvailable`` would block
   the drain of a single-replica mirror for ever).
 """
@@ -28,6 +31,7 @@ from minimirror.image.httpd import NOBODY, PORT, READY_PATH
 __all__ = ["KubeSpec", "kube_manifests", "render_yaml"]
 
 _PRESTOP_SECONDS = 5  # longer than endpoint propagation to kube-proxy in a healthy cluster (usually ~1 s)
+_TMP_SIZE = "64Mi"  # nginx's pid file and empty temp directories: a mirror takes no request bodies
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,7 @@ class KubeSpec:
     replicas: int = 2
     name: str = "minimirror"
     service_port: int = 80
+    server: str = "busybox"  # the image's server (``minimirror image --server``): how preStop sleeps
 
 
 def _check(spec: KubeSpec) -> None:
@@ -48,6 +53,8 @@ def _check(spec: KubeSpec) -> None:
             f"--name {spec.name!r}: not a Kubernetes name (lower-case letters, digits and '-', at most 63, "
             "starting and ending with a letter or digit)"
         )
+    if spec.server not in ("busybox", "nginx"):
+        raise UsageError(f"--server {spec.server!r}: busybox or nginx, as the image was built")
     if spec.replicas < 1:
         raise UsageError(f"--replicas {spec.replicas}: give at least 1")
     if not spec.image or any(c.isspace() for c in spec.image):
@@ -76,7 +83,7 @@ def _container(spec: KubeSpec) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "readinessProbe": _probe(period=5, failures=2),
         "livenessProbe": _probe(period=10, failures=3),
-        "lifecycle": {"preStop": {"exec": {"command": ["/bin/busybox", "sleep", str(_PRESTOP_SECONDS)]}}},
+        "lifecycle": {"preStop": _pre_stop(spec)},
         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
         "securityContext": {
             "runAsNonRoot": True,
@@ -86,7 +93,14 @@ def _container(spec: KubeSpec) -> dict[str, Any]:
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
         },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
+
+
+def _pre_stop(spec: KubeSpec) -> dict[str, Any]:
+    if spec.server == "nginx":
+        return {"sleep": {"seconds": _PRESTOP_SECONDS}}
+    return {"exec": {"command": ["/bin/busybox", "sleep", str(_PRESTOP_SECONDS)]}}
 
 
 def _deployment(spec: KubeSpec) -> dict[str, Any]:
@@ -96,6 +110,7 @@ def _deployment(spec: KubeSpec) -> dict[str, Any]:
         "terminationGracePeriodSeconds": _PRESTOP_SECONDS + 10,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [_container(spec)],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": _TMP_SIZE}}],
     }
     return {
         "apiVersion": "apps/v1",

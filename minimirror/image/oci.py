@@ -8,10 +8,11 @@ and Docker's ``docker save`` tarball (``manifest.json`` ``[{"Config", "RepoTags"
 ``<hex>.json``, each layer as an uncompressed ``<diff_id hex>.tar``), which ``docker load`` and ``podman load``
 accept.
 
-The layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534), then the repository
+The layers: the server (``minimirror.image.httpd``: a static busybox httpd running as 65534; or with an
+:class:`~minimirror.image.nginx.NginxServer`, the locked nginx and the libraries it loads), then the repository
 tree at ``/srv`` split by :mod:`minimirror.image.split` into pool buckets and a last metadata layer (with the SBOM
 at ``/srv/sbom.spdx.json`` when one is given, and the readiness file ``/srv/healthz``). The server layer changes
-only when busybox does, a pool bucket only when a package in it does, so registries and nodes keep them across
+only when its packages do, a pool bucket only when a package in it does, so registries and nodes keep them across
 mirror updates. Layers are compressed as ``ImageSpec.compression`` says (:mod:`minimirror.image.layers`).
 With a base image (:mod:`minimirror.image.base`), the base's verified layers come first, copied byte for byte,
 and the server layer is an nginx configuration instead; the base's config is merged with ours
@@ -38,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeAlias
 
 from minimirror import __version__
 from minimirror.atomic import disk_errors
@@ -59,6 +60,10 @@ from minimirror.image.split import split_repository
 
 if TYPE_CHECKING:
     from minimirror.image.base import BaseImage
+    from minimirror.image.nginx import NginxServer
+
+ServerSource: TypeAlias = "Path | NginxServer"
+"""One platform's server: the locked busybox-static .deb, or the locked nginx and its Depends closure."""
 
 __all__ = [
     "DEFAULT_TAG",
@@ -66,6 +71,7 @@ __all__ = [
     "ImageFormat",
     "ImageResult",
     "ImageSpec",
+    "ServerSource",
     "StagedImage",
     "build_image",
     "canonical_json",
@@ -98,10 +104,10 @@ _PLATFORMS: Mapping[str, tuple[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class ImageSpec:
-    """What the image holds. ``created`` is SOURCE_DATE_EPOCH; ``architecture`` is busybox's Debian one."""
+    """What the image holds. ``created`` is SOURCE_DATE_EPOCH; ``architecture`` is the server's Debian one."""
 
     repo_dir: Path
-    busybox_deb: Path | None
+    server: Path | NginxServer | None
     tag: str = DEFAULT_TAG
     created: int = 0
     architecture: str = "amd64"
@@ -112,12 +118,17 @@ class ImageSpec:
     sbom: bytes | None = field(default=None, repr=False)
     base: BaseImage | None = None
     compression: Compression = DEFAULT_COMPRESSION
-    more_platforms: tuple[tuple[str, Path], ...] = ()
-    """Further (Debian architecture, busybox-static .deb) pairs: an image index, one manifest per platform."""
+    more_platforms: tuple[tuple[str, Path | NginxServer], ...] = ()
+    """Further (Debian architecture, server) pairs: an image index, one manifest per platform."""
 
     @property
-    def platforms(self) -> tuple[tuple[str, Path | None], ...]:
-        return ((self.architecture, self.busybox_deb), *self.more_platforms)
+    def platforms(self) -> tuple[tuple[str, Path | NginxServer | None], ...]:
+        return ((self.architecture, self.server), *self.more_platforms)
+
+    @property
+    def nginx(self) -> bool:
+        """Served by the locked nginx (every platform has the same kind of server)."""
+        return self.server is not None and not isinstance(self.server, Path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +213,16 @@ def _labels(spec: ImageSpec) -> dict[str, str]:
     return labels
 
 
-def _history(created: str, layers: int, *, nginx: bool = False) -> list[dict[str, str]]:
+_SERVERS = {
+    "base": "nginx configuration, /etc/nginx/conf.d/default.conf",
+    "nginx": "nginx (the locked nginx and the libraries it loads), /etc",
+    "busybox": "busybox httpd (busybox-static), /etc",
+}
+
+
+def _history(created: str, layers: int, *, server_kind: str = "busybox") -> list[dict[str, str]]:
     """One entry per layer of ours: the server, ``layers - 2`` pool buckets, the repository's metadata."""
-    server = "nginx configuration, /etc/nginx/conf.d/default.conf" if nginx else "busybox httpd (busybox-static), /etc"
+    server = _SERVERS[server_kind]
     pool = [
         {"created": created, "created_by": f"minimirror image: pool files at /srv, part {i}", "comment": "pool"}
         for i in range(1, layers - 1)
@@ -227,8 +245,11 @@ def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
     if spec.base is not None:
         from minimirror.image.base import merge_config
 
-        history = _history(created, len(diff_ids), nginx=True)
+        history = _history(created, len(diff_ids), server_kind="base")
         return merge_config(spec.base.config, created=created, labels=_labels(spec), diff_ids=diff_ids, history=history)
+    entrypoint = ENTRYPOINT
+    if spec.nginx:
+        from minimirror.image.nginx import ENTRYPOINT as entrypoint
     config: dict[str, Any] = {
         "created": created,
         "architecture": arch,
@@ -236,13 +257,13 @@ def image_config(spec: ImageSpec, diff_ids: Sequence[str]) -> dict[str, Any]:
         "config": {
             "User": f"{NOBODY}:{NOBODY}",
             "ExposedPorts": {f"{PORT}/tcp": {}},
-            "Entrypoint": list(ENTRYPOINT),
+            "Entrypoint": list(entrypoint),
             "WorkingDir": "/srv",
-            "Env": ["PATH=/bin"],
+            "Env": ["PATH=/usr/sbin" if spec.nginx else "PATH=/bin"],
             "Labels": _labels(spec),
         },
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
-        "history": _history(created, len(diff_ids)),
+        "history": _history(created, len(diff_ids), server_kind="nginx" if spec.nginx else "busybox"),
     }
     if variant:
         config["variant"] = variant
@@ -506,14 +527,16 @@ def _write_sbom(spec: ImageSpec, out: Path) -> Path | None:
     return path
 
 
-def _server_entries(spec: ImageSpec, architecture: str, busybox_deb: Path | None) -> list[LayerEntry]:
+def _server_entries(spec: ImageSpec, architecture: str, server: Path | NginxServer | None) -> list[LayerEntry]:
     if spec.base is not None:
         from minimirror.image.base import nginx_entries
 
         return nginx_entries()
-    if busybox_deb is None:
+    if server is None:
         raise UsageError("an image without --base needs the locked busybox-static .deb")
-    return server_entries(busybox_deb, architecture)
+    if not isinstance(server, Path):
+        return server.entries()
+    return server_entries(server, architecture)
 
 
 def build_image(

@@ -1,7 +1,9 @@
-"""Packing a published repository into the image: the locked busybox-static, the epoch, the SBOM, the spec.
+"""Packing a published repository into the image: the locked server, the epoch, the SBOM, the spec.
 
 The one orchestration both ``minimirror image`` and ``minimirror build`` call (:func:`make_image`); the image
-format itself is :mod:`minimirror.image.oci`. With ``base``, the server is the base image's nginx
+format itself is :mod:`minimirror.image.oci`. The server is the locked busybox-static (``server="busybox"``,
+:mod:`minimirror.image.httpd`) or the locked nginx with the libraries it loads (``server="nginx"``,
+:mod:`minimirror.image.nginx`). With ``base``, the server is the base image's nginx
 (:mod:`minimirror.image.base`) and busybox-static is not needed; ``push`` sends the written image to a registry
 (:mod:`minimirror.image.registry`), ``load`` into a Docker or Podman engine (:mod:`minimirror.image.engine`), both
 after the output is in place, so a failed push or load leaves a complete image behind. With
@@ -30,17 +32,20 @@ from minimirror.image.oci import (
     ImageFormat,
     ImageResult,
     ImageSpec,
+    ServerSource,
     StagedImage,
     build_image,
 )
 from minimirror.lock.lockfile import Lock, LockedPackage, read_locks
 from minimirror.publish.epoch import source_date_epoch
 
-__all__ = ["ImageConfig", "PushVia", "image_spec", "make_image"]
+__all__ = ["SERVERS", "ImageConfig", "PushVia", "ServerKind", "image_spec", "make_image"]
 
 log = logging.getLogger(__name__)
 
 PushVia = Literal["registry", "engine"]
+ServerKind = Literal["busybox", "nginx"]
+SERVERS: tuple[ServerKind, ...] = ("busybox", "nginx")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,7 @@ class ImageConfig:
     push_via: PushVia = "registry"  # "engine": load, then the engine pushes (implies load)
     compression: Compression = DEFAULT_COMPRESSION
     platforms: tuple[str, ...] = ()  # Debian architectures, from --platform linux/amd64,linux/arm64; () = --arch
+    server: ServerKind = "busybox"  # the locked busybox-static, or the locked nginx and its libraries
 
 
 @dataclass
@@ -69,7 +75,7 @@ class _Delivered:
 
 
 def make_image(config: ImageConfig) -> ImageResult:
-    """Write the image of ``config.repo_dir``, served by the locked busybox-static or the base's nginx."""
+    """Write the image of ``config.repo_dir``, served by the locked busybox-static or nginx, or the base's nginx."""
     _check_push(config)
     locks = read_locks(config.locks_dir)
     epoch = source_date_epoch(locks, config.environ)
@@ -81,20 +87,39 @@ def make_image(config: ImageConfig) -> ImageResult:
         spec = image_spec(locks, config.repo_dir, None, base.architecture, tag=config.tag, epoch=epoch)
         spec = dataclasses.replace(spec, base=base, compression=config.compression)
     else:
-        packages = [_find_busybox(locks, config.locks_dir, arch) for arch in archs]
-        debs = [_busybox_deb(package, config.cache_dir) for package in packages]
-        spec = image_spec(locks, config.repo_dir, debs[0], packages[0].architecture, tag=config.tag, epoch=epoch)
-        more = tuple((p.architecture, deb) for p, deb in zip(packages[1:], debs[1:], strict=True))
-        spec = dataclasses.replace(spec, compression=config.compression, more_platforms=more)
+        servers = [_server(locks, config, arch) for arch in archs]
+        spec = image_spec(locks, config.repo_dir, servers[0][1], servers[0][0], tag=config.tag, epoch=epoch)
+        spec = dataclasses.replace(spec, compression=config.compression, more_platforms=tuple(servers[1:]))
     delivered = _Delivered()
     result = build_image(spec, config.image_path, config.fmt, after=lambda staged: _deliver(config, staged, delivered))
     return dataclasses.replace(result, pushed=delivered.pushed, loaded=delivered.loaded)
+
+
+def _server(locks: Sequence[Lock], config: ImageConfig, arch: str | None) -> tuple[str, ServerSource]:
+    """One platform's server: (Debian architecture, the busybox-static .deb or nginx's closure of .debs)."""
+    if config.server == "busybox":
+        package = _find_locked(locks, config.locks_dir, arch, _busybox_package())
+        return package.architecture, _verified_deb(package, config.cache_dir)
+    from minimirror.image.nginx import NGINX_PACKAGE, NginxServer, depends_closure
+
+    package = _find_locked(locks, config.locks_dir, arch, NGINX_PACKAGE)
+    closure = depends_closure(locks, package)
+    debs = tuple((p.name, _verified_deb(p, config.cache_dir)) for p in closure)
+    return package.architecture, NginxServer(package.architecture, debs)
+
+
+def _busybox_package() -> str:
+    from minimirror.image.httpd import BUSYBOX_PACKAGE
+
+    return BUSYBOX_PACKAGE
 
 
 def _architectures(config: ImageConfig) -> list[str | None]:
     """The Debian architecture of each platform to build (None: the one busybox-static is locked for)."""
     from minimirror.errors import UsageError
 
+    if config.base is not None and config.server != "busybox":
+        raise UsageError(f"--base serves with the base's nginx; leave out --server {config.server}")
     if not config.platforms:
         return [config.arch]
     if config.arch is not None:
@@ -172,21 +197,22 @@ def _manifest_digest(layout: Path) -> str:
     return digest
 
 
-def _find_busybox(locks: Sequence[Lock], locks_dir: Path, arch: str | None) -> LockedPackage:
-    """The locked busybox-static of the one architecture locked (or ``arch``); the newest if several versions."""
+def _find_locked(locks: Sequence[Lock], locks_dir: Path, arch: str | None, name: str) -> LockedPackage:
+    """The locked server package ``name`` of the one architecture locked (or ``arch``); the newest if several
+    versions."""
     from minimirror.errors import LockError, UsageError
-    from minimirror.image.httpd import BUSYBOX_PACKAGE
 
-    found = [p for lock in locks for p in lock.find(BUSYBOX_PACKAGE, arch)]
+    found = [p for lock in locks for p in lock.find(name, arch)]
     if not found:
         where = f" for {arch}" if arch else ""
+        what = "its static busybox" if name == _busybox_package() else f"the locked {name} (--server {name})"
         raise LockError(
-            f"{locks_dir}: no {BUSYBOX_PACKAGE}{where} in the locks; the image serves with its static busybox. "
-            f"Add a line `{BUSYBOX_PACKAGE}` to a packages.txt and run `minimirror lock`"
+            f"{locks_dir}: no {name}{where} in the locks; the image serves with {what}. "
+            f"Add a line `{name}` to a packages.txt (and the architecture to its source) and run `minimirror lock`"
         )
     archs = sorted({p.architecture for p in found})
     if len(archs) > 1:
-        raise UsageError(f"{BUSYBOX_PACKAGE} is locked for {', '.join(archs)}; choose the image's with --arch")
+        raise UsageError(f"{name} is locked for {', '.join(archs)}; choose the image's with --arch or --platform")
     return max(found, key=functools.cmp_to_key(_by_version))
 
 
@@ -196,7 +222,7 @@ def _by_version(a: LockedPackage, b: LockedPackage) -> int:
     return version_compare(a.version, b.version) or (a.sha256 > b.sha256) - (a.sha256 < b.sha256)
 
 
-def _busybox_deb(package: LockedPackage, cache_dir: Path) -> Path:
+def _verified_deb(package: LockedPackage, cache_dir: Path) -> Path:
     """The cached .deb, checked against the lock's size and sha256."""
     from minimirror.errors import IntegrityError, UsageError
     from minimirror.upstream.cache import Cache
@@ -219,7 +245,7 @@ def _busybox_deb(package: LockedPackage, cache_dir: Path) -> Path:
 
 
 def image_spec(
-    locks: Sequence[Lock], repo_dir: Path, busybox: Path | None, busybox_arch: str, *, tag: str, epoch: int
+    locks: Sequence[Lock], repo_dir: Path, server: ServerSource | None, server_arch: str, *, tag: str, epoch: int
 ) -> ImageSpec:
     """The image's spec from the locks: labels, SBOM, SOURCE_DATE_EPOCH."""
     from minimirror.image.oci import ImageSpec
@@ -228,10 +254,10 @@ def image_spec(
     ids = ", ".join(lock.source.id for lock in locks)
     return ImageSpec(
         repo_dir=repo_dir,
-        busybox_deb=busybox,
+        server=server,
         tag=tag,
         created=epoch,
-        architecture=busybox_arch,
+        architecture=server_arch,
         locks_sha256=locks_sha256(locks),
         source=" ".join(
             sorted({c.url for lock in locks for c in lock.companions} | {lock.source.url for lock in locks})

@@ -18,7 +18,7 @@ import httpx
 
 from minimirror.image.layers import Compression
 from minimirror.image.oci import DEFAULT_COMPRESSION, DEFAULT_TAG, ImageFormat, ImageResult
-from minimirror.image.pack import ImageConfig, PushVia, make_image
+from minimirror.image.pack import ImageConfig, PushVia, ServerKind, make_image
 from minimirror.publish.epoch import environment_epoch
 from minimirror.publish.fetch import FetchConfig, FetchProgress, FetchReport, fetch
 from minimirror.publish.repository import PublishConfig, PublishOptions, PublishReport, ReleaseOverrides, publish
@@ -60,6 +60,8 @@ class BuildConfig:
     image_compression: Compression = DEFAULT_COMPRESSION
     image_platforms: tuple[str, ...] = ()
     """Debian architectures of an image index (one manifest per platform); () = ``image_arch``'s one."""
+    image_server: ServerKind = "busybox"
+    """What serves the image: the locked busybox-static, or the locked nginx and its libraries."""
     overrides: Mapping[str, ReleaseOverrides] = field(default_factory=dict)
     fetch_missing: bool = True
     """False: an offline build; a pool file missing from the cache is an error naming it."""
@@ -115,6 +117,7 @@ def build(
             push_via=config.push_via,
             compression=config.image_compression,
             platforms=config.image_platforms,
+            server=config.image_server,
         )
         image = make_image(image_config)
     return BuildOutcome(fetched, published, image)

@@ -24,7 +24,7 @@ import lzma
 import re
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeAlias
@@ -33,7 +33,7 @@ import zstandard
 
 from minimirror.errors import IntegrityError
 
-__all__ = ["ControlStanza", "parse_control", "read_control", "read_data_files"]
+__all__ = ["ControlStanza", "DataMember", "parse_control", "read_control", "read_data_files", "read_data_members"]
 
 _AR_MAGIC = b"!<arch>\n"
 _AR_HEADER = 60
@@ -238,6 +238,49 @@ def _control_tar(member: str, data: bytes) -> bytes:
 
 
 # --- the data member ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DataMember:
+    """A regular file (``data``, ``mode``) or a symbolic link (``linkname``, as written) of a package's payload."""
+
+    path: str  # without the leading "./"
+    mode: int
+    data: bytes | None = None
+    linkname: str | None = None
+
+
+def read_data_members(path: Path, select: Callable[[str], bool], *, name: str | None = None) -> list[DataMember]:
+    """Every regular file and symlink of the ``.deb`` at ``path`` whose path (no leading ``./``) ``select`` accepts,
+    in archive order; the data member is streamed, only the selected files are held in memory."""
+    label = name or str(path)
+    try:
+        with path.open("rb") as deb:
+            member, size = _member(deb, "data.tar", label, within=8)
+            stream = _data_stream(_Bounded(deb, size), member, label)
+            return _select(stream, select, f"{label}: {member}")
+    except OSError as exc:
+        raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
+
+
+def _select(stream: _Stream, select: Callable[[str], bool], name: str) -> list[DataMember]:
+    found: list[DataMember] = []
+    try:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for entry in tar:
+                path = entry.name.removeprefix("./")
+                if not select(path) or not (entry.isfile() or entry.issym()):
+                    continue
+                if entry.issym():
+                    found.append(DataMember(path, entry.mode, linkname=entry.linkname))
+                    continue
+                if entry.size > _MAX_DATA_FILE:
+                    raise IntegrityError(f"{name}: {path} is implausibly large ({entry.size} bytes)")
+                handle = tar.extractfile(entry)
+                found.append(DataMember(path, entry.mode, data=handle.read() if handle is not None else b""))
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, zstandard.ZstdError, ValueError) as exc:
+        raise IntegrityError(f"{name} is damaged: {exc}") from exc
+    return found
 
 
 def read_data_files(path: Path, wanted: frozenset[str], *, name: str | None = None) -> dict[str, bytes]:

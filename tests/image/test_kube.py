@@ -39,10 +39,19 @@ def test_deployment_service_and_budget(capsys: pytest.CaptureFixture[str]) -> No
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     sleep = container["lifecycle"]["preStop"]["exec"]["command"]
     assert sleep[:2] == ["/bin/busybox", "sleep"] and int(sleep[2]) < pod["terminationGracePeriodSeconds"]
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]  # the one writable place
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert (budget["apiVersion"], budget["spec"]["maxUnavailable"]) == ("policy/v1", 1)
     assert budget["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
     assert _print(capsys, "--replicas", "3", "--name", "apt-mirror") == text  # the same bytes each time
+
+
+def test_the_nginx_image_sleeps_before_stop_with_the_kubelets_sleep_action(capsys: pytest.CaptureFixture[str]) -> None:
+    deployment, _, _ = yaml.safe_load_all(_print(capsys, "--server", "nginx"))
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["lifecycle"]["preStop"] == {"sleep": {"seconds": 5}}  # no busybox in that image
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
 
 
 @pytest.mark.parametrize(
