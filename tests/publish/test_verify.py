@@ -192,3 +192,49 @@ def test_not_a_tree(tmp_path: Path) -> None:
     report = verify_tree(tmp_path)
     assert not report.ok
     assert any("not a published tree" in p.message for p in report.problems)
+
+
+def test_pool_file_symlinked_inside_the_tree_verifies(archive: FixtureArchive, out: Path) -> None:
+    # A symlink anywhere makes verify resolve every path it follows (the fast path trusts a tree without any).
+    deb = archive.deb("libssl")
+    moved = out / "fixture" / "pool" / "elsewhere" / deb.name
+    moved.parent.mkdir()
+    deb.rename(moved)
+    deb.symlink_to(moved)
+    report = verify_tree(out)
+    assert report.problems == ()
+
+
+def test_pool_file_symlinked_outside_the_tree(archive: FixtureArchive, out: Path, tmp_path: Path) -> None:
+    deb = archive.deb("libssl")
+    copy = tmp_path / deb.name
+    shutil.copyfile(deb, copy)
+    deb.unlink()
+    deb.symlink_to(copy)
+    rel = str(deb.relative_to(out))
+    report = verify_tree(out)
+    assert "symlink points outside the tree" in messages(report, rel)
+    assert "is a symlink leading outside the tree (libssl_3.0.2_amd64 in fixture/dists/stable)" in messages(report, rel)
+
+
+def test_changed_pool_file_found_from_a_compressed_index(archive: FixtureArchive, out: Path) -> None:
+    # Debian ships only Packages.{gz,xz}: the pool is then checked against the first compressed variant.
+    archive.index_path().unlink()
+    deb = archive.deb("libc")
+    deb.write_bytes(deb.read_bytes() + b"X")
+    report = verify_tree(out)
+    rel = str(deb.relative_to(out))
+    assert paths(report) == {rel}
+    assert "size differs from the index" in messages(report, rel)
+
+
+def test_compressed_index_that_does_not_decompress(archive: FixtureArchive, out: Path) -> None:
+    xz = archive.index_path(compression="xz")
+    xz.write_bytes(xz.read_bytes()[:40])
+    deb = archive.deb("web")
+    deb.write_bytes(b"tampered")
+    report = verify_tree(out)
+    rel = str(xz.relative_to(out))
+    assert "Release says" in messages(report, rel)
+    assert len([p for p in report.problems if p.path == rel]) == 2  # the hash, and the stream
+    assert "size differs from the index" in messages(report, str(deb.relative_to(out)))
