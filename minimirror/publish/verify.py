@@ -144,13 +144,17 @@ def verify_tree(out_dir: Path, *, keyring: bytes | Path | None = None, dose: boo
     releases = {dist: release for dist in dists if (release := checker.check_release(dist, key)) is not None}
     groups = checker.universes(releases)
     doses = [checker.start_dose(together, releases) for together in groups]
-    read: dict[Dist, tuple[ReleaseFile, dict[Path, list[Package]]]] = {}
-    for dist, release in releases.items():
-        read[dist] = (release, checker.check_indices(dist, release))
-        checker.check_sources(dist, release)
-    for together, running in zip(groups, doses, strict=True):
-        checker.check_dependencies(together, read)
-        checker.finish_dose(together, releases, running)
+    try:
+        read: dict[Dist, tuple[ReleaseFile, dict[Path, list[Package]]]] = {}
+        for dist, release in releases.items():
+            read[dist] = (release, checker.check_indices(dist, release))
+            checker.check_sources(dist, release)
+        for together, running in zip(groups, doses, strict=True):
+            checker.check_dependencies(together, read)
+            checker.finish_dose(together, releases, running)
+    finally:  # interrupted (Ctrl-C): no dose-distcheck left running
+        for run in (run for runs in doses for run in runs):
+            run.stop()
     checker.check_orphans(dists)
     return checker.report(len(dists))
 
@@ -698,6 +702,14 @@ class _DoseRun:
             stderr.close()
             return cls(arch, None, f"could not run: {exc}")
         return cls(arch, process, outputs=(stdout, stderr))
+
+    def stop(self) -> None:
+        """Kill the process if it still runs and close its output files (a no-op after :meth:`result`)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for output in self.outputs or ():
+            output.close()
 
     def result(self) -> list[tuple[str, str]]:
         """``(name/arch, line)`` per package dose-distcheck finds not installable (Conflicts and Breaks included)."""

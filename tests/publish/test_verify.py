@@ -14,6 +14,7 @@ from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import ArchiveFactory
 
 from minimirror.cli import main
+from minimirror.publish import verify
 from minimirror.publish.verify import VerifyReport, find_dists, verify_tree
 
 PACKAGES = [
@@ -238,3 +239,29 @@ def test_compressed_index_that_does_not_decompress(archive: FixtureArchive, out:
     assert "Release says" in messages(report, rel)
     assert len([p for p in report.problems if p.path == rel]) == 2  # the hash, and the stream
     assert "size differs from the index" in messages(report, str(deb.relative_to(out)))
+
+
+def test_interrupted_verify_leaves_no_dose_distcheck_behind(
+    archive: FixtureArchive, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dose-distcheck runs while the pool is hashed; a Ctrl-C meanwhile must not leave it (or its files) behind.
+    if shutil.which("dose-distcheck") is None:
+        pytest.skip("dose-distcheck is not installed")
+    started: list[verify._DoseRun] = []
+    start = verify._DoseRun.start
+
+    def recording(files: list[Path], arch: str) -> verify._DoseRun:
+        started.append(start(files, arch))
+        return started[-1]
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify._DoseRun, "start", staticmethod(recording))
+    monkeypatch.setattr(verify._Checker, "check_sources", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        verify_tree(out)
+    assert started
+    for run in started:
+        assert run.process is not None and run.process.poll() is not None
+        assert run.outputs is not None and all(output.closed for output in run.outputs)
