@@ -218,14 +218,15 @@ def timeline(log: Path, began: float, ended: float) -> str:
     accepts = [t for t, what, _ in events if what == "accept"]
     requests = [(t, rest) for t, what, rest in events if what == "request"]
     dones = [(t, rest) for t, what, rest in events if what == "done"]
-    if not requests or not dones:
+    if not accepts or not requests or not dones:  # a line is logged when its event ends: none yet, or no run
         return "no requests logged"
     largest = max(requests, key=lambda item: int(item[1][1]))
     largest_done = next((t for t, rest in dones if rest == largest[1]), float("nan"))
     return (
-        f"{len(accepts)} connections, first accepted {accepts[0]:.2f} s, last {accepts[-1]:.2f} s; "
+        f"{len(accepts)} connections, first accepted {min(accepts):.2f} s, last {max(accepts):.2f} s; "
         f"first request {requests[0][0]:.2f} s; largest ({int(largest[1][1]) / 1e6:.1f} MB) requested "
-        f"{largest[0]:.2f} s, sent {largest_done:.2f} s; last byte {dones[-1][0]:.2f} s; exit {ended - began:.2f} s"
+        f"{largest[0]:.2f} s, sent {largest_done:.2f} s; last byte {max(t for t, _ in dones):.2f} s; "
+        f"exit {ended - began:.2f} s"
     )
 
 
