@@ -172,7 +172,6 @@ class _Checker:
         self.pool_hashes: dict[str, tuple[int, str] | None] = {}
         """(size, sha256) by normalised path (strings: 20,000 ``Path`` objects cost time and memory)."""
         self.prefix = f"{root}{os.sep}"
-        self.escaping: set[Path] = set()
         self.symlinks: set[Path] = set()
         """Every symbolic link under the tree (:meth:`walk_tree`): with none, a path built inside the tree is
         inside it without asking the kernel to resolve it."""
@@ -227,12 +226,11 @@ class _Checker:
                 self.problem(directory, f"cannot read this folder ({exc.strerror})")
                 continue
             folders = []
-            for entry in entries:
-                path = Path(entry.path)
+            for entry in entries:  # the entry's type comes with it (d_type): no stat, no Path per file
                 if entry.is_symlink():
-                    self._check_symlink(path)
+                    self._check_symlink(Path(entry.path))
                 elif entry.is_dir():
-                    folders.append(path)
+                    folders.append(Path(entry.path))
                 elif entry.is_file():
                     self.files.append(entry.path)
             pending.extend(reversed(folders))  # depth first, in name order
@@ -240,7 +238,6 @@ class _Checker:
     def _check_symlink(self, path: Path) -> None:
         self.symlinks.add(path)
         if not _inside(path.resolve(), self.root):
-            self.escaping.add(path)
             self.problem(path, f"symlink points outside the tree (to {path.readlink()}); replace it by a copy")
         elif path.is_file():
             self.files.append(str(path))
