@@ -12,10 +12,14 @@ link. This server adds what a link to a remote mirror has, per connection, as a 
   its own process (``python _wan.py ROOT``), bound to 127.0.0.1.
 
 Not modelled: TCP slow start, loss, a cap on the whole link (each connection gets its own ``rate``).
+With ``--log FILE`` each event goes to FILE as ``<time.monotonic()> accept|request|done [path bytes]`` (the
+clock is the machine's, so a client's own timestamps line up): ``bench_fetch_wan.py --timeline`` reads it.
 Requests: ``GET``/``HEAD`` of files below ROOT, ``Range: bytes=N-`` (206), keep-alive and pipelining; anything
 else gets 404 or 400. The server stops when its stdin closes (the parent's ``with`` block).
 
-    python benchmarks/_wan.py ROOT [--rtt-ms 40] [--rate-mib 25]    # prints its base URL, serves until stdin closes
+    python benchmarks/_wan.py ROOT [--rtt-ms 40] [--rate-mib 25] [--log FILE]
+
+prints its base URL and serves until its stdin closes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 _PIECE = 256 << 10
 _MAX_HEADER = 64 << 10
@@ -84,13 +89,20 @@ def _range_start(value: str | None) -> int | None:
 
 
 class Server:
-    def __init__(self, root: Path, link: Link) -> None:
+    def __init__(self, root: Path, link: Link, log: TextIO | None = None) -> None:
         self.root = root.resolve()
         self.link = link
+        self.log = log
+
+    def event(self, what: str, when: float | None = None) -> None:
+        if self.log is not None:
+            self.log.write(f"{time.monotonic() if when is None else when:.6f} {what}\n")
+            self.log.flush()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[Request | None] = asyncio.Queue()
         ready = time.monotonic() + self.link.rtt  # the handshake before the first request can arrive
+        self.event("accept")
         reading = asyncio.create_task(_requests(reader, queue, ready))
         try:
             while (request := await queue.get()) is not None:
@@ -122,24 +134,30 @@ class Server:
             head.append(f"Content-Range: bytes {start}-{size - 1}/{size}")
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
         await writer.drain()
+        self.event(f"request {request.path} {size - start}", request.arrived)
         if request.method == "GET":
             with path.open("rb") as body:
-                await self.paced(writer, body, start, size)
+                sent = await self.paced(writer, body, start, size)
+            self.event(f"done {request.path} {size - start}", sent)
 
-    async def paced(self, writer: asyncio.StreamWriter, body: object, start: int, end: int) -> None:
-        """``os.sendfile`` in pieces, each no sooner than ``rate`` allows since the body started."""
+    async def paced(self, writer: asyncio.StreamWriter, body: object, start: int, end: int) -> float:
+        """``os.sendfile`` in pieces, each no sooner than ``rate`` allows since the body started; returns when
+        the last piece was handed to the socket (the wait after it only delays this connection's next answer)."""
         loop = asyncio.get_running_loop()
         began = time.monotonic()
         sent = 0
+        last = began
         while start + sent < end:
             count = min(_PIECE, end - start - sent)
             await loop.sendfile(writer.transport, body, start + sent, count)  # type: ignore[arg-type]
+            last = time.monotonic()
             sent += count
-            await asyncio.sleep(max(0.0, began + sent / self.link.rate - time.monotonic()))
+            await asyncio.sleep(max(0.0, began + sent / self.link.rate - last))
+        return last
 
 
-async def serve(root: Path, link: Link) -> None:
-    server = Server(root, link)
+async def serve(root: Path, link: Link, log: TextIO | None) -> None:
+    server = Server(root, link, log)
     listener = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=256)
     port = listener.sockets[0].getsockname()[1]
     print(f"http://127.0.0.1:{port}", flush=True)
@@ -153,8 +171,11 @@ def main() -> None:
     parser.add_argument("root", type=Path)
     parser.add_argument("--rtt-ms", type=float, default=40.0)
     parser.add_argument("--rate-mib", type=float, default=25.0)
+    parser.add_argument("--log", type=Path, default=None, help="Write each connection and request here.")
     args = parser.parse_args()
-    asyncio.run(serve(args.root, Link(args.rtt_ms / 1000, args.rate_mib * (1 << 20))))
+    link = Link(args.rtt_ms / 1000, args.rate_mib * (1 << 20))
+    with args.log.open("a") if args.log else contextlib.nullcontext() as log:
+        asyncio.run(serve(args.root, link, log))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ What is checked follows Debian's RepositoryFormat (https://wiki.debian.org/Debia
 * every file the ``SHA256`` field of Release lists exists with that size and hash (an uncompressed
   ``Packages`` may be absent when a compressed variant is there, as Debian does), each has its
   ``by-hash/SHA256/<hash>`` copy when ``Acquire-By-Hash: yes``, and every ``by-hash`` file matches its name;
-* every ``Packages{,.gz,.xz}`` parses (deb822) and its variants hold the same stanzas;
+* every ``Packages{,.gz,.xz}`` decompresses and its variants hold the same stanzas (the same text by sha256, else
+  the same stanzas parsed); one variant is parsed (deb822) and its pool files checked as its stanzas go by;
 * every pool file a stanza names lies inside the tree and has the stanza's ``Size`` and ``SHA256``; a symlink
   anywhere under the tree pointing outside it is a problem; a pool file no index names is a warning;
 * every ``<component>/source/Sources{,.gz,.xz}`` parses (RepositoryFormat "Sources Indices"), its variants hold
@@ -16,6 +17,10 @@ What is checked follows Debian's RepositoryFormat (https://wiki.debian.org/Debia
 * every ``Pre-Depends``/``Depends`` or-group of every package can be satisfied inside its dist, by a real
   package of a matching version or by a Provides (a versioned relation only by a versioned Provides, Debian
   Policy §7.5), on the package's architecture or ``all``; when ``dose-distcheck`` is installed it is asked too.
+
+Cost at scale (``benchmarks/bench_publish.py --fixture-debs``): one walk of the tree, one read of each file, no
+``Path`` object nor kept stanza text per pool file, no ``resolve()`` unless the walk met a symlink, and
+dose-distcheck running in its own process while the pool is hashed.
 
 :func:`verify_tree` never raises for a problem it can describe: it returns a :class:`VerifyReport`. Tree
 discovery (:func:`find_dists`) is shared with ``minimirror serve``, which prints an apt line per dist.
@@ -27,12 +32,14 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import subprocess
+import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -40,7 +47,7 @@ from minimirror.errors import ArchiveError, SignatureError
 from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.package import Package
 from minimirror.publish.grouping import DistGrouping
-from minimirror.upstream.index import iter_packages, parse_provides
+from minimirror.upstream.index import iter_decompressed, iter_packages, parse_provides
 from minimirror.upstream.release import IndexEntry, ReleaseFile, parse_release
 from minimirror.upstream.signature import dearmor, verify_clearsigned, verify_detached
 from minimirror.upstream.source_packages import SourceEntry, parse_sources
@@ -54,6 +61,7 @@ _VARIANTS = ("Packages", "Packages.gz", "Packages.xz")
 _SOURCES_VARIANTS = ("Sources", "Sources.gz", "Sources.xz")
 _DOSE_TIMEOUT = 600
 _CHUNK = 1 << 20
+_KEPT_FIELDS = ("Pre-Depends", "Depends", "Provides")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,23 +130,31 @@ def _subdirs(path: Path) -> list[Path]:
 def verify_tree(out_dir: Path, *, keyring: bytes | Path | None = None, dose: bool = True) -> VerifyReport:
     """Check the published tree ``out_dir``; ``keyring`` (armored or binary; default ``OUT/signing-key.gpg``).
 
-    ``dose=False`` skips the dose-distcheck second opinion (about 25 s for Debian main amd64).
+    ``dose=False`` skips the dose-distcheck second opinion (about 25 s for Debian main amd64); when it runs, it
+    runs beside the hashing of the pool (it is a process of its own, reading the indices the signatures vouch for).
     """
-    root = Path(out_dir)
-    checker = _Checker(root.resolve(), dose=dose)
+    checker = _Checker(Path(out_dir).resolve(), dose=dose)
     key = checker.load_keyring(keyring)
-    dists = find_dists(root)
+    dists = find_dists(checker.root)
     if not dists:
-        checker.problem(root, "no dists/<dist>/Release or InRelease found: not a published tree (or an empty one)")
-    checker.check_symlinks()
-    read: dict[Dist, tuple[ReleaseFile, dict[Path, list[Package]]]] = {}
-    for dist in dists:
-        found = checker.check_dist(dist, key)
-        if found is not None:
-            read[dist] = found
-    for together in checker.universes(read):
-        checker.check_dependencies(together, read)
-        checker.run_dose(together, read)
+        checker.problem(
+            checker.root, "no dists/<dist>/Release or InRelease found: not a published tree (or an empty one)"
+        )
+    checker.walk_tree()
+    releases = {dist: release for dist in dists if (release := checker.check_release(dist, key)) is not None}
+    groups = checker.universes(releases)
+    doses = [checker.start_dose(together, releases) for together in groups]
+    try:
+        read: dict[Dist, tuple[ReleaseFile, dict[Path, list[Package]]]] = {}
+        for dist, release in releases.items():
+            read[dist] = (release, checker.check_indices(dist, release))
+            checker.check_sources(dist, release)
+        for together, running in zip(groups, doses, strict=True):
+            checker.check_dependencies(together, read)
+            checker.finish_dose(together, releases, running)
+    finally:  # interrupted (Ctrl-C): no dose-distcheck left running
+        for run in (run for runs in doses for run in runs):
+            run.stop()
     checker.check_orphans(dists)
     return checker.report(len(dists))
 
@@ -153,8 +169,14 @@ class _Checker:
         self.warnings: list[Problem] = []
         self.indices = 0
         self.packages = 0
-        self.pool_hashes: dict[Path, tuple[int, str] | None] = {}
-        self.escaping: set[Path] = set()
+        self.pool_hashes: dict[str, tuple[int, str] | None] = {}
+        """(size, sha256) by normalised path (strings: 20,000 ``Path`` objects cost time and memory)."""
+        self.prefix = f"{root}{os.sep}"
+        self.symlinks: set[Path] = set()
+        """Every symbolic link under the tree (:meth:`walk_tree`): with none, a path built inside the tree is
+        inside it without asking the kernel to resolve it."""
+        self.files: list[str] = []
+        """Every regular file under the tree, for the orphans."""
 
     def rel(self, path: Path) -> str:
         try:
@@ -192,20 +214,40 @@ class _Checker:
             self.problem(Path(name), str(exc))
             return None
 
-    def check_symlinks(self) -> None:
-        """A symlink under the tree that resolves outside it would let a server or copy leak other files."""
-        for directory, dirnames, filenames in os.walk(self.root):
-            for name in sorted([*dirnames, *filenames]):
-                path = Path(directory) / name
-                if path.is_symlink() and not _inside(path.resolve(), self.root):
-                    self.escaping.add(path)
-                    self.problem(path, f"symlink points outside the tree (to {path.readlink()}); replace it by a copy")
+    def walk_tree(self) -> None:
+        """One walk of the tree: every regular file (for :meth:`check_orphans`) and every symlink; a symlink
+        that resolves outside the tree would let a server or copy leak other files."""
+        pending = [self.root]
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+            except OSError as exc:
+                self.problem(directory, f"cannot read this folder ({exc.strerror})")
+                continue
+            folders = []
+            for entry in entries:  # the entry's type comes with it (d_type): no stat, no Path per file
+                if entry.is_symlink():
+                    self._check_symlink(Path(entry.path))
+                elif entry.is_dir():
+                    folders.append(Path(entry.path))
+                elif entry.is_file():
+                    self.files.append(entry.path)
+            pending.extend(reversed(folders))  # depth first, in name order
+
+    def _check_symlink(self, path: Path) -> None:
+        self.symlinks.add(path)
+        if not _inside(path.resolve(), self.root):
+            self.problem(path, f"symlink points outside the tree (to {path.readlink()}); replace it by a copy")
+        elif path.is_file():
+            self.files.append(str(path))
 
     # --- one dist ----------------------------------------------------------------------------------------
 
-    def check_dist(self, dist: Dist, keyring: bytes | None) -> tuple[ReleaseFile, dict[Path, list[Package]]] | None:
-        """Everything of one dist but its dependencies (checked per group: :meth:`universes`); its Release and
-        packages by index directory, or None when the Release cannot be trusted or read."""
+    def check_release(self, dist: Dist, keyring: bytes | None) -> ReleaseFile | None:
+        """The signatures and the files Release lists of one dist; its Release, or None when it cannot be
+        trusted or read. (Its indices, pool, sources and dependencies are checked once every dist's Release is
+        read, so that dose-distcheck runs meanwhile.)"""
         release_bytes = self.check_signatures(dist, keyring)
         if release_bytes is None:
             return None
@@ -216,18 +258,14 @@ class _Checker:
             return None
         self.check_listed_files(dist, release)
         self.check_by_hash_names(dist)
-        indices = self.check_indices(dist, release)
-        for packages in indices.values():
-            self.check_pool(dist, packages)
-        self.check_sources(dist, release)
-        return release, indices
+        return release
 
-    def universes(self, read: Mapping[Dist, tuple[ReleaseFile, Mapping[Path, Sequence[Package]]]]) -> list[list[Dist]]:
+    def universes(self, releases: Mapping[Dist, ReleaseFile]) -> list[list[Dist]]:
         """The dists whose dependencies are checked together: each group's dists (its signed Release names
         them), every other dist alone."""
-        by_path = {self.rel(dist.path): dist for dist in read}
+        by_path = {self.rel(dist.path): dist for dist in releases}
         together: dict[tuple[str, ...], list[Dist]] = {}
-        for dist, (release, _) in sorted(read.items(), key=lambda item: self.rel(item[0].path)):
+        for dist, release in sorted(releases.items(), key=lambda item: self.rel(item[0].path)):
             group = DistGrouping.read(release.minimirror).group
             absent = [path for path in group if path not in by_path]
             if absent:
@@ -295,30 +333,90 @@ class _Checker:
         elif actual[1] != sha256.lower():
             self.problem(path, f"sha256 is {actual[1]}, {whose} {sha256}")
 
-    def file_digest(self, path: Path) -> tuple[int, str] | None:
+    def file_digest(self, path: Path | str) -> tuple[int, str] | None:
         """(size, sha256) of a regular file inside the tree, memoized; None when absent or escaping."""
-        if path not in self.pool_hashes:
-            self.pool_hashes[path] = _digest(path) if path.is_file() and _inside(path.resolve(), self.root) else None
-        return self.pool_hashes[path]
+        key = os.path.normpath(path)
+        if key not in self.pool_hashes:
+            self.pool_hashes[key] = _digest(key) if self.inside(key) else None
+        return self.pool_hashes[key]
+
+    def inside(self, path: str) -> bool:
+        """Whether the normalised ``path`` stays in the tree when followed. The walk found every symlink:
+        without any, the path is what it says; else the kernel resolves it."""
+        if self.symlinks:
+            return _inside(Path(path).resolve(), self.root)
+        return path.startswith(self.prefix)
+
+    def is_escaping_symlink(self, path: Path | str) -> bool:
+        if not self.symlinks:
+            return False
+        return Path(path).is_symlink() and not _inside(Path(path).resolve(), self.root)
 
     # --- indices -----------------------------------------------------------------------------------------
 
     def check_indices(self, dist: Dist, release: ReleaseFile) -> dict[Path, list[Package]]:
-        """Parse every Packages variant; return one parsed variant per ``<comp>/binary-<arch>`` directory."""
+        """Read every Packages variant and check the pool files of its stanzas; return, per
+        ``<comp>/binary-<arch>`` directory, its packages with only what the dependency check reads.
+
+        Variants are compared by the sha256 of their decompressed text, streamed: one is parsed, its pool files
+        checked as its stanzas go by, and stanza by stanza comparison is left for variants whose text differs."""
         indices: dict[Path, list[Package]] = {}
         for directory in _index_dirs(dist.path, release):
-            parsed = [(variant, self._parse(variant)) for variant in _present_variants(directory)]
-            good = [(variant, packages) for variant, packages in parsed if packages is not None]
-            self.indices += len(parsed)
-            if not good:
-                continue
-            reference, packages = good[0]
-            for variant, other in good[1:]:
-                if _stanzas(other) != _stanzas(packages):
-                    self.problem(variant, f"holds different stanzas from {reference.name}; re-run publish")
-            indices[directory] = packages
-            self.packages += len(packages)
+            variants = _present_variants(directory)
+            self.indices += len(variants)
+            reference: tuple[Path, str, list[Package]] | None = None
+            for variant in variants:
+                digest = self._text_digest(variant)
+                if digest is None:
+                    continue
+                if reference is None:
+                    packages = self._read_checking_pool(dist, variant)
+                    reference = (variant, digest, packages) if packages is not None else None
+                elif digest != reference[1] and not self._same_stanzas(variant, reference[0]):
+                    self.problem(variant, f"holds different stanzas from {reference[0].name}; re-run publish")
+            if reference is not None:
+                indices[directory] = reference[2]
+                self.packages += len(reference[2])
         return indices
+
+    def _read_checking_pool(self, dist: Dist, variant: Path) -> list[Package] | None:
+        """The packages of one variant, each pool file checked as its stanza goes by; None (and no pool problem
+        kept) when the variant does not parse, so that the next variant is read instead."""
+        found: list[Problem] = []
+        where = f"{self.rel(dist.path)}"
+        archive_root = dist.archive_root
+        packages = []
+        try:
+            for package in iter_packages(variant, name=self.rel(variant)):
+                problem = self._pool_problem(archive_root, package)
+                if problem is not None:
+                    found.append(Problem(self.rel(Path(problem[0])), f"{problem[1]} ({package} in {where})"))
+                packages.append(_slim(package))
+        except ArchiveError as exc:
+            self.problem(variant, str(exc).removeprefix(self.rel(variant)).lstrip(":").strip())
+            return None
+        self.problems.extend(found)
+        return packages
+
+    def _text_digest(self, path: Path) -> str | None:
+        """The sha256 of a variant's decompressed text; None (a problem) when it cannot be decompressed."""
+        if path.name == "Packages":  # not compressed: its hash is the file's, already taken for Release
+            known = self.file_digest(path)
+            return known[1] if known is not None else None
+        digest = hashlib.sha256()
+        try:
+            for block in iter_decompressed(path, name=self.rel(path)):
+                digest.update(block)
+        except ArchiveError as exc:
+            self.problem(path, str(exc).removeprefix(self.rel(path)).lstrip(":").strip())
+            return None
+        return digest.hexdigest()
+
+    def _same_stanzas(self, variant: Path, reference: Path) -> bool:
+        """Whether a variant whose text differs still holds the same stanzas as the reference variant (True when
+        it cannot be parsed: that is its problem, reported)."""
+        other = self._parse(variant)
+        return other is None or _stanzas(other) == _stanzas(self._parse(reference) or [])
 
     def _parse(self, path: Path) -> list[Package] | None:
         try:
@@ -327,23 +425,15 @@ class _Checker:
             self.problem(path, str(exc).removeprefix(self.rel(path)).lstrip(":").strip())
             return None
 
-    def check_pool(self, dist: Dist, packages: Sequence[Package]) -> None:
-        index = self.rel(dist.path)
-        for package in packages:
-            problem = self._pool_problem(dist.archive_root, package)
-            if problem is not None:
-                path, message = problem
-                self.problem(path, f"{message} ({package} in {index})")
-
-    def _pool_problem(self, archive_root: Path, package: Package) -> tuple[Path, str] | None:
+    def _pool_problem(self, archive_root: Path, package: Package) -> tuple[Path | str, str] | None:
         filename = package.field("Filename") or ""
         size, sha256 = package.field("Size") or "", (package.field("SHA256") or "").lower()
         if not filename or filename.startswith("/") or ".." in filename.split("/"):
             return archive_root, f"refusing Filename {filename!r}: it must be a relative path inside the tree"
         if not size.isdigit() or len(sha256) != 64:
             return archive_root / filename, "the stanza lacks a valid Size or SHA256"
-        path = archive_root / filename
-        if path.is_symlink() and not _inside(path.resolve(), self.root):
+        path = f"{archive_root}{os.sep}{filename}"
+        if self.is_escaping_symlink(path):
             return path, "is a symlink leading outside the tree"
         actual = self.file_digest(path)
         if actual is None:
@@ -381,7 +471,7 @@ class _Checker:
     def _check_source_files(self, dist: Dist, entry: SourceEntry, index: Path) -> None:
         for file in entry.files:
             path = dist.archive_root / entry.directory / file.name
-            if path.is_symlink() and not _inside(path.resolve(), self.root):
+            if self.is_escaping_symlink(path):
                 self.problem(path, f"is a symlink leading outside the tree ({entry.name} {entry.version} source)")
                 continue
             actual = self.file_digest(path)
@@ -428,16 +518,14 @@ class _Checker:
                             directory, f"{what} cannot be satisfied in {where} ({universe.why_not(group, arch)})"
                         )
 
-    def run_dose(
-        self, dists: Sequence[Dist], read: Mapping[Dist, tuple[ReleaseFile, Mapping[Path, Sequence[Package]]]]
-    ) -> None:
-        """The second opinion of dose-distcheck (also checks Conflicts/Breaks), when installed, over the indices
-        of ``dists`` together; a package with a gap left on purpose is a warning."""
+    def start_dose(self, dists: Sequence[Dist], read: Mapping[Dist, ReleaseFile]) -> list[_DoseRun]:
+        """Start the second opinion of dose-distcheck (also checks Conflicts/Breaks), when installed, over the
+        indices of ``dists`` together, one process per architecture; :meth:`finish_dose` reads the answers."""
         if not self.dose or shutil.which("dose-distcheck") is None:
-            return
-        releases = [read[dist][0] for dist in dists]
-        gaps = {node for release in releases for node, _ in DistGrouping.read(release.minimirror).missing}
+            return []
+        releases = [read[dist] for dist in dists]
         archs = sorted({a for release in releases for a in release.architectures if a != "all"}) or ["all"]
+        runs = []
         for arch in archs:
             files = [
                 v
@@ -447,19 +535,31 @@ class _Checker:
                 for v in _present_variants(d)[:1]
             ]
             if files:
-                for node, message in _dose(files, arch):
-                    report = self.warning if node in gaps else self.problem
-                    report(dists[0].path, f"dose-distcheck ({arch}): {message}")
+                runs.append(_DoseRun.start(files, arch))
+        return runs
+
+    def finish_dose(
+        self,
+        dists: Sequence[Dist],
+        releases: Mapping[Dist, ReleaseFile],
+        runs: Sequence[_DoseRun],
+    ) -> None:
+        """dose-distcheck's findings for ``dists``: a package with a gap left on purpose is a warning."""
+        gaps = {node for dist in dists for node, _ in DistGrouping.read(releases[dist].minimirror).missing}
+        for run in runs:
+            for node, message in run.result():
+                report = self.warning if node in gaps else self.problem
+                report(dists[0].path, f"dose-distcheck ({run.arch}): {message}")
 
     # --- orphans -----------------------------------------------------------------------------------------
 
     def check_orphans(self, dists: Iterable[Dist]) -> None:
+        """A regular file under a ``pool`` folder (found by :meth:`walk_tree`) that no index names."""
         referenced = set(self.pool_hashes)
-        for archive_root in sorted({d.archive_root for d in dists}):
-            pool = archive_root / "pool"
-            for path in sorted(pool.rglob("*")) if pool.is_dir() else []:
-                if path.is_file() and path not in referenced and path not in self.escaping:
-                    self.warning(path, "orphan: no Packages index names this pool file")
+        pools = tuple(sorted({f"{d.archive_root / 'pool'}{os.sep}" for d in dists}))
+        for path in sorted(self.files):
+            if path not in referenced and path.startswith(pools):
+                self.warning(Path(path), "orphan: no Packages index names this pool file")
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -478,10 +578,18 @@ def _normalise(text: bytes) -> bytes:
     return text.replace(b"\r\n", b"\n").rstrip(b"\n")
 
 
-def _digest(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as stream:
+def _digest(path: str) -> tuple[int, str] | None:
+    """(size, sha256) of a regular file; None when absent or not a regular file. One open, one fstat: no
+    separate stat first."""
+    try:
+        stream = open(path, "rb")  # noqa: PTH123, SIM115 (a string path: no Path per pool file; closed below)
+    except OSError:
+        return None
+    with stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            return None
+        digest = hashlib.sha256()
+        size = 0
         while chunk := stream.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
@@ -502,6 +610,12 @@ def _index_dirs(dist_dir: Path, release: ReleaseFile) -> list[Path]:
 
 def _present_variants(directory: Path) -> list[Path]:
     return [directory / v for v in _VARIANTS if (directory / v).is_file()]
+
+
+def _slim(package: Package) -> Package:
+    """The package with only the fields the dependency check reads: the stanza's text is not kept."""
+    fields = {name: value for name in _KEPT_FIELDS if (value := package.field(name))}
+    return Package(package.name, package.version, package.architecture, fields)
 
 
 def _stanzas(packages: Iterable[Package]) -> list[str]:
@@ -557,17 +671,67 @@ class _Universe:
 # --- dose-distcheck --------------------------------------------------------------------------------------
 
 
-def _dose(files: Sequence[Path], arch: str) -> list[tuple[str, str]]:
-    """``(name/arch, line)`` per package dose-distcheck finds not installable (Conflicts and Breaks included)."""
-    cmd = ["dose-distcheck", f"--deb-native-arch={arch}", "--failures", "--explain", *(f"deb://{f}" for f in files)]
+class _DoseRun:
+    """One dose-distcheck process, started at once and read when its answer is wanted, so that it runs while
+    the pool is hashed (it reads the indices only)."""
+
+    def __init__(
+        self,
+        arch: str,
+        process: subprocess.Popen[str] | None,
+        error: str = "",
+        outputs: tuple[IO[str], IO[str]] | None = None,
+    ) -> None:
+        self.arch = arch
+        self.process = process
+        self.error = error
+        self.outputs = outputs
+
+    @classmethod
+    def start(cls, files: Sequence[Path], arch: str) -> _DoseRun:
+        cmd = ["dose-distcheck", f"--deb-native-arch={arch}", "--failures", "--explain", *(f"deb://{f}" for f in files)]
+        # Its answers go to files, not pipes: a long report must not stall it until someone reads the pipe.
+        stdout, stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed by result)
+        try:
+            process = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, text=True)
+        except OSError as exc:
+            stdout.close()
+            stderr.close()
+            return cls(arch, None, f"could not run: {exc}")
+        return cls(arch, process, outputs=(stdout, stderr))
+
+    def stop(self) -> None:
+        """Kill the process if it still runs and close its output files (a no-op after :meth:`result`)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for output in self.outputs or ():
+            output.close()
+
+    def result(self) -> list[tuple[str, str]]:
+        """``(name/arch, line)`` per package dose-distcheck finds not installable (Conflicts and Breaks included)."""
+        if self.process is None or self.outputs is None:
+            return [("", self.error)]
+        try:
+            self.process.wait(timeout=_DOSE_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            self.process.kill()
+            self.process.wait()
+            return [("", f"could not run: {exc}")]
+        finally:
+            texts = []
+            for output in self.outputs:
+                output.seek(0)
+                texts.append(output.read())
+                output.close()
+        return _dose_report(self.process.returncode, *texts)
+
+
+def _dose_report(returncode: int, stdout: str, stderr: str) -> list[tuple[str, str]]:
+    if returncode not in (0, 1):
+        return [("", f"exited with {returncode}: {stderr.strip()[:300]}")]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=_DOSE_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return [("", f"could not run: {exc}")]
-    if done.returncode not in (0, 1):
-        return [("", f"exited with {done.returncode}: {done.stderr.strip()[:300]}")]
-    try:
-        data = yaml.safe_load(done.stdout) or {}
+        data = yaml.safe_load(stdout) or {}
     except yaml.YAMLError as exc:
         return [("", f"unreadable output: {exc}")]
     return [

@@ -14,6 +14,7 @@ from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import ArchiveFactory
 
 from minimirror.cli import main
+from minimirror.publish import verify
 from minimirror.publish.verify import VerifyReport, find_dists, verify_tree
 
 PACKAGES = [
@@ -192,3 +193,75 @@ def test_not_a_tree(tmp_path: Path) -> None:
     report = verify_tree(tmp_path)
     assert not report.ok
     assert any("not a published tree" in p.message for p in report.problems)
+
+
+def test_pool_file_symlinked_inside_the_tree_verifies(archive: FixtureArchive, out: Path) -> None:
+    # A symlink anywhere makes verify resolve every path it follows (the fast path trusts a tree without any).
+    deb = archive.deb("libssl")
+    moved = out / "fixture" / "pool" / "elsewhere" / deb.name
+    moved.parent.mkdir()
+    deb.rename(moved)
+    deb.symlink_to(moved)
+    report = verify_tree(out)
+    assert report.problems == ()
+
+
+def test_pool_file_symlinked_outside_the_tree(archive: FixtureArchive, out: Path, tmp_path: Path) -> None:
+    deb = archive.deb("libssl")
+    copy = tmp_path / deb.name
+    shutil.copyfile(deb, copy)
+    deb.unlink()
+    deb.symlink_to(copy)
+    rel = str(deb.relative_to(out))
+    report = verify_tree(out)
+    assert "symlink points outside the tree" in messages(report, rel)
+    assert "is a symlink leading outside the tree (libssl_3.0.2_amd64 in fixture/dists/stable)" in messages(report, rel)
+
+
+def test_changed_pool_file_found_from_a_compressed_index(archive: FixtureArchive, out: Path) -> None:
+    # Debian ships only Packages.{gz,xz}: the pool is then checked against the first compressed variant.
+    archive.index_path().unlink()
+    deb = archive.deb("libc")
+    deb.write_bytes(deb.read_bytes() + b"X")
+    report = verify_tree(out)
+    rel = str(deb.relative_to(out))
+    assert paths(report) == {rel}
+    assert "size differs from the index" in messages(report, rel)
+
+
+def test_compressed_index_that_does_not_decompress(archive: FixtureArchive, out: Path) -> None:
+    xz = archive.index_path(compression="xz")
+    xz.write_bytes(xz.read_bytes()[:40])
+    deb = archive.deb("web")
+    deb.write_bytes(b"tampered")
+    report = verify_tree(out)
+    rel = str(xz.relative_to(out))
+    assert "Release says" in messages(report, rel)
+    assert len([p for p in report.problems if p.path == rel]) == 2  # the hash, and the stream
+    assert "size differs from the index" in messages(report, str(deb.relative_to(out)))
+
+
+def test_interrupted_verify_leaves_no_dose_distcheck_behind(
+    archive: FixtureArchive, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dose-distcheck runs while the pool is hashed; a Ctrl-C meanwhile must not leave it (or its files) behind.
+    if shutil.which("dose-distcheck") is None:
+        pytest.skip("dose-distcheck is not installed")
+    started: list[verify._DoseRun] = []
+    start = verify._DoseRun.start
+
+    def recording(files: list[Path], arch: str) -> verify._DoseRun:
+        started.append(start(files, arch))
+        return started[-1]
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify._DoseRun, "start", staticmethod(recording))
+    monkeypatch.setattr(verify._Checker, "check_sources", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        verify_tree(out)
+    assert started
+    for run in started:
+        assert run.process is not None and run.process.poll() is not None
+        assert run.outputs is not None and all(output.closed for output in run.outputs)
