@@ -1307,12 +1307,19 @@ def _read_left_out(
 
 
 def _read_text(path: Path) -> str:
+    return _decode(_read_bytes(path), path)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError as exc:
         raise LockError(f"{path}: no such lock; run `minimirror lock` to create it") from exc
     except OSError as exc:
         raise LockError(f"{path}: cannot read the lock: {exc.strerror}") from exc
+
+
+def _decode(data: bytes, path: Path | str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -1358,17 +1365,26 @@ def read_locks(locks_dir: Path | str) -> tuple[Lock, ...]:
     if not root.is_dir():
         raise LockError(f"{root}: no locks directory; run `minimirror lock` to create it")
     locks = []
-    for path in sorted(root.glob("*/*.lock")):
-        if path.name.startswith(".") or path.parent.name.startswith("."):
-            continue
+    for path in _lock_files(root):
         text = _read_text(path)
         lock = loads_lock(text, path=path)
-        expected = f"{path.parent.name}/{path.stem}"
-        if lock.source.id != expected:
-            place = _Place(_Context(str(path), text), "source", 0, "[source]")
-            place.fail(f"id {lock.source.id!r} does not match the file's place (expected {expected!r})", "id")
+        _check_place(lock.source, path, text)
         locks.append(lock)
     return tuple(sorted(locks, key=lambda lock: lock.source.id))
+
+
+def _lock_files(root: Path) -> list[Path]:
+    """The ``<prefix>/<name>.lock`` files below ``root``, sorted, hidden ones left out."""
+    found = sorted(root.glob("*/*.lock"))
+    return [path for path in found if not (path.name.startswith(".") or path.parent.name.startswith("."))]
+
+
+def _check_place(source: SourcePin, path: Path, text: str) -> None:
+    """A lock in a directory sits at its source id's place, so a lock copied to another source's file is refused."""
+    expected = f"{path.parent.name}/{path.stem}"
+    if source.id != expected:
+        place = _Place(_Context(str(path), text), "source", 0, "[source]")
+        place.fail(f"id {source.id!r} does not match the file's place (expected {expected!r})", "id")
 
 
 def write_lock(path: Path | str, lock: Lock) -> bool:
