@@ -77,6 +77,7 @@ __all__ = [
     "FORMAT",
     "cache_path",
     "load_lock_table",
+    "lock_file_digests",
     "parsed_locks_dir",
     "read_lock_table",
     "read_lock_tables",
@@ -293,6 +294,12 @@ def _source_package(plain: Sequence[Any]) -> LockedSource:
     return LockedSource(
         name, version, component, directory, tuple(LockedSourceFile(*f) for f in files), binaries, companion
     )
+
+
+def lock_file_digests(locks_dir: Path) -> set[str]:
+    """The sha256 (hex) of each lock file below ``locks_dir``, found as :func:`read_lock_tables` finds them."""
+    root = Path(locks_dir)
+    return {hashlib.sha256(_read_bytes(path)).hexdigest() for path in _lock_files(root)} if root.is_dir() else set()
 
 
 def stale_entries(cache_dir: Path, keep: Collection[str]) -> list[Path]:
