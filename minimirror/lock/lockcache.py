@@ -51,6 +51,7 @@ import marshal
 import struct
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -160,9 +161,9 @@ def _strict(data: bytes, path: Path | str) -> LockTable:
 def _store(entry: Path, digest: bytes, lock: Lock) -> None:
     parts = [marshal.dumps(_plain_head(lock), 4)]
     for name in PACKAGE_COLUMNS:
+        values = tuple(map(attrgetter(name), lock.packages))
         shared: dict[Any, Any] = {}  # equal values as one object, which marshal then writes once
-        column = tuple(shared.setdefault(getattr(package, name), getattr(package, name)) for package in lock.packages)
-        parts.append(marshal.dumps(column, 4))
+        parts.append(marshal.dumps(tuple(map(shared.setdefault, values, values)), 4))
     sizes = _SIZES.pack(len(lock.packages), *map(len, parts))
     checksum = hashlib.sha256(sizes)
     for part in parts:
