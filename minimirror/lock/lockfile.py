@@ -967,8 +967,8 @@ def _read_package_run(text: str) -> tuple[_CheckedPackages, int] | None:
             return None
         packages.append(package)
         position = found.end()
-    if not packages or text.startswith("[[package]]", position):
-        return None
+    if not packages or "[[package]]" in text[position:]:
+        return None  # a table the run could not take (or tables out of order): all go the general way
     return packages, position
 
 

@@ -663,6 +663,13 @@ def test_package_tables_read_whole_give_what_the_line_reader_gives(lock: Lock) -
     assert _read_packages(checked, top) == _read_packages(lines, top) == list(lock.packages)
 
 
+def test_a_run_of_whole_tables_that_stops_early_leaves_every_table_to_the_line_reader() -> None:
+    text = _mutated('\n\n[[package]]\nname = "docker-ce"', '\n\n\n[[package]]\nname = "docker-ce"')
+    document = _parse_written_shape(text, checked_packages=True)
+    assert document is not None and not isinstance(document["package"], _CheckedPackages)
+    assert loads_lock(text, path="x.lock") == example_lock()
+
+
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
