@@ -67,16 +67,16 @@ def _lock(root: Path, *, cold: bool) -> Callable[[], ChildRun]:
 
 
 def _rebuilt_copy(lock: Path, target: Path) -> None:
-    """The lock with every 500th package given a new sha256: what a diff of two whole-suite locks looks like."""
-    lines = lock.read_text().split("\n")
-    count = 0
-    for number, line in enumerate(lines):
-        if line.startswith("sha256 = ") and number > 40:
-            count += 1
-            if count % 500 == 0:
-                lines[number] = f'sha256 = "{"e" * 64}"'
+    """The lock with every 500th package given a new sha256: what a diff of two whole-suite locks looks like.
+
+    Line by line, so that this process stays small: a child's peak RSS (``os.wait4``) counts the pages it was
+    forked with, so every row measured after a 30 MB text was split in here read at least this process's size."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join(lines))
+    count = 0
+    with lock.open(encoding="utf-8", newline="") as lines, target.open("w", encoding="utf-8", newline="") as out:
+        for number, line in enumerate(lines):
+            rebuilt = line.startswith("sha256 = ") and number > 40 and (count := count + 1) % 500 == 0
+            out.write(f'sha256 = "{"e" * 64}"\n' if rebuilt else line)
 
 
 class Side:
