@@ -14,14 +14,16 @@ Why the cache cannot let a bad lock through:
 - An entry is written only from the value the strict reader returned for exactly those bytes, after it
   returned (a lock it refuses raises before anything is written), atomically (a temporary file and a rename), so
   an interrupted or concurrent write leaves either no entry or a whole one; two writers write the same bytes.
-- A reader checks, before using an entry: the magic and format version, that the lock hash inside is the one it
-  computed, the sizes of the parts against the file's length, and the sha256 of everything after the fixed
-  header; then it rebuilds the tables other than [[package]] through the values' own constructors, and checks the
-  shape of each package column it unmarshals (as many values as packages; strings where the reader gives
-  strings, non-negative integers, tuples of strings). A truncated,
-  corrupted, foreign or older entry, or one that fails any check, is ignored (and replaced): the lock is read
-  strictly, with every error the strict reader reports. A column that fails its shape check later, when it is
-  first used, makes the lock be read strictly then.
+- An entry names the code that made it (the sha256 of the strict reader's and this module's source): an entry
+  made by another minimirror, whose reader may have let through what this one refuses, is not used.
+- A reader checks, before using an entry: the magic and format version, the reader's code, that the lock hash
+  inside is the one it computed, the sizes of the parts against the file's length, and the sha256 of everything
+  after the fixed header; then it rebuilds the tables other than [[package]] through the values' own
+  constructors, and checks the shape of each package column it unmarshals (as many values as packages; strings
+  where the reader gives strings, non-negative integers, tuples of strings). A truncated, corrupted, foreign or
+  older entry, or one that fails any check, is ignored (and replaced): the lock is read strictly, with every
+  error the strict reader reports. A column that fails its shape check later, when it is first used, makes the
+  lock be read strictly then.
 - The checksum detects damage, not forgery: like the parsed-index cache (:mod:`minimirror.upstream.indexcache`),
   this trusts the cache directory as much as the user's own files (``$XDG_CACHE_HOME/minimirror`` is theirs); a
   keyed MAC would need a key stored beside the cache, no better protected. marshal is used, as there, because it
@@ -36,7 +38,7 @@ The cache never fails a command: an unwritable or full cache directory only mean
 
 Layout of an entry::
 
-    header   magic, format version, sha256 of the lock's bytes, sha256 of the rest of the file
+    header   magic, format version, sha256 of the reader's code, sha256 of the lock's bytes, sha256 of the rest
     sizes    package count, then the byte length of the head and of each column
     head     marshal of the lock's tables other than [[package]], as plain tuples
     columns  marshal of each column of the packages (LockedPackage's fields in order)
@@ -88,11 +90,28 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
-"""Bumped whenever the layout, or the values the strict reader returns, change; entries of other formats are
-ignored and replaced."""
+"""Bumped whenever the layout changes; entries of other formats are ignored and replaced."""
+
+
+def _reader_digest() -> bytes:
+    """The sha256 of the code that reads and checks a lock (the strict reader, the values, this module): an entry
+    says which reader made it, and one made by any other (a minimirror whose reader refuses more, say) is not
+    used, so a change to a check applies to every lock at once, with no version to remember to bump."""
+    from minimirror.lock import lockfile, locktable
+
+    code = hashlib.sha256()
+    for module in (lockfile.__file__, locktable.__file__, __file__):
+        try:
+            code.update(Path(module).read_bytes())
+        except OSError:  # no source beside the bytecode: the format version alone says which reader
+            code.update(str(module).encode())
+    return code.digest()
+
+
+_READER = _reader_digest()
 
 _MAGIC = b"MMLOCKP\x00"
-_HEADER = struct.Struct("<8sH32s32s")
+_HEADER = struct.Struct("<8sH32s32s32s")
 _SIZES = struct.Struct(f"<{2 + len(PACKAGE_COLUMNS)}Q")
 
 # the shape each column's values must have: what the strict reader gives a LockedPackage
@@ -168,7 +187,7 @@ def _store(entry: Path, digest: bytes, lock: Lock) -> None:
     checksum = hashlib.sha256(sizes)
     for part in parts:
         checksum.update(part)
-    header = _HEADER.pack(_MAGIC, FORMAT, digest, checksum.digest())
+    header = _HEADER.pack(_MAGIC, FORMAT, _READER, digest, checksum.digest())
     try:
         write_atomically(entry, [header, sizes, *parts])
     except OSError as exc:  # a cache that cannot be written only costs the next read its speed
@@ -214,8 +233,8 @@ def _load(entry: Path, digest: bytes, strict: Callable[[], LockTable]) -> LockTa
 def _decode_entry(data: memoryview, digest: bytes, strict: Callable[[], LockTable]) -> LockTable | None:
     if len(data) < _HEADER.size + _SIZES.size:
         return None
-    magic, version, lock_digest, checksum = _HEADER.unpack_from(data)
-    if magic != _MAGIC or version != FORMAT or lock_digest != digest:
+    magic, version, reader, lock_digest, checksum = _HEADER.unpack_from(data)
+    if magic != _MAGIC or version != FORMAT or reader != _READER or lock_digest != digest:
         return None
     body = data[_HEADER.size :]
     if hashlib.sha256(body).digest() != checksum:

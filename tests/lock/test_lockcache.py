@@ -128,7 +128,7 @@ def test_without_a_cache_directory_nothing_is_written(lock_file: Path, tmp_path:
 
 
 def _damaged(entry: bytes, how: str) -> bytes:
-    header = struct.calcsize("<8sH32s32s")
+    header = struct.calcsize("<8sH32s32s32s")
     if how == "truncated":
         return entry[: len(entry) // 2]
     if how == "empty":
@@ -160,9 +160,9 @@ def test_a_damaged_entry_is_ignored_and_replaced(lock_file: Path, tmp_path: Path
 
 def _forged(entry: bytes, column: str, values: tuple[object, ...]) -> bytes:
     """The entry with one column replaced and its checksum recomputed, as only someone writing the cache could."""
-    header = struct.Struct("<8sH32s32s")
+    header = struct.Struct("<8sH32s32s32s")
     sizes = struct.Struct(f"<{2 + len(PACKAGE_COLUMNS)}Q")
-    magic, version, digest, _ = header.unpack_from(entry)
+    magic, version, reader, digest, _ = header.unpack_from(entry)
     count, *lengths = sizes.unpack_from(entry, header.size)
     parts, at = [], header.size + sizes.size
     for length in lengths:
@@ -171,7 +171,7 @@ def _forged(entry: bytes, column: str, values: tuple[object, ...]) -> bytes:
     parts[1 + PACKAGE_COLUMNS.index(column)] = marshal.dumps(values, 4)
     packed = sizes.pack(count, *map(len, parts))
     checksum = hashlib.sha256(packed + b"".join(parts)).digest()
-    return header.pack(magic, version, digest, checksum) + packed + b"".join(parts)
+    return header.pack(magic, version, reader, digest, checksum) + packed + b"".join(parts)
 
 
 @pytest.mark.parametrize(
@@ -193,6 +193,19 @@ def test_a_column_of_the_wrong_shape_makes_the_lock_be_read_strictly(
     table = read_lock_table(lock_file, cache)
     assert table.columns[column] == tuple(getattr(p, column) for p in rich_lock().packages)
     assert table.lock() == read_lock(lock_file)
+
+
+def test_an_entry_made_by_another_reader_is_not_used(
+    lock_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    read_lock_table(lock_file, cache)
+    made = _entry(cache, lock_file).read_bytes()
+    monkeypatch.setattr(lockcache, "_READER", hashlib.sha256(b"a reader that checks more").digest())
+    assert read_lock_table(lock_file, cache).lock() == read_lock(lock_file)
+    assert _entry(cache, lock_file).read_bytes() != made  # replaced by this reader's entry
+    _no_strict_read(monkeypatch)
+    assert read_lock_table(lock_file, cache).lock() == read_lock(lock_file)
 
 
 def test_a_bad_lock_is_refused_even_beside_the_entry_of_a_good_one(lock_file: Path, tmp_path: Path) -> None:
