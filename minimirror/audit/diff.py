@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
@@ -47,6 +47,7 @@ from debian.debian_support import version_compare
 
 from minimirror.audit.changelog import URGENCIES, SourceChangelog
 from minimirror.lock.lockfile import CompanionPin, Lock, LockedPackage, LockedSource, SourcePin, UpstreamPin
+from minimirror.lock.locktable import LockTable, as_table
 
 __all__ = [
     "CHANGELOG_COLUMNS",
@@ -426,12 +427,38 @@ def _companion_changes(source: str, old: Lock, new: Lock) -> list[TrustChange]:
 # --- the packages ---------------------------------------------------------------------------------------
 
 _Group = Mapping[str, LockedPackage]  # version -> package, for one (source, name, architecture)
+_COMPARED = ("name", "architecture", "version", "sha256", "size", "component", "filename", "companion")
+"""The fields that decide whether a package changed (:func:`_classify`): the others (``queries``, ``required-by``,
+``source``...) are shown for a change but never make one."""
 
 
-def _groups(lock: Lock | None) -> dict[tuple[str, str], dict[str, LockedPackage]]:
+def _changed_groups(
+    old: LockTable | None, new: LockTable | None
+) -> tuple[dict[tuple[str, str], dict[str, LockedPackage]], dict[tuple[str, str], dict[str, LockedPackage]]]:
+    """The (name, architecture) groups of each side in which some package differs, version -> package.
+
+    Whole-suite locks share all but a few of their 63,420 packages, so each side's packages are compared first
+    as tuples of the fields in :data:`_COMPARED` (a group with the same tuples on both sides has no change, by
+    the pairing rule), and only the packages of the groups that differ are made into values."""
+    old_keys, new_keys = _compared(old), _compared(new)
+    changed = {(key[0], key[1]) for key in set(old_keys).symmetric_difference(new_keys)}
+    return _groups(old, old_keys, changed), _groups(new, new_keys, changed)
+
+
+def _compared(table: LockTable | None) -> list[tuple[Any, ...]]:
+    return list(zip(*(table.columns[name] for name in _COMPARED), strict=True)) if table else []
+
+
+def _groups(
+    table: LockTable | None, keys: Sequence[tuple[Any, ...]], changed: Container[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, LockedPackage]]:
+    """The packages of ``table`` (in lock order) whose (name, architecture) is in ``changed``, grouped."""
     groups: dict[tuple[str, str], dict[str, LockedPackage]] = {}
-    for package in lock.packages if lock else ():
-        groups.setdefault((package.name, package.architecture), {})[package.version] = package
+    for number, key in enumerate(keys):
+        if (key[0], key[1]) in changed:
+            assert table is not None
+            package = table.columns.package(number)
+            groups.setdefault((package.name, package.architecture), {})[package.version] = package
     return groups
 
 
@@ -468,31 +495,32 @@ def _classify(source: str, name: str, arch: str, old: _Group, new: _Group) -> li
     return changes
 
 
-def _package_changes(source: str, old: Lock | None, new: Lock | None) -> list[PackageChange]:
-    old_groups, new_groups = _groups(old), _groups(new)
+def _package_changes(source: str, old: LockTable | None, new: LockTable | None) -> list[PackageChange]:
+    old_groups, new_groups = _changed_groups(old, new)
     changes = []
     for name, arch in sorted(old_groups.keys() | new_groups.keys()):
         changes += _classify(source, name, arch, old_groups.get((name, arch), {}), new_groups.get((name, arch), {}))
     return changes
 
 
-def _new_source_packages(source: str, old: Lock | None, changes: Iterable[PackageChange]) -> set[tuple[str, str]]:
-    known = {package.source for package in old.packages} if old else set()
-    return {(source, c.source_package) for c in changes if c.kind == "added" and c.source_package not in known}
+def _new_source_packages(source: str, old: LockTable | None, changes: Iterable[PackageChange]) -> set[tuple[str, str]]:
+    added = [c for c in changes if c.kind == "added"]
+    known = set(old.columns["source"]) if old and added else set()
+    return {(source, c.source_package) for c in added if c.source_package not in known}
 
 
-def _index(locks: Sequence[Lock], side: str) -> dict[str, Lock]:
-    by_id: dict[str, Lock] = {}
+def _index(locks: Sequence[Lock | LockTable], side: str) -> dict[str, LockTable]:
+    by_id: dict[str, LockTable] = {}
     for lock in locks:
         if lock.source.id in by_id:
             raise ValueError(f"the {side} locks hold source {lock.source.id!r} twice")
-        by_id[lock.source.id] = lock
+        by_id[lock.source.id] = as_table(lock)
     return by_id
 
 
-def _source_changes(source: str, old: Lock | None, new: Lock | None) -> list[SourcePackageChange]:
-    before = {s.key: s for s in old.source_packages} if old else {}
-    after = {s.key: s for s in new.source_packages} if new else {}
+def _source_changes(source: str, old: LockTable | None, new: LockTable | None) -> list[SourcePackageChange]:
+    before = {s.key: s for s in old.head.source_packages} if old else {}
+    after = {s.key: s for s in new.head.source_packages} if new else {}
     changes = []
     for key in sorted(before.keys() | after.keys()):
         was, now = before.get(key), after.get(key)
@@ -513,8 +541,10 @@ def _source_change(source: str, was: LockedSource | None, now: LockedSource | No
     return SourcePackageChange(source, was.name, was.version, "removed", -was.size)
 
 
-def diff_locks(old: Sequence[Lock], new: Sequence[Lock]) -> LockDiff:
-    """Every difference from the ``old`` locks to the ``new`` ones, matched by source id, sorted.
+def diff_locks(old: Sequence[Lock | LockTable], new: Sequence[Lock | LockTable]) -> LockDiff:
+    """Every difference from the ``old`` locks to the ``new`` ones, matched by source id, sorted. Either side
+    may be :class:`~minimirror.lock.lockfile.Lock` values or :class:`~minimirror.lock.locktable.LockTable` (what
+    the parsed-lock cache gives: only the packages that changed are then made into values).
 
     Raises ``ValueError`` when one side holds the same source id twice (a caller's mistake: the lock
     readers never return that)."""
@@ -525,7 +555,7 @@ def diff_locks(old: Sequence[Lock], new: Sequence[Lock]) -> LockDiff:
     source_packages: list[SourcePackageChange] = []
     for source in sorted(old_by_id.keys() | new_by_id.keys()):
         before, after = old_by_id.get(source), new_by_id.get(source)
-        trust += _trust_changes(source, before, after)
+        trust += _trust_changes(source, before.head if before else None, after.head if after else None)
         source_packages += _source_changes(source, before, after)
         changes = _package_changes(source, before, after)
         new_sources |= _new_source_packages(source, before, changes)
@@ -557,12 +587,14 @@ def _origin_changes(packages: Sequence[PackageChange]) -> list[TrustChange]:
     return moved
 
 
-def added_chains(diff: LockDiff, new: Sequence[Lock], *, limit: int = 5) -> tuple[tuple[PackageChange, str], ...]:
+def added_chains(
+    diff: LockDiff, new: Sequence[Lock | LockTable], *, limit: int = 5
+) -> tuple[tuple[PackageChange, str], ...]:
     """Each added package with why it is there: its shortest chains from a query line in the ``new`` locks
     (``query: git -> git/amd64 -> libcurl3-gnutls/amd64``), one a line, at most ``limit``."""
     from minimirror.audit.why import format_chains, why
 
-    by_id = {lock.source.id: lock for lock in new}
+    by_id = {lock.source.id: as_table(lock) for lock in new}
     explained = []
     for change in diff.of_kind("added"):
         lock = by_id.get(change.source)

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from minimirror.errors import LockError, UsageError
-from minimirror.lock.lockfile import Lock, loads_lock, read_lock, read_locks
+from minimirror.lock.lockcache import load_lock_table, read_lock_table, read_lock_tables
+from minimirror.lock.lockfile import Lock
+from minimirror.lock.locktable import LockTable
 
-__all__ = ["GitRef", "LocalRef", "LockRef", "lock_paths", "parse_ref", "read_lock_ref"]
+__all__ = ["GitRef", "LocalRef", "LockRef", "lock_paths", "parse_ref", "read_lock_ref", "read_lock_tables_ref"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ def _resolve_commit(repo: Path, ref: GitRef) -> str:
         ) from exc
 
 
-def _check_place(lock: Lock, name: str, text: str) -> None:
+def _check_place(lock: LockTable, name: str, text: str) -> None:
     """As :func:`~minimirror.lock.lockfile.read_locks`: a lock in a directory must sit at its source id's place."""
     expected = "/".join(PurePosixPath(name).parts[-2:]).removesuffix(".lock")
     if lock.source.id != expected:
@@ -121,7 +123,7 @@ def _check_place(lock: Lock, name: str, text: str) -> None:
         raise LockError(f"{name}:{line}:1: id {lock.source.id!r} does not match the file's place ({expected!r})")
 
 
-def _read_git(ref: GitRef, repo: Path) -> tuple[Lock, ...]:
+def _read_git(ref: GitRef, repo: Path, cache_dir: Path | None) -> tuple[LockTable, ...]:
     commit = _resolve_commit(repo, ref)
     listing = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit, "--", ref.path)
     paths = lock_paths(listing, ref.path)
@@ -130,25 +132,34 @@ def _read_git(ref: GitRef, repo: Path) -> tuple[Lock, ...]:
     locks = []
     for name, blob in sorted(paths.items()):
         text = _git(repo, "cat-file", "blob", blob)
-        lock = loads_lock(text, path=f"{GIT_PREFIX}{ref.rev}:{name}")
+        lock = load_lock_table(text.encode("utf-8"), path=f"{GIT_PREFIX}{ref.rev}:{name}", cache_dir=cache_dir)
         if name != ref.path:
             _check_place(lock, f"{GIT_PREFIX}{ref.rev}:{name}", text)
         locks.append(lock)
     return tuple(sorted(locks, key=lambda lock: lock.source.id))
 
 
-def _read_local(ref: LocalRef) -> tuple[Lock, ...]:
+def _read_local(ref: LocalRef, cache_dir: Path | None) -> tuple[LockTable, ...]:
     if ref.path.is_dir():
-        return read_locks(ref.path)
+        return read_lock_tables(ref.path, cache_dir)
     if ref.path.is_file():
-        return (read_lock(ref.path),)
+        return (read_lock_table(ref.path, cache_dir),)
     raise LockError(f"{ref.path}: no such lock file or directory (give a .lock file, a locks directory or git:REF)")
 
 
 def read_lock_ref(text: str, *, repo: Path | None = None) -> tuple[Lock, ...]:
     """The locks ``text`` names, sorted by source id. ``repo`` is the git repository for ``git:REF``
     (default: the current directory's). Raises :class:`LockError` or :class:`UsageError` naming the cause."""
+    return tuple(table.lock() for table in read_lock_tables_ref(text, repo=repo))
+
+
+def read_lock_tables_ref(
+    text: str, *, repo: Path | None = None, cache_dir: Path | None = None
+) -> tuple[LockTable, ...]:
+    """As :func:`read_lock_ref`, as :class:`~minimirror.lock.locktable.LockTable` (what ``diff_locks`` and ``why``
+    take), each lock through the parsed-lock cache in ``cache_dir`` (:mod:`minimirror.lock.lockcache`) when
+    given, else read strictly."""
     ref = parse_ref(text)
     if isinstance(ref, GitRef):
-        return _read_git(ref, repo if repo is not None else Path.cwd())
-    return _read_local(ref)
+        return _read_git(ref, repo if repo is not None else Path.cwd(), cache_dir)
+    return _read_local(ref, cache_dir)

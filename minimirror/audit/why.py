@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 from minimirror.errors import LockError
 from minimirror.lock.lockfile import Lock
+from minimirror.lock.locktable import LockTable, as_table
 
 __all__ = ["Chain", "format_chains", "why"]
 
@@ -32,40 +32,56 @@ Chain = tuple[str, ...]
 QUERY_PREFIX = "query: "
 
 
-@dataclass(frozen=True, slots=True)
 class _Graph:
-    """One lock as a graph of ``name/arch`` nodes (all locked versions of a name and architecture merged)."""
+    """Locks as a graph of ``name/arch`` nodes (all locked versions of a name and architecture merged); several
+    locks of one group as one graph of ``<source id>:<name>/<arch>`` nodes.
 
-    parents: Mapping[str, tuple[str, ...]]  # node -> the nodes whose dependency it satisfies
-    queries: Mapping[str, tuple[str, ...]]  # node -> the query lines that selected it
+    Only the nodes are listed up front; a node's parents (the nodes whose dependency it satisfies) and query lines
+    are read from its packages' columns when the walk first reaches it, so a question about one package does not
+    pay for the 63,420 of a whole-suite lock."""
 
-    @classmethod
-    def of(cls, locks: Sequence[Lock]) -> _Graph:
-        """One lock's graph; several locks of one group as one graph of ``<source id>:<name>/<arch>`` nodes."""
-        parents: dict[str, set[str]] = {}
-        queries: dict[str, set[str]] = {}
-        for lock in locks:
-            for package in lock.packages:
-                node = _node(lock, package.node, grouped=len(locks) > 1)
-                parents.setdefault(node, set()).update(
-                    _node(lock, parent, grouped=len(locks) > 1) for parent in package.required_by
-                )
-                queries.setdefault(node, set()).update(package.queries)
-        return cls(
-            parents={node: tuple(sorted(p & parents.keys())) for node, p in parents.items()},
-            queries={node: tuple(sorted(q)) for node, q in queries.items()},
-        )
+    __slots__ = ("_grouped", "_parents", "_queries", "_rows")
+
+    def __init__(self, tables: Sequence[LockTable]) -> None:
+        self._grouped = len(tables) > 1
+        self._rows: dict[str, list[tuple[LockTable, int]]] = {}
+        for table in tables:
+            columns = table.columns
+            for number, (name, arch) in enumerate(zip(columns["name"], columns["architecture"], strict=True)):
+                self._rows.setdefault(_node(table, f"{name}/{arch}", grouped=self._grouped), []).append((table, number))
+        self._parents: dict[str, tuple[str, ...]] = {}
+        self._queries: dict[str, tuple[str, ...]] = {}
+
+    def parents(self, node: str) -> tuple[str, ...]:
+        """The nodes of the graph whose dependency ``node`` satisfies, sorted."""
+        found = self._parents.get(node)
+        if found is None:
+            named = {
+                _node(table, parent, grouped=self._grouped)
+                for table, number in self._rows.get(node, ())
+                for parent in table.columns["required_by"][number]
+            }
+            found = self._parents[node] = tuple(sorted(named & self._rows.keys()))
+        return found
+
+    def queries(self, node: str) -> tuple[str, ...]:
+        """The query lines that selected ``node``, sorted."""
+        found = self._queries.get(node)
+        if found is None:
+            lines = {query for table, number in self._rows.get(node, ()) for query in table.columns["queries"][number]}
+            found = self._queries[node] = tuple(sorted(lines))
+        return found
 
 
-def _node(lock: Lock, node: str, *, grouped: bool) -> str:
+def _node(lock: LockTable, node: str, *, grouped: bool) -> str:
     """A ``required-by`` entry as a node of the graph: qualified by its source in a group's graph."""
     return f"{lock.source.id}:{node}" if grouped and ":" not in node else node
 
 
-def _graphs(locks: Sequence[Lock]) -> list[list[Lock]]:
+def _graphs(locks: Sequence[LockTable]) -> list[list[LockTable]]:
     """The locks to walk together: each group's locks as one, every other lock alone."""
-    grouped: dict[tuple[str, ...], list[Lock]] = {}
-    alone: list[list[Lock]] = []
+    grouped: dict[tuple[str, ...], list[LockTable]] = {}
+    alone: list[list[LockTable]] = []
     for lock in locks:
         if lock.source.group:
             grouped.setdefault(lock.source.group, []).append(lock)
@@ -80,12 +96,12 @@ def _shortest_levels(graph: _Graph, target: str) -> tuple[list[str], dict[str, l
     closer: dict[str, list[str]] = {target: []}
     level = [target]
     while level:
-        roots = [node for node in level if graph.queries.get(node)]
+        roots = [node for node in level if graph.queries(node)]
         if roots:
             return sorted(roots), closer
         following: dict[str, None] = {}  # ordered set
         for node in level:
-            for parent in graph.parents.get(node, ()):
+            for parent in graph.parents(node):
                 if parent not in closer:
                     closer[parent] = []
                     following[parent] = None
@@ -113,7 +129,7 @@ def _paths(node: str, closer: Mapping[str, list[str]], limit: int) -> Iterator[t
 def _chains_to(graph: _Graph, target: str, limit: int) -> list[Chain]:
     roots, closer = _shortest_levels(graph, target)
     chains: list[Chain] = []
-    starts = sorted((query, root) for root in roots for query in graph.queries[root])
+    starts = sorted((query, root) for root in roots for query in graph.queries(root))
     for query, root in starts:
         for path in _paths(root, closer, limit - len(chains)):
             chains.append((QUERY_PREFIX + query, *path))
@@ -122,33 +138,47 @@ def _chains_to(graph: _Graph, target: str, limit: int) -> list[Chain]:
     return chains
 
 
-def _not_found(locks: Sequence[Lock], name: str, architecture: str | None) -> LockError:
-    names = sorted({package.name for lock in locks for package in lock.packages})
+def _not_found(locks: Sequence[LockTable], name: str, architecture: str | None) -> LockError:
+    names = sorted({package for lock in locks for package in lock.columns["name"]})
     if architecture is not None and name in names:
-        have = sorted({p.architecture for lock in locks for p in lock.find(name)})
+        have = sorted({a for lock in locks for n, a in _names_and_architectures(lock) if n == name})
         return LockError(f"{name}/{architecture} is not in any lock ({name} is locked for: {', '.join(have)})")
     close = difflib.get_close_matches(name, names, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return LockError(f"{name} is not in any lock{hint}")
 
 
-def why(locks: Sequence[Lock], name: str, architecture: str | None = None, *, limit: int = 50) -> list[Chain]:
+def _names_and_architectures(lock: LockTable) -> Iterator[tuple[str, str]]:
+    return zip(lock.columns["name"], lock.columns["architecture"], strict=True)
+
+
+def why(
+    locks: Sequence[Lock | LockTable], name: str, architecture: str | None = None, *, limit: int = 50
+) -> list[Chain]:
     """Every distinct shortest chain from a query line to the package ``name`` (of ``architecture`` when
-    given), sorted; at most ``limit`` of them. Raises :class:`LockError` when no lock has the package."""
+    given), sorted; at most ``limit`` of them. Raises :class:`LockError` when no lock has the package.
+    The locks may be :class:`~minimirror.lock.lockfile.Lock` values or the parsed-lock cache's
+    :class:`~minimirror.lock.locktable.LockTable`."""
+    tables = [as_table(lock) for lock in locks]
     chains: set[Chain] = set()
     found = False
-    for together in _graphs(locks):
+    for together in _graphs(tables):
         grouped = len(together) > 1
         targets = sorted(
-            {_node(lock, p.node, grouped=grouped) for lock in together for p in lock.find(name, architecture)}
+            {
+                _node(lock, f"{n}/{a}", grouped=grouped)
+                for lock in together
+                for n, a in _names_and_architectures(lock)
+                if n == name and (architecture is None or a == architecture)
+            }
         )
         found = found or bool(targets)
-        graph = _Graph.of(together) if targets else None
+        graph = _Graph(together) if targets else None
         for target in targets:
             assert graph is not None
             chains.update(_chains_to(graph, target, limit))
     if not found:
-        raise _not_found(locks, name, architecture)
+        raise _not_found(tables, name, architecture)
     return sorted(chains)[:limit]
 
 

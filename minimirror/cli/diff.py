@@ -63,15 +63,17 @@ def diff(
     the changelog entries between its old and new version.
     """
     from minimirror.audit.diff import diff_locks
-    from minimirror.audit.refs import read_lock_ref
+    from minimirror.audit.refs import read_lock_tables_ref
     from minimirror.audit.render import render_json, render_markdown, render_table
 
-    new_locks = read_lock_ref(new, repo=repo)
-    result = diff_locks(read_lock_ref(old, repo=repo), new_locks)
+    # through the parsed-lock cache: a review diffs the same locks again and again (minimirror.lock.lockcache)
+    new_locks = read_lock_tables_ref(new, repo=repo, cache_dir=cache_dir)
+    result = diff_locks(read_lock_tables_ref(old, repo=repo, cache_dir=cache_dir), new_locks)
     if changelogs:
         from minimirror.audit.explain import ChangelogConfig, explain
 
-        result = explain(result, new_locks, ChangelogConfig(cache_dir=cache_dir, offline=offline))
+        whole = [table.lock() for table in new_locks]
+        result = explain(result, whole, ChangelogConfig(cache_dir=cache_dir, offline=offline))
     if fmt == "table":
         out_console.print(render_table(result))
     else:

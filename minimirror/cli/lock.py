@@ -157,13 +157,15 @@ def search(sources_dir: Path, cache_dir: Path, offline: bool, only: tuple[str, .
 
 @click.command("why")
 @locks_option
+@cache_option
 @click.option("--arch", "architecture", default=None, help="Only this architecture.")
 @click.argument("name")
-def why(locks_dir: Path, architecture: str | None, name: str) -> None:
+def why(locks_dir: Path, cache_dir: Path, architecture: str | None, name: str) -> None:
     """Show the chains from query lines to the locked package NAME."""
     from minimirror.audit.why import format_chains
     from minimirror.audit.why import why as why_chains
-    from minimirror.lock.lockfile import read_locks
+    from minimirror.lock.lockcache import read_lock_tables
 
-    chains = why_chains(read_locks(locks_dir), name, architecture)
+    # through the parsed-lock cache, keyed by each lock's bytes (minimirror.lock.lockcache)
+    chains = why_chains(read_lock_tables(locks_dir, cache_dir), name, architecture)
     out_console.print(format_chains(chains), markup=False)

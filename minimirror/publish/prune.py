@@ -7,7 +7,9 @@ and ``fetch`` still need nothing from the network) and removes the rest:
 
 - blobs no lock names, and anything in ``blobs/`` that is not a blob (a temporary file of a killed write);
 - parsed indices of other indices or of other cache formats;
-- partial downloads (a prune holds the cache's lock, so none is in progress).
+- partial downloads (a prune holds the cache's lock, so none is in progress);
+- parsed locks (``parsed-locks/``, :mod:`minimirror.lock.lockcache`) of lock files other than the ones in the
+  given lock trees, byte for byte.
 
 ``releases/`` and ``keys/`` are small and kept. The plan (:func:`plan_prune`) is pure apart from listing the
 folders; nothing is removed when a lock cannot be read, or when no lock is found at all (which would empty the
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from minimirror.errors import UsageError
 from minimirror.filelock import cache_lock
+from minimirror.lock.lockcache import lock_file_digests, stale_entries
 from minimirror.lock.lockfile import Lock, read_locks
 from minimirror.upstream.cache import Cache
 from minimirror.upstream.indexcache import CACHE_FORMAT
@@ -82,6 +85,8 @@ def prune(config: PruneConfig) -> PruneReport:
     cache = Cache(config.cache_dir)
     with cache_lock(config.cache_dir):
         remove, kept = plan_prune(cache, needed_blobs(locks))
+        digests = {digest for locks_dir in config.locks_dirs for digest in lock_file_digests(locks_dir)}
+        remove = tuple(sorted((*remove, *stale_entries(config.cache_dir, digests))))
         freed = 0
         for path in remove:
             try:

@@ -7,6 +7,7 @@ Layout below the cache directory (default ``$XDG_CACHE_HOME/minimirror``, else `
     releases/<upstream key>/<name>    the last InRelease (or Release + Release.gpg) fetched for an upstream
     keys/<sha256 of the key URL>      the last key fetched from an http(s) key URL
     parsed/                           parsed indices (see minimirror.upstream.indexcache), keyed by the index's sha256
+    parsed-locks/                     parsed locks for why and diff (minimirror.lock.lockcache), by the lock's sha256
 
 Blobs are trusted only by name: a blob is written under its sha256 only after the bytes were hashed, through a
 temporary file and a rename, so an interrupted write never leaves a file under a valid-looking name.

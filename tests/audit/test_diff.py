@@ -16,7 +16,8 @@ from minimirror.audit.refs import GitRef, LocalRef, lock_paths, parse_ref, read_
 from minimirror.audit.render import format_size, plot_size_deltas, render_json, render_markdown, summary_line
 from minimirror.cli import main
 from minimirror.errors import LockError, UsageError
-from minimirror.lock.lockfile import Lock, dumps_lock
+from minimirror.lock.lockcache import read_lock_tables
+from minimirror.lock.lockfile import Lock, dumps_lock, lock_path, write_lock
 
 BASIC = HERE / "basic"
 KEYROTATION = HERE / "keyrotation"
@@ -336,6 +337,24 @@ def test_cli_names_a_bad_lock_and_a_bad_ref(tmp_path: Path, capsys: pytest.Captu
     assert main(["diff", "git:nope", str(BASIC / "new"), "--repo", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "git:nope:locks" in err and "not a commit" in err and "Traceback" not in err
+
+
+def test_locks_from_the_parsed_lock_cache_diff_as_the_locks_do(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    for name, (old, new) in pairs().items():
+        for side, locks in (("old", old), ("new", new)):
+            for lock in locks:
+                write_lock(lock_path(tmp_path / name / side, lock.source.id), lock)
+        sides = [read_lock_tables(tmp_path / name / side, cache) for side in ("old", "new")]  # cold: cached
+        warm = [read_lock_tables(tmp_path / name / side, cache) for side in ("old", "new")]
+        assert diff_locks(*warm) == diff_locks(*sides) == diff_locks(old, new)
+        assert render_json(diff_locks(*warm)) == render_json(diff_locks(old, new))
+
+
+def test_only_the_fields_that_make_a_change_are_compared() -> None:
+    base = stable(pkg("a", "1.0", queries=("a",)), pkg("b", "1.0", required_by=("a/amd64",)))
+    requeried = replace(base, packages=(replace(base.packages[0], queries=("a", "b")), base.packages[1]))
+    assert diff_locks([base], [requeried]).packages == ()  # a new reason is not a change of the package
 
 
 def test_sha_helper_is_stable() -> None:

@@ -298,7 +298,8 @@ def test_cli_diff_changelogs(tmp_path: Path, scenario: Scenario) -> None:
     base = ["diff", str(tmp_path / "old"), str(tmp_path / "new")]
     plain = runner.invoke(cli, [*base, "--format", "markdown", "--cache", str(tmp_path / "empty")])
     assert plain.exit_code == 0 and "Security fixes" not in plain.output
-    assert not (tmp_path / "empty").exists()  # without --changelogs nothing is read or downloaded
+    # without --changelogs nothing is downloaded; the cache keeps only the locks' parsed form (lockcache)
+    assert [path.name for path in (tmp_path / "empty").iterdir()] == ["parsed-locks"]
     cached = ["--changelogs", "--offline", "--cache", str(tmp_path / "cache")]
     table = runner.invoke(cli, [*base, *cached], env={"COLUMNS": "250"})
     assert table.exit_code == 0, table.output

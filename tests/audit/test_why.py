@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from minimirror.audit.why import format_chains, why
 from minimirror.errors import LockError
-from minimirror.lock.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin
+from minimirror.lock.lockcache import read_lock_tables
+from minimirror.lock.lockfile import Lock, LockedPackage, SourcePin, UpstreamPin, lock_path, write_lock
 
 H = "0" * 64
 
@@ -135,6 +137,23 @@ def test_missing_package_suggests_close_names() -> None:
 def test_missing_architecture_names_the_locked_ones() -> None:
     with pytest.raises(LockError, match=r"^git/arm64 is not in any lock \(git is locked for: amd64\)$"):
         why([GIT], "git", "arm64")
+
+
+def test_locks_from_the_parsed_lock_cache_give_the_same_chains(tmp_path: Path) -> None:
+    arm = _lock(
+        _package("git/arm64", queries=("git {arm64}",)),
+        _package("libc6/arm64", required_by=("git/arm64",)),
+        source_id="debian/arm",
+    )
+    for lock in (GIT, arm):
+        write_lock(lock_path(tmp_path / "locks", lock.source.id), lock)
+    read_lock_tables(tmp_path / "locks", tmp_path / "cache")  # cold: read strictly, and cached
+    warm = read_lock_tables(tmp_path / "locks", tmp_path / "cache")
+    for name in ("libc6", "zlib1g", "libnghttp2-14", "git", "libcurl4"):
+        assert why(warm, name) == why([GIT, arm], name)
+    assert why(warm, "libc6", "arm64") == [("query: git {arm64}", "git/arm64", "libc6/arm64")]
+    with pytest.raises(LockError, match=r"^libcurl is not in any lock; did you mean libcurl4, curl, libc6\?$"):
+        why(warm, "libcurl")
 
 
 def test_format_chains() -> None:

@@ -24,7 +24,11 @@ from minimirror.lock.lockfile import (
     LockedPackage,
     SourcePin,
     UpstreamPin,
+    _CheckedPackages,
+    _Context,
     _parse_written_shape,
+    _Place,
+    _read_packages,
     _toml_string,
     dumps_lock,
     loads_lock,
@@ -643,6 +647,49 @@ def test_the_written_shape_reads_as_tomllib_reads_it(lock: Lock) -> None:
     if lock.packages and "\\" not in text[text.index("[[package]]") :]:
         assert fast is not None  # the writer's shape without escapes: read here
     assert fast is None or fast == tomllib.loads(text)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_locks())
+def test_package_tables_read_whole_give_what_the_line_reader_gives(lock: Lock) -> None:
+    text = dumps_lock(lock)
+    checked = _parse_written_shape(text, checked_packages=True)
+    lines = _parse_written_shape(text)
+    if checked is None or lines is None:
+        return
+    if lock.packages and "\\" not in text[text.index("[[package]]") :]:
+        assert isinstance(checked["package"], _CheckedPackages)  # the writer's shape without escapes: read whole
+    top = _Place(_Context("x.lock", text), "", 0, "")
+    assert _read_packages(checked, top) == _read_packages(lines, top) == list(lock.packages)
+
+
+def test_a_run_of_whole_tables_that_stops_early_leaves_every_table_to_the_line_reader() -> None:
+    text = _mutated('\n\n[[package]]\nname = "docker-ce"', '\n\n\n[[package]]\nname = "docker-ce"')
+    document = _parse_written_shape(text, checked_packages=True)
+    assert document is not None and not isinstance(document["package"], _CheckedPackages)
+    assert loads_lock(text, path="x.lock") == example_lock()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        ('version = "7.88.1-10+deb12u12"', 'version = "7.88.1:10"', "is not a Debian version"),
+        ('name = "curl"', 'name = "-curl"', "is not a package name"),
+        ('["libcurl3-gnutls/amd64"]', '["libcurl3-gnutls amd64"]', "is not '<name>/<architecture>'"),
+        ('queries = ["curl"]', 'queries = [" "]', "a query is never empty"),
+        ('filename = "pool/main/c/curl/curl', 'filename = "pool/../c/curl/curl', "contains '..'"),
+        ("size = 1000", "size = -1000", "size must not be negative"),
+        ('queries = ["curl"]', "queries = []", "queries and required-by are both empty"),
+    ],
+)
+def test_a_package_table_the_whole_table_reader_refuses_is_reported_by_the_general_path(
+    old: str, new: str, problem: str
+) -> None:
+    changed = _mutated(old, new)
+    document = _parse_written_shape(changed, checked_packages=True)
+    assert document is None or not isinstance(document["package"], _CheckedPackages)
+    at = '[[package]]\nname = "curl"' if "both empty" in problem else new  # that error names the table
+    _assert_located(_error(changed), _line_of(changed, at), problem)
 
 
 @pytest.mark.parametrize(

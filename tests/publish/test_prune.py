@@ -40,7 +40,12 @@ def _leftovers(work: Work) -> list[Path]:
     partial.write_bytes(b"half a download")
     stray = cache.blob_path(old).with_name(f".{old}.x1y2.tmp")
     stray.write_bytes(b"a killed write's temporary")
-    return sorted([cache.blob_path(old), stale_parsed, other_parsed, partial, stray])
+    # `why` keeps the lock's parsed form (it stays); that of a lock no tree holds any more goes
+    assert main(["why", "libssl", "--locks", str(work.locks), "--cache", str(work.cache)]) == 0
+    assert len(list((work.cache / "parsed-locks").iterdir())) == 1
+    stale_lock = work.cache / "parsed-locks" / f"{'e' * 64}.v1.lock-parsed"
+    stale_lock.write_bytes(b"the parsed form of a lock that changed since")
+    return sorted([cache.blob_path(old), stale_parsed, other_parsed, partial, stray, stale_lock])
 
 
 def test_prune_removes_exactly_what_no_lock_needs(work: Work, capsys: pytest.CaptureFixture[str]) -> None:
