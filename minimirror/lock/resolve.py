@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from minimirror.errors import ResolveError
 from minimirror.lock.installable import uninstallable
+from minimirror.lock.names import matching_names
 from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
 from minimirror.package import Package
 from minimirror.sources.query import (
@@ -70,7 +71,7 @@ class Index(Protocol):
 
     def first_mention(self, name: str, architecture: str) -> tuple[int, ...]: ...
 
-    def __iter__(self) -> Iterator[Package]: ...
+    def names(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,8 +331,12 @@ class _Walk:
         hint = names_hint(root.query)
         names = sorted(hint) if hint is not None else None
         pool: Iterable[Package]
-        if names is None:
-            pool = iter(self.index)
+        if names is None:  # a pattern or a field: only the names it can match are read (all, for ``Name (% *)``)
+            pool = (
+                package
+                for name in matching_names(root.query, self.index.names(), self._provider_names)
+                for package in self.index.by_name(name)
+            )
         else:
             pool = [p for name in names for p in self.index.by_name(name)]
             pool += [p for name in names for p, _ in self.index.providers(name)]
@@ -341,6 +346,9 @@ class _Walk:
             if p.architecture in (self.native, "all")
             and (root.source is None or root.source in self.index.origins_of(p))
         )
+
+    def _provider_names(self, name: str) -> list[str]:
+        return [package.name for package, _ in self.index.providers(name)]
 
     def _epoch_hint(self, root: Root) -> str:
         """``(= 20.10.9~3-0~ubuntu-bionic)`` that would match ``5:20.10.9~3-0~ubuntu-bionic``: say so."""

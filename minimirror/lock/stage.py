@@ -41,10 +41,11 @@ from minimirror.lock.lockfile import (
     upstream_pin,
     write_lock,
 )
+from minimirror.lock.names import matching_names
 from minimirror.lock.resolve import Following, Resolution, Resolved, ResolveOptions, Root, resolve
 from minimirror.package import DEFAULT_PIN_PRIORITY, Package
 from minimirror.sources.groups import SourceGroup, group_inputs, group_of, source_groups
-from minimirror.sources.query import names_hint, parse_query
+from minimirror.sources.query import Query, parse_query
 from minimirror.sources.tree import MINIMIRROR_TOML, Source, Suite, load_sources, normalized_inputs
 from minimirror.upstream.archive import FLAT_COMPONENT, IndexFile, Snapshot, Upstream, open_snapshot
 from minimirror.upstream.cache import Cache
@@ -611,17 +612,14 @@ def search(config: LockConfig, query_text: str) -> tuple[SearchHit, ...]:
             _, index = open_source(source, downloader=downloader, cache=cache)
             hits.extend(
                 SearchHit(source.source_id, package, index.component_of(package))
-                for package in _search_pool(index, names_hint(query))
+                for package in _search_pool(index, query)
                 if query.matches(package)
             )
     return tuple(hits)
 
 
-def _search_pool(index: PackageIndex, names: frozenset[str] | None) -> Iterator[Package]:
-    """Only the packages a query can match when it names them; otherwise all, in the index's order."""
-    if names is None:
-        yield from index
-        return
-    found = {p for name in names for p in index.by_name(name)}
-    found |= {p for name in names for p, _ in index.providers(name)}
-    yield from (p for p in index if p in found)
+def _search_pool(index: PackageIndex, query: Query) -> Iterator[Package]:
+    """The packages of the names the query can match (:mod:`minimirror.lock.names`), in the index's order: only
+    those are read from the parsed cache."""
+    for name in matching_names(query, index.names(), lambda wanted: [p.name for p, _ in index.providers(wanted)]):
+        yield from index.by_name(name)
