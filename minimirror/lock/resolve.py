@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -144,9 +145,9 @@ class Resolution:
 
 def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Resolution:
     """Resolve ``roots`` against ``index`` for every architecture in ``options``; deterministic."""
-    queries: dict[Package, set[str]] = defaultdict(set)
-    required_by: dict[Package, set[str]] = defaultdict(set)
-    missing: dict[Package, set[str]] = defaultdict(set)
+    queries: dict[Package, AbstractSet[str]] = {}
+    required_by: dict[Package, AbstractSet[str]] = {}
+    missing: dict[Package, AbstractSet[str]] = {}
     left_out: dict[Package, tuple[set[str], str]] = {}
     # Queries that only name packages need the installability check only when a walk fails without it (an
     # or-group whose first alternative cannot be installed): most locks then never pay for it.
@@ -172,14 +173,12 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
                 broken[found] = exc.message
         else:
             raise ResolveError(f"no stable set of versions for {architecture} after {_MAX_RESTARTS} tries")
-        for package, texts in walk.queries.items():
-            queries[package] |= texts
-        for package, parents in walk.required_by.items():
-            required_by[package] |= parents
-        for package, groups in walk.missing.items():
-            missing[package] |= groups
+        _merge(queries, walk.queries)
+        _merge(required_by, walk.required_by)
+        _merge(missing, walk.missing)
         for package, (texts, reason) in walk.left_out.items():
             left_out.setdefault(package, (set(), reason))[0].update(texts)
+        del walk  # its marks and constraints, a whole suite's worth: not kept beside the Resolution
     ordered = sorted(set(queries) | set(required_by), key=_sort_key)
     for package in ordered:  # an ``all`` package that installs on another of the architectures is locked there
         left_out.pop(package, None)
@@ -198,6 +197,14 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
             for package, (texts, reason) in sorted(left_out.items(), key=lambda item: _sort_key(item[0]))
         ),
     )
+
+
+def _merge(into: dict[Package, AbstractSet[str]], found: Mapping[Package, AbstractSet[str]]) -> None:
+    """Add one pass's texts per package; a package's set is taken as it is (not copied) when it is new, as with a
+    single architecture every one is."""
+    for package, texts in found.items():
+        known = into.get(package)
+        into[package] = texts if known is None else known | texts
 
 
 def _broken(
@@ -250,15 +257,19 @@ class _Walk:
         self.picks = picks
         """What each root selects, when already known (a pass before any restart selects the same)."""
         self.left_out: dict[Package, tuple[set[str], str]] = {}
-        self.lenient: dict[str, Package] = {}
+        self.lenient: list[tuple[str, list[Package]]] = []
+        """What each selecting query picked (its text, the packages): :meth:`lenient_pick` looks there."""
         self.native = architecture
         self.options = options
         self.forced = forced
         self.marked: dict[tuple[str, str], Package] = {}
         self.extra: set[Package] = set()
         self.provided: dict[str, list[tuple[Package, str | None]]] = defaultdict(list)
-        self.constraints: dict[tuple[str, str], list[tuple[Alternative, str]]] = defaultdict(list)
-        self.queries: dict[Package, set[str]] = defaultdict(set)
+        self.constraints: dict[tuple[str, str], list[tuple[Alternative, Package]]] = defaultdict(list)
+        self.queries: dict[Package, frozenset[str]] = {}
+        """The query texts that selected each package: equal sets are one object (a selection of a whole suite
+        gives 63,000 packages the same one)."""
+        self._texts: dict[frozenset[str], frozenset[str]] = {}
         self.required_by: dict[Package, set[str]] = defaultdict(set)
         self.missing: dict[Package, set[str]] = defaultdict(set)
         self.expanded: set[Package] = set()
@@ -289,10 +300,10 @@ class _Walk:
                     if package in self.broken:
                         self.left_out.setdefault(package, (set(), self.broken[package]))[0].add(root.text)
                 picks = [package for package in picks if package not in self.broken]
-                self.lenient.update((f"query: {root.text}\n{p}", p) for p in picks)
+                self.lenient.append((root.text, picks))
             selected.extend((package, root) for package in picks)
         for package, root in selected:
-            self.queries[package].add(root.text)
+            self._add_query(package, root.text)
             self._mark(package)
         first_root: dict[Package, Root] = {}
         for package, root in selected:
@@ -308,7 +319,18 @@ class _Walk:
 
     def lenient_pick(self, chain: Sequence[str]) -> Package | None:
         """The package a selecting query picked whose dependencies an error's ``chain`` starts from, if any."""
-        return self.lenient.get("\n".join(chain[:2])) if len(chain) >= 2 else None
+        if len(chain) < 2:
+            return None
+        for text, picks in self.lenient:
+            if chain[0] == f"query: {text}":
+                found = next((package for package in picks if str(package) == chain[1]), None)
+                if found is not None:
+                    return found
+        return None
+
+    def _add_query(self, package: Package, text: str) -> None:
+        texts = self.queries.get(package, frozenset()) | {text}
+        self.queries[package] = self._texts.setdefault(texts, texts)
 
     def _select(self, root: Root) -> list[Package]:
         matching = [p for p in self._root_candidates(root) if root.query.matches(p)]
@@ -381,13 +403,13 @@ class _Walk:
             return
         self.expanded.add(package)
         following = self.options.following(self.index.origin_of(package))
+        node = f"{package.name}/{package.architecture}"  # one string for all its edges: a suite has 300,000
         for group, critical in self._relations(package, following):
-            origin = f"{package}"
             for alternative in group:
-                self.constraints[self._key_for(alternative)].append((alternative, origin))
+                self.constraints[self._key_for(alternative)].append((alternative, package))
             satisfier = self._satisfier(group)
             if satisfier is not None and not following.all_variants:
-                self.required_by[satisfier].add(f"{package.name}/{package.architecture}")
+                self.required_by[satisfier].add(node)
                 continue
             chosen = self._choose(group, every=following.all_variants)
             if not chosen:
@@ -399,7 +421,7 @@ class _Walk:
                     self._fail(group, chain)
                 continue
             for candidate in chosen:
-                self.required_by[candidate].add(f"{package.name}/{package.architecture}")
+                self.required_by[candidate].add(node)
                 if candidate in self.expanded or (self._is_marked(candidate) and candidate in self.expanded):
                     continue
                 self._mark(candidate)
