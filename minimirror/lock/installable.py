@@ -167,6 +167,10 @@ class _Graph:
             if number in broken:
                 continue
             for _, found in groups:
+                if len(found) == 1:  # most groups: one candidate, so no list to build
+                    if found[0] not in broken:
+                        needed_by[found[0]].append(number)
+                    continue
                 usable = [c for c in found if c not in broken]
                 if len(usable) == 1:
                     needed_by[usable[0]].append(number)
