@@ -55,16 +55,17 @@ def _lock(root: Path, *, cold: bool) -> Callable[[], ChildRun]:
 
 
 def _rebuilt_copy(lock: Path, target: Path) -> None:
-    """The lock with every 500th package given a new sha256: what a diff of two whole-suite locks looks like."""
-    lines = lock.read_text().split("\n")
-    count = 0
-    for number, line in enumerate(lines):
-        if line.startswith("sha256 = ") and number > 40:
-            count += 1
-            if count % 500 == 0:
-                lines[number] = f'sha256 = "{"e" * 64}"'
+    """The lock with every 500th package given a new sha256: what a diff of two whole-suite locks looks like.
+
+    Streamed line by line: a child forked from this process starts with its pages, and ``wait4``'s peak RSS
+    counts them, so a benchmark that held the 30 MB text in memory would add it to every later row."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join(lines))
+    count = 0
+    with lock.open(newline="") as lines, target.open("w", newline="") as out:
+        for number, line in enumerate(lines):
+            rebuilt = line.startswith("sha256 = ") and number > 40
+            count += rebuilt
+            out.write(f'sha256 = "{"e" * 64}"\n' if rebuilt and count % 500 == 0 else line)
 
 
 def main(argv: list[str] | None = None) -> int:
