@@ -15,7 +15,7 @@ from debian.deb822 import PkgRelation
 
 from minimirror.sources.query import compare_versions
 
-__all__ = ["Alternative", "Group", "architectures_for", "parse_relations", "satisfies"]
+__all__ = ["Alternative", "Group", "architectures_for", "forget_cached", "parse_relations", "satisfies"]
 
 # Policy 7.1: "<" and ">" are deprecated spellings of "<=" and ">=".
 _LEGACY = {"<": "<=", ">": ">="}
@@ -83,6 +83,13 @@ def satisfies(version: str | None, op: str | None, wanted: str | None) -> bool:
     except ValueError:
         return False
     return {"<<": order < 0, "<=": order <= 0, "=": order == 0, ">=": order >= 0, ">>": order > 0}.get(op, False)
+
+
+def forget_cached() -> None:
+    """Drop the parsed groups and the answers of :func:`satisfies`: after a whole suite's resolution they hold
+    ≈40 MiB that nothing needs any more, and pin memory the lock's writing would otherwise reuse."""
+    _group.cache_clear()
+    satisfies.cache_clear()
 
 
 def architectures_for(alternative: Alternative, native: str) -> tuple[str, ...]:

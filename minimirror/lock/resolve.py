@@ -39,7 +39,14 @@ from typing import Any, Protocol
 from minimirror.errors import ResolveError
 from minimirror.lock.installable import uninstallable
 from minimirror.lock.names import matching_names
-from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
+from minimirror.lock.relations import (
+    Alternative,
+    Group,
+    architectures_for,
+    forget_cached,
+    parse_relations,
+    satisfies,
+)
 from minimirror.package import Package
 from minimirror.sources.query import (
     Query,
@@ -179,6 +186,7 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
         for package, (texts, reason) in walk.left_out.items():
             left_out.setdefault(package, (set(), reason))[0].update(texts)
         del walk  # its marks and constraints, a whole suite's worth: not kept beside the Resolution
+    forget_cached()  # a whole suite's parsed relations: not kept while the lock is written
     ordered = sorted(set(queries) | set(required_by), key=_sort_key)
     for package in ordered:  # an ``all`` package that installs on another of the architectures is locked there
         left_out.pop(package, None)
