@@ -59,8 +59,10 @@ class _Graph:
     """The packages reachable from the selection through any alternative, with their groups' candidates.
 
     Packages are numbered as they are met and handled by number: hashing a Package (a dataclass of three strings)
-    millions of times was most of the cost on a whole suite. A relationship field's candidates are cached by its
-    text, which recurs (``libc6 (>= 2.34)``)."""
+    millions of times was most of the cost on a whole suite. A group's candidates are found once per distinct
+    group (``libc6 (>= 2.34)`` recurs thousands of times) and the pair is shared by every package that has it;
+    a reverse edge is one int (``user << _GROUP_BITS | position``), not a tuple: on a whole suite they are
+    hundreds of thousands."""
 
     def __init__(self, index: _Index, native: str) -> None:
         self.index = index
@@ -68,8 +70,8 @@ class _Graph:
         self.packages: list[Package] = []
         self.numbers: dict[Package, int] = {}
         self.groups: list[tuple[tuple[Group, tuple[int, ...]], ...]] = []
-        self.users: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        self._fields: dict[str, tuple[tuple[Group, tuple[int, ...]], ...]] = {}
+        self.users: dict[int, list[int]] = defaultdict(list)
+        self._by_group: dict[Group, tuple[Group, tuple[int, ...]]] = {}
         self._candidates: dict[Alternative, tuple[int, ...]] = {}
         self._pairs: list[tuple[int, int, str]] | None = None
 
@@ -93,21 +95,20 @@ class _Graph:
             self.groups[number] = groups
             for position, (_, found) in enumerate(groups):
                 for candidate in found:
-                    self.users[candidate].append((number, position))
+                    self.users[candidate].append(number << _GROUP_BITS | position)
                     if candidate >= len(self.groups) or self.groups[candidate] is _PENDING:
                         todo.append(candidate)
         while len(self.groups) < len(self.packages):  # met only as candidates of nothing: none left
             self.groups.append(_PENDING)
 
     def _field(self, text: str | None) -> tuple[tuple[Group, tuple[int, ...]], ...]:
-        if not text:
-            return ()
-        found = self._fields.get(text)
+        return tuple(map(self._pair, parse_relations(text))) if text else ()
+
+    def _pair(self, group: Group) -> tuple[Group, tuple[int, ...]]:
+        found = self._by_group.get(group)
         if found is None:
-            found = self._fields[text] = tuple(
-                (group, tuple(dict.fromkeys(c for alternative in group for c in self.candidates(alternative))))
-                for group in parse_relations(text)
-            )
+            candidates = tuple(dict.fromkeys(c for alternative in group for c in self.candidates(alternative)))
+            found = self._by_group[group] = (group, candidates)
         return found
 
     def candidates(self, alternative: Alternative) -> tuple[int, ...]:
@@ -141,19 +142,19 @@ class _Graph:
         """Drop every package one of whose groups has no installable candidate left once the packages of ``causes``
         (already in ``broken``; each with its first reason) are gone: the fixpoint, over reverse dependencies. A
         dropped package's reason names the dependency it lost and the first cause, not the whole chain."""
-        left: dict[tuple[int, int], int] = {}
+        left: dict[int, int] = {}
         todo = list(causes)
         while todo:
             gone = todo.pop()
-            for user, position in self.users.get(gone, ()):
+            for edge in self.users.get(gone, ()):
+                user, position = edge >> _GROUP_BITS, edge & _GROUP_MASK
                 if user in broken:
                     continue
                 group, found = self.groups[user][position]
-                key = (user, position)
-                count = left.get(key)
+                count = left.get(edge)
                 if count is None:
                     count = sum(c not in broken for c in found) + 1  # this one was counted out already
-                left[key] = count = count - 1
+                left[edge] = count = count - 1
                 if count == 0:
                     causes[user] = causes[gone]
                     broken[user] = f"needs {_text(group)}: {self.packages[gone]} cannot be installed ({causes[gone]})"
@@ -166,6 +167,10 @@ class _Graph:
             if number in broken:
                 continue
             for _, found in groups:
+                if len(found) == 1:  # most groups: one candidate, so no list to build
+                    if found[0] not in broken:
+                        needed_by[found[0]].append(number)
+                    continue
                 usable = [c for c in found if c not in broken]
                 if len(usable) == 1:
                     needed_by[usable[0]].append(number)
@@ -206,6 +211,11 @@ class _Graph:
                                 pairs.append((number, other, str(alternative)))
         return pairs
 
+
+# A group's position among its package's Pre-Depends and Depends groups: far below 2**32 (a field is at most a
+# few MiB); the packages' numbers go above it. Such an int takes no more memory than one below 2**60.
+_GROUP_BITS = 32
+_GROUP_MASK = (1 << _GROUP_BITS) - 1
 
 _PENDING: tuple[tuple[Group, tuple[int, ...]], ...] = ((((),), ()),)  # type: ignore[assignment]
 """The groups of a package not read yet (an identity marker, never a real value)."""

@@ -31,13 +31,22 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from minimirror.errors import ResolveError
 from minimirror.lock.installable import uninstallable
-from minimirror.lock.relations import Alternative, Group, architectures_for, parse_relations, satisfies
+from minimirror.lock.names import matching_names
+from minimirror.lock.relations import (
+    Alternative,
+    Group,
+    architectures_for,
+    forget_cached,
+    parse_relations,
+    satisfies,
+)
 from minimirror.package import Package
 from minimirror.sources.query import (
     Query,
@@ -70,7 +79,7 @@ class Index(Protocol):
 
     def first_mention(self, name: str, architecture: str) -> tuple[int, ...]: ...
 
-    def __iter__(self) -> Iterator[Package]: ...
+    def names(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +152,9 @@ class Resolution:
 
 def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Resolution:
     """Resolve ``roots`` against ``index`` for every architecture in ``options``; deterministic."""
-    queries: dict[Package, set[str]] = defaultdict(set)
-    required_by: dict[Package, set[str]] = defaultdict(set)
-    missing: dict[Package, set[str]] = defaultdict(set)
+    queries: dict[Package, AbstractSet[str]] = {}
+    required_by: dict[Package, AbstractSet[str]] = {}
+    missing: dict[Package, AbstractSet[str]] = {}
     left_out: dict[Package, tuple[set[str], str]] = {}
     # Queries that only name packages need the installability check only when a walk fails without it (an
     # or-group whose first alternative cannot be installed): most locks then never pay for it.
@@ -171,14 +180,13 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
                 broken[found] = exc.message
         else:
             raise ResolveError(f"no stable set of versions for {architecture} after {_MAX_RESTARTS} tries")
-        for package, texts in walk.queries.items():
-            queries[package] |= texts
-        for package, parents in walk.required_by.items():
-            required_by[package] |= parents
-        for package, groups in walk.missing.items():
-            missing[package] |= groups
+        _merge(queries, walk.queries)
+        _merge(required_by, walk.required_by)
+        _merge(missing, walk.missing)
         for package, (texts, reason) in walk.left_out.items():
             left_out.setdefault(package, (set(), reason))[0].update(texts)
+        del walk  # its marks and constraints, a whole suite's worth: not kept beside the Resolution
+    forget_cached()  # a whole suite's parsed relations: not kept while the lock is written
     ordered = sorted(set(queries) | set(required_by), key=_sort_key)
     for package in ordered:  # an ``all`` package that installs on another of the architectures is locked there
         left_out.pop(package, None)
@@ -197,6 +205,14 @@ def resolve(index: Index, roots: Sequence[Root], options: ResolveOptions) -> Res
             for package, (texts, reason) in sorted(left_out.items(), key=lambda item: _sort_key(item[0]))
         ),
     )
+
+
+def _merge(into: dict[Package, AbstractSet[str]], found: Mapping[Package, AbstractSet[str]]) -> None:
+    """Add one pass's texts per package; a package's set is taken as it is (not copied) when it is new, as with a
+    single architecture every one is."""
+    for package, texts in found.items():
+        known = into.get(package)
+        into[package] = texts if known is None else known | texts
 
 
 def _broken(
@@ -249,15 +265,19 @@ class _Walk:
         self.picks = picks
         """What each root selects, when already known (a pass before any restart selects the same)."""
         self.left_out: dict[Package, tuple[set[str], str]] = {}
-        self.lenient: dict[str, Package] = {}
+        self.lenient: list[tuple[str, list[Package]]] = []
+        """What each selecting query picked (its text, the packages): :meth:`lenient_pick` looks there."""
         self.native = architecture
         self.options = options
         self.forced = forced
         self.marked: dict[tuple[str, str], Package] = {}
         self.extra: set[Package] = set()
         self.provided: dict[str, list[tuple[Package, str | None]]] = defaultdict(list)
-        self.constraints: dict[tuple[str, str], list[tuple[Alternative, str]]] = defaultdict(list)
-        self.queries: dict[Package, set[str]] = defaultdict(set)
+        self.constraints: dict[tuple[str, str], list[tuple[Alternative, Package]]] = defaultdict(list)
+        self.queries: dict[Package, frozenset[str]] = {}
+        """The query texts that selected each package: equal sets are one object (a selection of a whole suite
+        gives 63,000 packages the same one)."""
+        self._texts: dict[frozenset[str], frozenset[str]] = {}
         self.required_by: dict[Package, set[str]] = defaultdict(set)
         self.missing: dict[Package, set[str]] = defaultdict(set)
         self.expanded: set[Package] = set()
@@ -288,10 +308,10 @@ class _Walk:
                     if package in self.broken:
                         self.left_out.setdefault(package, (set(), self.broken[package]))[0].add(root.text)
                 picks = [package for package in picks if package not in self.broken]
-                self.lenient.update((f"query: {root.text}\n{p}", p) for p in picks)
+                self.lenient.append((root.text, picks))
             selected.extend((package, root) for package in picks)
         for package, root in selected:
-            self.queries[package].add(root.text)
+            self._add_query(package, root.text)
             self._mark(package)
         first_root: dict[Package, Root] = {}
         for package, root in selected:
@@ -307,7 +327,18 @@ class _Walk:
 
     def lenient_pick(self, chain: Sequence[str]) -> Package | None:
         """The package a selecting query picked whose dependencies an error's ``chain`` starts from, if any."""
-        return self.lenient.get("\n".join(chain[:2])) if len(chain) >= 2 else None
+        if len(chain) < 2:
+            return None
+        for text, picks in self.lenient:
+            if chain[0] == f"query: {text}":
+                found = next((package for package in picks if str(package) == chain[1]), None)
+                if found is not None:
+                    return found
+        return None
+
+    def _add_query(self, package: Package, text: str) -> None:
+        texts = self.queries.get(package, frozenset()) | {text}
+        self.queries[package] = self._texts.setdefault(texts, texts)
 
     def _select(self, root: Root) -> list[Package]:
         matching = [p for p in self._root_candidates(root) if root.query.matches(p)]
@@ -330,8 +361,12 @@ class _Walk:
         hint = names_hint(root.query)
         names = sorted(hint) if hint is not None else None
         pool: Iterable[Package]
-        if names is None:
-            pool = iter(self.index)
+        if names is None:  # a pattern or a field: only the names it can match are read (all, for ``Name (% *)``)
+            pool = (
+                package
+                for name in matching_names(root.query, self.index.names(), self._provider_names)
+                for package in self.index.by_name(name)
+            )
         else:
             pool = [p for name in names for p in self.index.by_name(name)]
             pool += [p for name in names for p, _ in self.index.providers(name)]
@@ -341,6 +376,9 @@ class _Walk:
             if p.architecture in (self.native, "all")
             and (root.source is None or root.source in self.index.origins_of(p))
         )
+
+    def _provider_names(self, name: str) -> list[str]:
+        return [package.name for package, _ in self.index.providers(name)]
 
     def _epoch_hint(self, root: Root) -> str:
         """``(= 20.10.9~3-0~ubuntu-bionic)`` that would match ``5:20.10.9~3-0~ubuntu-bionic``: say so."""
@@ -373,13 +411,13 @@ class _Walk:
             return
         self.expanded.add(package)
         following = self.options.following(self.index.origin_of(package))
+        node = f"{package.name}/{package.architecture}"  # one string for all its edges: a suite has 300,000
         for group, critical in self._relations(package, following):
-            origin = f"{package}"
             for alternative in group:
-                self.constraints[self._key_for(alternative)].append((alternative, origin))
+                self.constraints[self._key_for(alternative)].append((alternative, package))
             satisfier = self._satisfier(group)
             if satisfier is not None and not following.all_variants:
-                self.required_by[satisfier].add(f"{package.name}/{package.architecture}")
+                self.required_by[satisfier].add(node)
                 continue
             chosen = self._choose(group, every=following.all_variants)
             if not chosen:
@@ -391,7 +429,7 @@ class _Walk:
                     self._fail(group, chain)
                 continue
             for candidate in chosen:
-                self.required_by[candidate].add(f"{package.name}/{package.architecture}")
+                self.required_by[candidate].add(node)
                 if candidate in self.expanded or (self._is_marked(candidate) and candidate in self.expanded):
                     continue
                 self._mark(candidate)

@@ -41,10 +41,11 @@ from minimirror.lock.lockfile import (
     upstream_pin,
     write_lock,
 )
+from minimirror.lock.names import matching_names
 from minimirror.lock.resolve import Following, Resolution, Resolved, ResolveOptions, Root, resolve
 from minimirror.package import DEFAULT_PIN_PRIORITY, Package
 from minimirror.sources.groups import SourceGroup, group_inputs, group_of, source_groups
-from minimirror.sources.query import names_hint, parse_query
+from minimirror.sources.query import Query, parse_query
 from minimirror.sources.tree import MINIMIRROR_TOML, Source, Suite, load_sources, normalized_inputs
 from minimirror.upstream.archive import FLAT_COMPONENT, IndexFile, Snapshot, Upstream, open_snapshot
 from minimirror.upstream.cache import Cache
@@ -487,13 +488,7 @@ def _build_lock(
         group=group.ids if group is not None and linked else (),
         pin_priority=None if priority == DEFAULT_PIN_PRIORITY else priority,
     )
-    packages = tuple(
-        replace(
-            _locked(resolved.package, index, resolved.queries, resolved.required_by, where=snapshot.upstream.dist_url),
-            missing=resolved.missing,
-        )
-        for resolved in resolution.packages
-    )
+    packages = tuple(_locked(resolved, index, where=snapshot.upstream.dist_url) for resolved in resolution.packages)
     companion_pins = tuple(
         CompanionPin(c.upstream.base, suite.key_url, suite.dist, suite.components, upstream_pin(c))
         for c, suite in zip(companions, source.companions, strict=True)
@@ -507,20 +502,20 @@ def _build_lock(
     )
 
 
-def _locked(
-    package: Package, index: PackageIndex, queries: tuple[str, ...], required_by: tuple[str, ...], *, where: str
-) -> LockedPackage:
+def _locked(resolved: Resolved, index: PackageIndex, *, where: str) -> LockedPackage:
+    package = resolved.package
+
     def need(name: str) -> str:
         value = package.field(name)
         if not value:
             raise ArchiveError(f"{package}: the index gives no {name}; a package without it cannot be locked")
         return value.strip()
 
-    flat = index.component_of(package) == FLAT_COMPONENT
+    component = index.component_of(package)
+    flat = component == FLAT_COMPONENT
     filename = need("Filename").removeprefix("./") if flat else need("Filename")
     problem = pool_path_problem(filename, flat=flat)
     if problem is not None:
-        component = index.component_of(package)
         raise ArchiveError(
             f"{where}: {package} in {component}/binary-{package.architecture} has a Filename that could leave the "
             f"archive's pool: {problem}. The signed index is broken or hostile; nothing was written. "
@@ -533,16 +528,17 @@ def _locked(
         name=package.name,
         version=package.version,
         architecture=package.architecture,
-        component=index.component_of(package),
+        component=component,
         filename=filename,
         size=int(size),
         sha256=need("SHA256").lower(),
         source=package.source_name,
         source_version=package.source_version,
-        queries=queries,
-        required_by=required_by,
+        queries=resolved.queries,
+        required_by=resolved.required_by,
         companion=index.companion_of(package),
         phased_update_percentage=phased_update_percentage(package, where=where),
+        missing=resolved.missing,
     )
 
 
@@ -611,17 +607,14 @@ def search(config: LockConfig, query_text: str) -> tuple[SearchHit, ...]:
             _, index = open_source(source, downloader=downloader, cache=cache)
             hits.extend(
                 SearchHit(source.source_id, package, index.component_of(package))
-                for package in _search_pool(index, names_hint(query))
+                for package in _search_pool(index, query)
                 if query.matches(package)
             )
     return tuple(hits)
 
 
-def _search_pool(index: PackageIndex, names: frozenset[str] | None) -> Iterator[Package]:
-    """Only the packages a query can match when it names them; otherwise all, in the index's order."""
-    if names is None:
-        yield from index
-        return
-    found = {p for name in names for p in index.by_name(name)}
-    found |= {p for name in names for p, _ in index.providers(name)}
-    yield from (p for p in index if p in found)
+def _search_pool(index: PackageIndex, query: Query) -> Iterator[Package]:
+    """The packages of the names the query can match (:mod:`minimirror.lock.names`), in the index's order: only
+    those are read from the parsed cache."""
+    for name in matching_names(query, index.names(), lambda wanted: [p.name for p, _ in index.providers(wanted)]):
+        yield from index.by_name(name)

@@ -421,8 +421,9 @@ class PackageIndex:
         found = self._sorted.get(name)
         if found is None:
             kept: dict[_Key, int] = {}
+            read: dict[int, tuple[_Entry, IndexPart]] = {}  # each record is unmarshalled once
             for code in self._named(name):
-                entry, part = self._entry(code)
+                entry, part = read[code] = self._entry(code)
                 key = _entry_key(entry)
                 if part.origin not in self._origins.setdefault(key, (part.origin,)):
                     self._origins[key] += (part.origin,)
@@ -433,7 +434,9 @@ class PackageIndex:
                     kept[key] = self._first[key] = code  # apt's candidate: the copy of higher pin priority
                 elif not self._outranks(kept[key], code):
                     self._check_same(kept[key], code)
-            packages = [materialize(*self._entry_and_name(code)) for code in kept.values() if self._priority(code) >= 0]
+            packages = [
+                materialize(read[code][0], read[code][1].name) for code in kept.values() if self._priority(code) >= 0
+            ]
             found = tuple(packages) if len(packages) < 2 else tuple(sorted(packages, key=self._order_key))
             self._sorted[name] = found
         return found
@@ -443,10 +446,6 @@ class PackageIndex:
 
     def _outranks(self, code: int, other: int) -> bool:
         return self._priority(code) > self._priority(other)
-
-    def _entry_and_name(self, code: int) -> tuple[_Entry, str]:
-        entry, part = self._entry(code)
-        return entry, part.name
 
     def _order_key(self, package: Package) -> tuple[int, Any]:
         return (-self._priority(self._first[package.key]), _ORDER_KEY(package))

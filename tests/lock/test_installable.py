@@ -18,6 +18,7 @@ from fixtures.plugin import ArchiveFactory
 from minimirror.errors import ResolveError
 from minimirror.lock.installable import uninstallable
 from minimirror.lock.resolve import Resolution, ResolveOptions, Root, resolve
+from minimirror.package import Package
 from minimirror.sources.query import parse_query
 from minimirror.upstream.index import PackageIndex, iter_packages
 
@@ -147,3 +148,19 @@ def test_an_all_package_left_out_on_one_architecture_but_locked_on_another(
     resolution = resolve(index, roots, ResolveOptions(("amd64", "arm64")))
     assert {str(r.package) for r in resolution.packages} == {"tool_1.0_all", "helper_1.0_amd64"}
     assert not resolution.left_out
+
+
+def test_a_selected_package_only_the_walk_finds_uninstallable_is_left_out_not_an_error() -> None:
+    # The check looks at each group alone, so app's "x (>= 2)" and y's "x (<< 2)" both look satisfiable; the walk,
+    # which installs one version of x, finds the clash, and the selection leaves out the package it started from.
+    packages = [
+        Package("app", "1.0", "amd64", {"Depends": "x (>= 2), y"}),
+        Package("x", "1.0", "amd64"),
+        Package("x", "2.0", "amd64"),
+        Package("y", "1.0", "amd64", {"Depends": "x (<< 2)"}),
+        Package("another", "1.0", "amd64", {"Depends": "y"}),
+    ]
+    resolution = _resolve(PackageIndex.build([("main", packages)]), "Name (% a*)")
+    assert [str(r.package) for r in resolution.packages] == ["another_1.0_amd64", "x_1.0_amd64", "y_1.0_amd64"]
+    (item,) = resolution.left_out
+    assert str(item.package) == "app_1.0_amd64" and "cannot satisfy x (<< 2)" in item.reason

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from debian.deb822 import PkgRelation
+from fixtures import REPO_ROOT
 
 from minimirror.lock.relations import Alternative, architectures_for, parse_relations, satisfies
+from minimirror.upstream.index import iter_packages
 
 
 def test_groups_alternatives_qualifiers_and_legacy_operators() -> None:
@@ -36,3 +39,51 @@ def test_architectures() -> None:
     assert architectures_for(Alternative("a"), "arm64") == ("arm64", "all")
     assert architectures_for(Alternative("a", archqual="native"), "arm64") == ("arm64", "all")
     assert architectures_for(Alternative("a", archqual="i386"), "amd64") == ("i386",)
+
+
+def test_equal_groups_are_shared_and_odd_text_parses_as_python_debian_does() -> None:
+    first, second = parse_relations("libc6 (>= 2.34), zlib1g"), parse_relations("zlib1g,libc6 (>= 2.34) ")
+    assert first[0] is second[1] and first[1] is second[0]
+    # a trailing comma and a continuation line, as python-debian reads them (raw text kept when it cannot parse)
+    assert parse_relations("a,\n b | c:amd64 (<< 2),") == (
+        (Alternative("a"),),
+        (Alternative("b"), Alternative("c", "<<", "2", "amd64")),
+        (Alternative(""),),
+    )
+
+
+REAL_INDEX = REPO_ROOT.parent / "shared" / "data" / "debian-bookworm" / "dists/bookworm/main/binary-amd64/Packages.xz"
+_FIELDS = (
+    *("Pre-Depends", "Depends", "Conflicts", "Breaks", "Recommends", "Suggests", "Replaces", "Enhances"),
+    "Provides",
+)
+
+
+def _python_debian(text: str) -> tuple[tuple[Alternative, ...], ...]:
+    legacy = {"<": "<=", ">": ">="}
+    return tuple(
+        tuple(
+            Alternative(
+                item["name"],
+                legacy.get(item["version"][0], item["version"][0]) if item["version"] else None,
+                item["version"][1] if item["version"] else None,
+                item["archqual"],
+            )
+            for item in group
+        )
+        for group in PkgRelation.parse_relations(text)
+    )
+
+
+@pytest.mark.slow
+def test_every_relation_field_of_debian_12_main_parses_as_python_debian_parses_it() -> None:
+    if not REAL_INDEX.is_file():
+        pytest.skip(f"real Debian index not found at {REAL_INDEX} (../shared/data is not beside this checkout)")
+    checked = 0
+    for package in iter_packages(REAL_INDEX):
+        for field in _FIELDS:
+            text = package.field(field)
+            if text:
+                assert parse_relations(text) == _python_debian(text), (str(package), field)
+                checked += 1
+    assert checked > 100_000
