@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import re
 import tomllib
 from collections import Counter
@@ -1397,8 +1398,9 @@ def write_lock(path: Path | str, lock: Lock) -> bool:
     text = dumps_lock(lock)
     loads_lock(text, path=target)
     data = text.encode("utf-8")
+    del text  # a whole-suite lock is 30 MB: not kept twice while the old file is compared and the new one written
     try:
-        if target.read_bytes() == data:
+        if _holds(target, data):
             return False
     except FileNotFoundError:
         pass
@@ -1410,6 +1412,19 @@ def write_lock(path: Path | str, lock: Lock) -> bool:
     except OSError as exc:
         raise LockError(f"{target}: cannot write the lock: {exc.strerror or exc}") from exc
     return True
+
+
+def _holds(target: Path, data: bytes) -> bool:
+    """``target`` holds exactly ``data``: the size first, then a MiB at a time (never the old lock whole beside
+    the new one)."""
+    with target.open("rb") as old:
+        if os.fstat(old.fileno()).st_size != len(data):
+            return False
+        view = memoryview(data)
+        for start in range(0, len(data), 1 << 20):
+            if old.read(1 << 20) != view[start : start + (1 << 20)]:
+                return False
+        return old.read(1) == b""
 
 
 def _replace_atomically(target: Path, data: bytes) -> None:

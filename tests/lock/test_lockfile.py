@@ -590,6 +590,23 @@ def test_write_lock_does_not_rewrite_identical_content(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o644
 
 
+def test_write_lock_rewrites_a_file_of_the_same_size_that_differs(tmp_path: Path) -> None:
+    """The old file is compared a piece at a time: a change anywhere, even at the end, with the size unchanged
+    (a hand edit of one character), is written over."""
+    path = tmp_path / "debian" / "bookworm.lock"
+    golden = GOLDEN.read_bytes()
+    for where in (0, len(golden) // 2, len(golden) - 2):
+        edited = bytearray(golden)
+        edited[where] = ord("#") if edited[where] != ord("#") else ord("%")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(edited))
+        assert write_lock(path, example_lock()) is True
+        assert path.read_bytes() == golden
+    path.write_bytes(golden + b"\n")  # longer: the size decides at once
+    assert write_lock(path, example_lock()) is True
+    assert path.read_bytes() == golden
+
+
 def test_write_lock_failure_leaves_the_old_file_byte_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "bookworm.lock"
     write_lock(path, example_lock())
