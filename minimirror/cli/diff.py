@@ -65,10 +65,13 @@ def diff(
     from minimirror.audit.diff import diff_locks
     from minimirror.audit.refs import read_lock_tables_ref
     from minimirror.audit.render import render_json, render_markdown, render_table
+    from minimirror.lock.lockcolumns import ReadMemo
 
-    # through the parsed-lock cache: a review diffs the same locks again and again (minimirror.lock.lockcache)
-    new_locks = read_lock_tables_ref(new, repo=repo, cache_dir=cache_dir)
-    result = diff_locks(read_lock_tables_ref(old, repo=repo, cache_dir=cache_dir), new_locks)
+    # through the parsed-lock cache: a review diffs the same locks again and again (minimirror.lock.lockcache);
+    # read cold, what the two sides share byte for byte is matched and checked once (ReadMemo)
+    memo = ReadMemo()
+    new_locks = read_lock_tables_ref(new, repo=repo, cache_dir=cache_dir, memo=memo)
+    result = diff_locks(read_lock_tables_ref(old, repo=repo, cache_dir=cache_dir, memo=memo), new_locks)
     if changelogs:
         from minimirror.audit.explain import ChangelogConfig, explain
 

@@ -401,6 +401,11 @@ class _Field:
     check: _Check | None = None  # returns the problem with one string (or array item), None when fine
 
 
+_PATTERNS: dict[_Check, str] = {}
+"""The regular expression each :func:`_matching` check fully matches (the column reader checks whole columns
+with it, :mod:`minimirror.lock.lockcolumns`)."""
+
+
 def _matching(pattern: str, what: str) -> _Check:
     compiled = re.compile(pattern)
 
@@ -408,6 +413,7 @@ def _matching(pattern: str, what: str) -> _Check:
     def check(value: str) -> str | None:
         return None if compiled.fullmatch(value) else f"{value!r} is not {what}"
 
+    _PATTERNS[check] = pattern
     return check
 
 
@@ -1235,14 +1241,26 @@ def _check_member(value: str, allowed: Iterable[str], key: str, place: _Place, *
 
 
 def _reachable_from_queries(packages: Sequence[LockedPackage]) -> set[str]:
+    return _reachable([p.node for p in packages], [p.queries for p in packages], [p.required_by for p in packages])
+
+
+def _reachable(
+    nodes: Sequence[str], queries: Sequence[tuple[str, ...]], required_by: Sequence[tuple[str, ...]]
+) -> set[str]:
+    """The nodes reached from some query, given each package's node, queries and ``required-by`` (as columns,
+    so that the column reader, :mod:`minimirror.lock.lockcolumns`, shares it)."""
     # a package another source of the group needs is reached from that source's queries (its lock says how)
-    reached = {p.node for p in packages if p.queries or any(":" in parent for parent in p.required_by)}
-    if len(reached) == len({p.node for p in packages}):
+    reached = {
+        node
+        for node, named, parents in zip(nodes, queries, required_by, strict=True)
+        if named or any(":" in parent for parent in parents)
+    }
+    if len(reached) == len(set(nodes)):
         return reached  # every package is named by a query (a whole suite): nothing to walk
     children: dict[str, set[str]] = {}
-    for package in packages:
-        for parent in package.required_by:
-            children.setdefault(parent, set()).add(package.node)
+    for node, parents in zip(nodes, required_by, strict=True):
+        for parent in parents:
+            children.setdefault(parent, set()).add(node)
     todo = list(reached)
     while todo:
         for child in children.get(todo.pop(), ()):
@@ -1266,7 +1284,7 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
     companions = _read_companions(document, source, top)
     packages = _read_packages(document, top)
     _check_consistency(source, companions, packages, top)
-    left_out = _read_left_out(document, source, packages, top)
+    left_out = _read_left_out(document, source, lambda: {p.key for p in packages}, top)
     sources = _read_source_packages(document, top)
     _check_sources_consistency(source, companions, packages, sources, top)
     return Lock(
@@ -1283,11 +1301,15 @@ _TOP_LEVEL = ("schema", "source", "upstream", "companion", "package", "left-out"
 
 
 def _read_left_out(
-    document: Mapping[str, Any], source: SourcePin, packages: Sequence[LockedPackage], top: _Place
+    document: Mapping[str, Any],
+    source: SourcePin,
+    locked_keys: Callable[[], Collection[tuple[str, str, str]]],
+    top: _Place,
 ) -> list[LeftOutPackage]:
-    """Each ``[[left-out]]``: of the source's architectures, named by a query, and not locked after all."""
+    """Each ``[[left-out]]``: of the source's architectures, named by a query, and not locked after all
+    (``locked_keys`` gives the (name, version, architecture) of the locked packages, asked only when needed)."""
     tables = _array_of_tables(document, "left-out", top)
-    locked = {p.key for p in packages} if tables else set()
+    locked = locked_keys() if tables else set()
     architectures = {*source.architectures, "all"}
     found = []
     for number, item in enumerate(tables):
