@@ -179,19 +179,22 @@ def _package_rows(
     pieces = text[start - 1 : end].split(f"\n{_FIRST}")  # start - 1: the newline before the first header
     if pieces[0]:
         raise _Refused
-    tables = [f"{_FIRST}{piece}\n" for piece in pieces[1:]]
-    tables[-1] = tables[-1][:-1]
-    rows, fresh = [], []
-    for table in tables:
-        row = known.get(table)
-        if row is None:
-            found = _ROW.fullmatch(table)
-            if found is None:
-                raise _Refused
-            row = found.groups()
-            fresh.append(row)
-        rows.append(row)
-    return rows, fresh
+    del pieces[0]
+    last = pieces.pop()
+    tables = [f"{_FIRST}{piece}\n" for piece in pieces]
+    tables.append(f"{_FIRST}{last}")
+    del pieces
+    found_rows: list[tuple[str, ...] | None] = list(map(known.get, tables))
+    fresh = []
+    if None in found_rows:
+        for number, row in enumerate(found_rows):
+            if row is None:
+                found = _ROW.fullmatch(tables[number])
+                if found is None:
+                    raise _Refused
+                found_rows[number] = found.groups("")  # as findall gives them: "" for a group that took no part
+                fresh.append(found_rows[number])
+    return found_rows, fresh  # type: ignore[return-value]  # no None left
 
 
 def _columns(rows: Sequence[tuple[str, ...]], memo: ReadMemo, learned: ReadMemo) -> dict[str, tuple[Any, ...]]:
@@ -238,7 +241,7 @@ def _array_column(
 ) -> tuple[tuple[str, ...], ...]:
     """An array field of every table (its items on one line, or one a line: one of the two is ""), each distinct
     text read, checked item by item and sorted as ``LockedPackage`` sorts it, once."""
-    texts = tuple(map(_either, one_line, one_a_line))
+    texts = tuple(map(max, one_line, one_a_line))  # max: the one that is not ""
     distinct = set(texts)
     known = memo.arrays.get(check, {})
     arrays = {text: _items(text) for text in distinct if text not in known}
@@ -257,10 +260,6 @@ def _items(text: str) -> list[str]:
     if text[0] == '"':
         return text[1:-1].split('", "')
     return text[5:-3].split('",\n    "')
-
-
-def _either(one_line: str, one_a_line: str) -> str:
-    return one_line or one_a_line
 
 
 def _lines(values: Collection[str]) -> str:
