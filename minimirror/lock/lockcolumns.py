@@ -111,7 +111,7 @@ def loads_lock_table(text: str, *, path: Path | str, memo: ReadMemo | None = Non
     gc.disable()  # 63,420 rows of strings and tuples, none in a cycle: the collector would only walk them, ~10%
     try:
         return _read(text, str(path), memo if memo is not None else ReadMemo(), keep=memo is not None)
-    except (_Refused, LockError):
+    except (_Refused, LockError, ValueError):  # ValueError: int() of a size too long to convert
         pass
     finally:
         if collecting:
