@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import sys
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -810,7 +811,10 @@ def _array_of_tables(table: Mapping[str, Any], key: str, place: _Place) -> list[
 
 
 def _parse_toml(text: str, context: _Context, *, checked_packages: bool = False) -> dict[str, Any]:
-    fast = _parse_written_shape(text, checked_packages=checked_packages)
+    try:
+        fast = _parse_written_shape(text, checked_packages=checked_packages)
+    except ValueError:  # not a TOMLDecodeError, which it catches: int() of a number too long to convert
+        _too_long_integer(text, context)
     if fast is not None:
         return fast
     try:
@@ -828,6 +832,18 @@ def _parse_toml(text: str, context: _Context, *, checked_packages: bool = False)
         context.fail(line, column, f"not valid TOML: {message}")
     except RecursionError:
         context.fail(1, 1, "not valid TOML: nested too deeply")
+    except ValueError:  # tomllib lets int()'s own error through
+        _too_long_integer(text, context)
+
+
+def _too_long_integer(text: str, context: _Context) -> NoReturn:
+    """Python refuses to convert an integer of more than ``sys.get_int_max_str_digits()`` digits (a guard against
+    quadratic time): a lock can hold no such number, so it is refused, at the first run of that many digits."""
+    limit = sys.get_int_max_str_digits()
+    found = re.search(rf"[0-9_]{{{limit + 1},}}", text) if limit else None
+    start = found.start() if found else 0
+    line, column = text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start)
+    context.fail(line, column, f"not valid TOML: an integer of more than {limit} digits")
 
 
 # A whole-suite lock is 30 MB of [[package]] tables, which tomllib (pure Python, and a general TOML parser) reads in

@@ -100,6 +100,7 @@ def test_damaged_locks_are_refused_as_the_strict_reader_refuses_them(data: st.Da
         ('filename = "pool/main/c/curl/curl', 'filename = "pool/../c/curl/curl', "contains '..'"),
         ('filename = "pool/main/c/curl/curl', 'filename = "main/c/curl/curl', "does not start with 'pool/'"),
         ("size = 1000", "size = -1000", "size must not be negative"),
+        ("size = 1000", f"size = 1{'0' * 5000}", "an integer of more than 4300 digits"),
         ('queries = ["curl"]', "queries = []", "queries and required-by are both empty"),
         ('component = "main"', 'component = "non-free"', "component 'non-free' is not one of the source's"),
         ('architecture = "amd64"', 'architecture = "s390x"', "architecture 's390x' is not one of the source's"),
