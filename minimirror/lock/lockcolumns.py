@@ -68,17 +68,18 @@ from minimirror.lock.locktable import PACKAGE_COLUMNS, LockTable, PackageColumns
 
 __all__ = ["ReadMemo", "loads_lock_table"]
 
-# The writer's [[package]] table (lockfile._PACKAGE_TABLE), with the whole table as group 1 (so that the matches
-# can be shown to cover the text) and the optional companion line as a group of its own (findall gives "" for a
-# group that did not take part, which must not be read as ``companion = ""``).
 _ROW = re.compile(
-    r"(\[\[package\]\]\n"
+    r"\[\[package\]\]\n("
     rf"name = {_STRING}version = {_STRING}architecture = {_STRING}component = {_STRING}"
     rf"(companion = {_STRING})?filename = {_STRING}size = (0|[1-9][0-9]*)\n"
     r'sha256 = "([0-9a-f]{64})"\n(?:phased-update-percentage = (0|[1-9][0-9]*)\n)?'
     rf"source = {_STRING}source-version = {_STRING}queries = (?:{_ARRAY})required-by = (?:{_ARRAY})"
-    rf"(?:missing = (?:{_ARRAY}))?(?:\n|\Z))"
+    rf"(?:missing = (?:{_ARRAY}))?)(?:\n|\Z)"
 )
+"""The writer's [[package]] table (lockfile._PACKAGE_TABLE) with its body (the lines after the header) as group 1,
+so that the matches can be shown to cover the text and a table can be known by its body, and the optional
+companion line as a group of its own (findall gives "" for a group that took no part, which must not be read as
+``companion = ""``)."""
 _FIRST = "[[package]]\n"
 
 
@@ -168,28 +169,29 @@ def _package_rows(
     text: str, start: int, end: int, known: dict[str, tuple[str, ...]]
 ) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     """The groups of each ``[[package]]`` table of ``text[start:end]``, which must be nothing but such tables in
-    the writer's layout, and those of the tables not in ``known``. Without ``known`` tables, one ``findall`` whose
-    matches must cover the span byte for byte; with them, the span is cut at each table header (no value holds a
-    newline, so a header is a table's start) and only a table text not in ``known`` is matched."""
+    the writer's layout, and those of the tables whose body is not in ``known``. Without ``known`` tables, one
+    ``findall`` whose matches must cover the span byte for byte; with them, the span is cut at each table header
+    (no value holds a newline, so a header is a table's start) and only a body not in ``known`` is matched."""
     if not known:
         rows = _ROW.findall(text, start, end)
-        if sum(len(row[0]) for row in rows) != end - start:
+        # each match is its header, its body and a blank line; the last has none when the span ends with its body
+        # (a body ends with one newline, never two): then the matches tile the span exactly when they add up to it
+        covered = sum(len(row[0]) for row in rows) + (len(_FIRST) + 1) * len(rows)
+        if covered != end - start + (0 if text.endswith("\n\n", start, end) else 1):
             raise _Refused  # a gap between the tables the expression took: not the writer's layout
         return rows, rows
-    pieces = text[start - 1 : end].split(f"\n{_FIRST}")  # start - 1: the newline before the first header
-    if pieces[0]:
+    bodies = text[start - 1 : end].split(f"\n{_FIRST}")  # start - 1: the newline before the first header
+    if bodies[0]:
         raise _Refused
-    del pieces[0]
-    last = pieces.pop()
-    tables = [f"{_FIRST}{piece}\n" for piece in pieces]
-    tables.append(f"{_FIRST}{last}")
-    del pieces
-    found_rows: list[tuple[str, ...] | None] = list(map(known.get, tables))
+    del bodies[0]  # each body ends with its last line's newline; the blank line after it went with the header
+    if bodies[-1].endswith("\n\n"):
+        bodies[-1] = bodies[-1][:-1]  # the last table's blank line, before [[left-out]]
+    found_rows: list[tuple[str, ...] | None] = list(map(known.get, bodies))
     fresh = []
     if None in found_rows:
         for number, row in enumerate(found_rows):
             if row is None:
-                found = _ROW.fullmatch(tables[number])
+                found = _ROW.fullmatch(f"{_FIRST}{bodies[number]}")
                 if found is None:
                     raise _Refused
                 found_rows[number] = found.groups("")  # as findall gives them: "" for a group that took no part

@@ -193,6 +193,41 @@ def test_what_the_column_reader_leaves_alone_the_strict_reader_reads(old: str, n
     _assert_as_strict(changed, _primed())
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('\n\n[[package]]\nname = "docker-ce"', '\n[[package]]\nname = "docker-ce"'),  # no blank line
+        ('\n\n[[package]]\nname = "docker-ce"', '\nfoo = 1\n\n[[package]]\nname = "docker-ce"'),  # a line between
+        ('\n\n[[package]]\nname = "docker-ce"', '\n\n\n\n[[package]]\nname = "docker-ce"'),  # two more
+    ],
+)
+def test_tables_not_laid_out_one_after_the_other_are_the_strict_reader_s(old: str, new: str) -> None:
+    changed = _mutated(old, new)
+    with pytest.raises(lockcolumns._Refused):
+        _columns_read(changed)
+    _assert_as_strict(changed)
+    _assert_as_strict(changed, _primed())
+
+
+def test_a_blank_line_more_before_the_first_table_is_part_of_the_header() -> None:
+    changed = _mutated('\n\n[[package]]\nname = "curl"', '\n\n\n[[package]]\nname = "curl"')
+    assert _columns_read(changed).lock() == example_lock()
+    _assert_as_strict(changed, _primed())
+
+
+@pytest.mark.parametrize("end", ["", "\n", "\n\n", "\n\n\n"])
+def test_blank_lines_at_the_end_read_as_the_strict_reader_reads_them(end: str) -> None:
+    text = _golden() + end
+    for left_out in (False, True):
+        if left_out:
+            lock = replace(example_lock(), left_out=(LeftOutPackage("broken", "1.0", "all", ("tzdata",), "gone"),))
+            written = dumps_lock(lock)
+            at = written.index("\n\n[[left-out]]")
+            text = written[:at] + end + written[at:]
+        _assert_as_strict(text)
+        _assert_as_strict(text, _primed())
+
+
 def test_left_out_packages_are_read_with_the_columns() -> None:
     lock = replace(
         example_lock(), left_out=(LeftOutPackage("broken", "1.0", "all", ("tzdata",), "needs gone, which nothing has"),)
