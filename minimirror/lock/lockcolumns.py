@@ -7,16 +7,17 @@ checking them one table at a time is most of the reading. :func:`loads_lock_tabl
 columns instead:
 
 - every ``[[package]]`` table is matched, in the writer's own layout, by one ``re.findall`` over the run of
-  package tables (in C: no Python code runs per table), and the matches must cover the run byte for byte;
+  package tables (in C: no Python code runs per table), and the matches must cover the run byte for byte (with
+  a :class:`ReadMemo` of another lock, a table whose body that lock had is looked up instead);
 - each check of the strict reader runs once per distinct value of a column (a set of names, of versions...),
   and each cross-table rule (order, uniqueness, suite and component, ``required-by`` naming locked packages,
   reachability) on whole columns.
 
 It never decides alone what is refused: it gives a table only when every table is in the writer's layout and
 passes every check the strict reader makes. Anything else (another layout, a value a check refuses, packages out
-of order, a lock with ``[[source-package]]`` tables, an error of any kind) makes it read the text with
-:func:`~minimirror.lock.lockfile.loads_lock`, which accepts, refuses and reports exactly as it always did. Tests
-check that both give the same lock, or the same error, on random and damaged locks.
+of order, a lock with ``[[source-package]]`` tables, any error the strict reader would report) makes it read the
+text with :func:`~minimirror.lock.lockfile.loads_lock`, which accepts, refuses and reports exactly as it always
+did. Tests check that both give the same lock, or the same error, on random, damaged and hand-edited locks.
 """
 
 from __future__ import annotations
@@ -90,11 +91,11 @@ class _Refused(Exception):
 class ReadMemo:
     """What reading a lock into columns learned that reading the next one can reuse, when both come from one
     source (the two sides of a ``diff`` share all but a few ``[[package]]`` tables byte for byte): the groups of
-    each table text of the last lock read, all of which passed every check of one table, and each array text read,
-    checked and normalized. A table of the next lock that is the same text is neither matched nor checked again
-    (the checks of one table are pure functions of its text); every table of every lock still goes through the
-    checks across tables (order, uniqueness, suite and component, ``required-by``, reachability), which depend
-    on the rest of its lock. Only a lock that passed every check is remembered, and only the last one, so the
+    each table of the last lock read, by its body, all of which passed every check of one table, and each array
+    text read, checked and normalized. A table of the next lock with the same body is neither matched nor checked
+    again (the checks of one table are pure functions of its text); every table of every lock still goes through
+    the checks across tables (order, uniqueness, suite and component, ``required-by``, reachability), which
+    depend on the rest of its lock. Only a lock that passed every check is remembered, and only the last one, so the
     memo's size is one lock's."""
 
     __slots__ = ("arrays", "tables")
