@@ -83,9 +83,10 @@ class Side:
     """One version of minimirror: its source folder, run with ``python -P`` and ``PYTHONPATH`` pointing at it (so
     neither the working directory nor the installed package decides which code runs)."""
 
-    def __init__(self, name: str, root: Path) -> None:
+    def __init__(self, name: str, root: Path, cache_home: Path) -> None:
         self.name, self.root = name, root
-        self.env = {**os.environ, "PYTHONPATH": str(root)}
+        # a command given no --cache (the baseline's `why`) uses $XDG_CACHE_HOME/minimirror: the benchmark's own
+        self.env = {**os.environ, "PYTHONPATH": str(root), "XDG_CACHE_HOME": str(cache_home)}
 
     def run(self, args: Sequence[str], *, before: Callable[[], None] | None = None) -> ChildRun:
         if before is not None:
@@ -96,14 +97,14 @@ class Side:
         return found
 
 
-def _baseline(rev: str, work: Path) -> Side:
+def _baseline(rev: str, work: Path, cache_home: Path) -> Side:
     """minimirror as committed at ``rev``, unpacked with ``git archive`` and byte-compiled."""
     root = work / "baseline"
     root.mkdir()
     archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "minimirror"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(root)], check=True, stdout=subprocess.DEVNULL)
-    return Side(f"baseline {rev}", root)
+    return Side(f"baseline {rev}", root, cache_home)
 
 
 class Row:
@@ -141,6 +142,7 @@ def _reading_rows(suite: Path, lock: Path, other: Path, cache: Path) -> list[Row
 
     def empty() -> None:
         shutil.rmtree(cache / "parsed-locks", ignore_errors=True)
+        shutil.rmtree(cache / "minimirror" / "parsed-locks", ignore_errors=True)  # $XDG_CACHE_HOME's (see Side)
 
     return [
         Row("read_lock of the whole-suite lock", ["-c", read], ["-c", read]),
@@ -227,10 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("whole-suite lock, warm", best(options.repeat, _lock(suite, cold=False))))
         other = work / "other" / "debian" / "bookworm.lock"
         _rebuilt_copy(lock, other)
-        sides = [Side("current", REPO)]
-        if options.baseline:
-            sides.append(_baseline(options.baseline, work))
         cache = work / "review-cache"
+        sides = [Side("current", REPO, cache)]
+        if options.baseline:
+            sides.append(_baseline(options.baseline, work, cache))
         reading = _reading_rows(suite, lock, other, cache)
         _measure(reading, sides, options.repeat)
         size = lock.stat().st_size

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from minimirror.errors import LockError, UsageError
 from minimirror.lock.lockcache import load_lock_table, read_lock_table, read_lock_tables
+from minimirror.lock.lockcolumns import ReadMemo
 from minimirror.lock.lockfile import Lock
 from minimirror.lock.locktable import LockTable
 
@@ -123,7 +124,7 @@ def _check_place(lock: LockTable, name: str, text: str) -> None:
         raise LockError(f"{name}:{line}:1: id {lock.source.id!r} does not match the file's place ({expected!r})")
 
 
-def _read_git(ref: GitRef, repo: Path, cache_dir: Path | None) -> tuple[LockTable, ...]:
+def _read_git(ref: GitRef, repo: Path, cache_dir: Path | None, memo: ReadMemo | None) -> tuple[LockTable, ...]:
     commit = _resolve_commit(repo, ref)
     listing = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit, "--", ref.path)
     paths = lock_paths(listing, ref.path)
@@ -132,18 +133,19 @@ def _read_git(ref: GitRef, repo: Path, cache_dir: Path | None) -> tuple[LockTabl
     locks = []
     for name, blob in sorted(paths.items()):
         text = _git(repo, "cat-file", "blob", blob)
-        lock = load_lock_table(text.encode("utf-8"), path=f"{GIT_PREFIX}{ref.rev}:{name}", cache_dir=cache_dir)
+        where = f"{GIT_PREFIX}{ref.rev}:{name}"
+        lock = load_lock_table(text.encode("utf-8"), path=where, cache_dir=cache_dir, memo=memo)
         if name != ref.path:
             _check_place(lock, f"{GIT_PREFIX}{ref.rev}:{name}", text)
         locks.append(lock)
     return tuple(sorted(locks, key=lambda lock: lock.source.id))
 
 
-def _read_local(ref: LocalRef, cache_dir: Path | None) -> tuple[LockTable, ...]:
+def _read_local(ref: LocalRef, cache_dir: Path | None, memo: ReadMemo | None) -> tuple[LockTable, ...]:
     if ref.path.is_dir():
-        return read_lock_tables(ref.path, cache_dir)
+        return read_lock_tables(ref.path, cache_dir, memo=memo)
     if ref.path.is_file():
-        return (read_lock_table(ref.path, cache_dir),)
+        return (read_lock_table(ref.path, cache_dir, memo=memo),)
     raise LockError(f"{ref.path}: no such lock file or directory (give a .lock file, a locks directory or git:REF)")
 
 
@@ -154,12 +156,13 @@ def read_lock_ref(text: str, *, repo: Path | None = None) -> tuple[Lock, ...]:
 
 
 def read_lock_tables_ref(
-    text: str, *, repo: Path | None = None, cache_dir: Path | None = None
+    text: str, *, repo: Path | None = None, cache_dir: Path | None = None, memo: ReadMemo | None = None
 ) -> tuple[LockTable, ...]:
     """As :func:`read_lock_ref`, as :class:`~minimirror.lock.locktable.LockTable` (what ``diff_locks`` and ``why``
     take), each lock through the parsed-lock cache in ``cache_dir`` (:mod:`minimirror.lock.lockcache`) when
-    given, else read strictly."""
+    given, else read strictly. ``memo``, given to the reading of both sides of a diff, reads what they share once
+    (:class:`~minimirror.lock.lockcolumns.ReadMemo`)."""
     ref = parse_ref(text)
     if isinstance(ref, GitRef):
-        return _read_git(ref, repo if repo is not None else Path.cwd(), cache_dir)
-    return _read_local(ref, cache_dir)
+        return _read_git(ref, repo if repo is not None else Path.cwd(), cache_dir, memo)
+    return _read_local(ref, cache_dir, memo)

@@ -53,12 +53,12 @@ import marshal
 import struct
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 from minimirror.atomic import write_atomically
 from minimirror.errors import LockError
+from minimirror.lock.lockcolumns import ReadMemo, loads_lock_table
 from minimirror.lock.lockfile import (
     CompanionPin,
     IndexPin,
@@ -72,7 +72,6 @@ from minimirror.lock.lockfile import (
     _decode,
     _lock_files,
     _read_bytes,
-    loads_lock,
 )
 from minimirror.lock.locktable import PACKAGE_COLUMNS, LockTable, PackageColumns
 
@@ -94,13 +93,13 @@ FORMAT = 1
 
 
 def _reader_digest() -> bytes:
-    """The sha256 of the code that reads and checks a lock (the strict reader, the values, this module): an entry
+    """The sha256 of the code that reads and checks a lock (the strict readers, the values, this module): an entry
     says which reader made it, and one made by any other (a minimirror whose reader refuses more, say) is not
     used, so a change to a check applies to every lock at once, with no version to remember to bump."""
-    from minimirror.lock import lockfile, locktable
+    from minimirror.lock import lockcolumns, lockfile, locktable
 
     code = hashlib.sha256()
-    for module in (lockfile.__file__, locktable.__file__, __file__):
+    for module in (lockfile.__file__, lockcolumns.__file__, locktable.__file__, __file__):
         try:
             code.update(Path(module).read_bytes())
         except OSError:  # no source beside the bytecode: the format version alone says which reader
@@ -134,13 +133,16 @@ def cache_path(cache_dir: Path, sha256: str) -> Path:
     return parsed_locks_dir(cache_dir) / f"{sha256}.v{FORMAT}.lock-parsed"
 
 
-def read_lock_table(path: Path | str, cache_dir: Path | None) -> LockTable:
+def read_lock_table(path: Path | str, cache_dir: Path | None, *, memo: ReadMemo | None = None) -> LockTable:
     """The lock at ``path``, from the cache when it holds these exact bytes, else read strictly (and cached).
-    ``cache_dir`` None reads strictly and caches nothing. Errors are the strict reader's."""
-    return load_lock_table(_read_bytes(Path(path)), path=path, cache_dir=cache_dir)
+    ``cache_dir`` None reads strictly and caches nothing. Errors are the strict reader's. ``memo``: see
+    :class:`~minimirror.lock.lockcolumns.ReadMemo` (for reading several locks of one source)."""
+    return load_lock_table(_read_bytes(Path(path)), path=path, cache_dir=cache_dir, memo=memo)
 
 
-def read_lock_tables(locks_dir: Path | str, cache_dir: Path | None) -> tuple[LockTable, ...]:
+def read_lock_tables(
+    locks_dir: Path | str, cache_dir: Path | None, *, memo: ReadMemo | None = None
+) -> tuple[LockTable, ...]:
     """As :func:`~minimirror.lock.lockfile.read_locks` (every ``<prefix>/<name>.lock``, sorted by source id, each
     at its source id's place), each lock through the cache."""
     root = Path(locks_dir)
@@ -149,14 +151,16 @@ def read_lock_tables(locks_dir: Path | str, cache_dir: Path | None) -> tuple[Loc
     tables = []
     for path in _lock_files(root):
         data = _read_bytes(path)
-        table = load_lock_table(data, path=path, cache_dir=cache_dir)
+        table = load_lock_table(data, path=path, cache_dir=cache_dir, memo=memo)
         if table.source.id != f"{path.parent.name}/{path.stem}":
             _check_place(table.source, path, _decode(data, path))
         tables.append(table)
     return tuple(sorted(tables, key=lambda table: table.source.id))
 
 
-def load_lock_table(data: bytes, *, path: Path | str, cache_dir: Path | None) -> LockTable:
+def load_lock_table(
+    data: bytes, *, path: Path | str, cache_dir: Path | None, memo: ReadMemo | None = None
+) -> LockTable:
     """The lock whose file holds ``data`` (``path`` names it in errors): see :func:`read_lock_table`."""
     digest = hashlib.sha256(data).digest()
     entry = cache_path(cache_dir, digest.hex()) if cache_dir is not None else None
@@ -164,26 +168,33 @@ def load_lock_table(data: bytes, *, path: Path | str, cache_dir: Path | None) ->
         table = _load(entry, digest, lambda: _strict(data, path))
         if table is not None:
             return table
-    lock = loads_lock(_decode(data, path), path=path)
+    table = _strict(data, path, memo)
     if entry is not None:
-        _store(entry, digest, lock)
-    return LockTable.of(lock)
+        _store(entry, digest, table)
+    return table
 
 
-def _strict(data: bytes, path: Path | str) -> LockTable:
-    return LockTable.of(loads_lock(_decode(data, path), path=path))
+def _strict(data: bytes, path: Path | str, memo: ReadMemo | None = None) -> LockTable:
+    return loads_lock_table(_decode(data, path), path=path, memo=memo)
 
 
 # --- writing --------------------------------------------------------------------------------------------
 
 
-def _store(entry: Path, digest: bytes, lock: Lock) -> None:
-    parts = [marshal.dumps(_plain_head(lock), 4)]
+_REPEATED = frozenset({"version", "architecture", "component", "source", "source_version"})
+"""The columns whose equal strings are worth writing once (names, paths and hashes are unique; the readers give
+equal arrays as one object already, which marshal writes once by itself)."""
+
+
+def _store(entry: Path, digest: bytes, table: LockTable) -> None:
+    parts = [marshal.dumps(_plain_head(table.head), 4)]
     for name in PACKAGE_COLUMNS:
-        values = tuple(map(attrgetter(name), lock.packages))
-        shared: dict[Any, Any] = {}  # equal values as one object, which marshal then writes once
-        parts.append(marshal.dumps(tuple(map(shared.setdefault, values, values)), 4))
-    sizes = _SIZES.pack(len(lock.packages), *map(len, parts))
+        values = table.columns[name]
+        if name in _REPEATED:
+            shared: dict[Any, Any] = {}  # equal values as one object, which marshal then writes once
+            values = tuple(map(shared.setdefault, values, values))
+        parts.append(marshal.dumps(values, 4))
+    sizes = _SIZES.pack(len(table.columns), *map(len, parts))
     checksum = hashlib.sha256(sizes)
     for part in parts:
         checksum.update(part)

@@ -31,6 +31,7 @@ import functools
 import itertools
 import os
 import re
+import sys
 import tomllib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -402,6 +403,11 @@ class _Field:
     check: _Check | None = None  # returns the problem with one string (or array item), None when fine
 
 
+_PATTERNS: dict[_Check, str] = {}
+"""The regular expression each :func:`_matching` check fully matches (the column reader checks whole columns
+with it, :mod:`minimirror.lock.lockcolumns`)."""
+
+
 def _matching(pattern: str, what: str) -> _Check:
     compiled = re.compile(pattern)
 
@@ -409,6 +415,7 @@ def _matching(pattern: str, what: str) -> _Check:
     def check(value: str) -> str | None:
         return None if compiled.fullmatch(value) else f"{value!r} is not {what}"
 
+    _PATTERNS[check] = pattern
     return check
 
 
@@ -805,7 +812,10 @@ def _array_of_tables(table: Mapping[str, Any], key: str, place: _Place) -> list[
 
 
 def _parse_toml(text: str, context: _Context, *, checked_packages: bool = False) -> dict[str, Any]:
-    fast = _parse_written_shape(text, checked_packages=checked_packages)
+    try:
+        fast = _parse_written_shape(text, checked_packages=checked_packages)
+    except ValueError:  # not a TOMLDecodeError, which it catches: int() of a number too long to convert
+        _too_long_integer(text, context)
     if fast is not None:
         return fast
     try:
@@ -823,6 +833,18 @@ def _parse_toml(text: str, context: _Context, *, checked_packages: bool = False)
         context.fail(line, column, f"not valid TOML: {message}")
     except RecursionError:
         context.fail(1, 1, "not valid TOML: nested too deeply")
+    except ValueError:  # tomllib lets int()'s own error through
+        _too_long_integer(text, context)
+
+
+def _too_long_integer(text: str, context: _Context) -> NoReturn:
+    """Python refuses to convert an integer of more than ``sys.get_int_max_str_digits()`` digits (a guard against
+    quadratic time): a lock can hold no such number, so it is refused, at the first run of that many digits."""
+    limit = sys.get_int_max_str_digits()
+    found = re.search(rf"[0-9_]{{{limit + 1},}}", text) if limit else None
+    start = found.start() if found else 0
+    line, column = text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start)
+    context.fail(line, column, f"not valid TOML: an integer of more than {limit} digits")
 
 
 # A whole-suite lock is 30 MB of [[package]] tables, which tomllib (pure Python, and a general TOML parser) reads in
@@ -1236,14 +1258,26 @@ def _check_member(value: str, allowed: Iterable[str], key: str, place: _Place, *
 
 
 def _reachable_from_queries(packages: Sequence[LockedPackage]) -> set[str]:
+    return _reachable([p.node for p in packages], [p.queries for p in packages], [p.required_by for p in packages])
+
+
+def _reachable(
+    nodes: Sequence[str], queries: Sequence[tuple[str, ...]], required_by: Sequence[tuple[str, ...]]
+) -> set[str]:
+    """The nodes reached from some query, given each package's node, queries and ``required-by`` (as columns,
+    so that the column reader, :mod:`minimirror.lock.lockcolumns`, shares it)."""
     # a package another source of the group needs is reached from that source's queries (its lock says how)
-    reached = {p.node for p in packages if p.queries or any(":" in parent for parent in p.required_by)}
-    if len(reached) == len({p.node for p in packages}):
+    reached = {
+        node
+        for node, named, parents in zip(nodes, queries, required_by, strict=True)
+        if named or any(":" in parent for parent in parents)
+    }
+    if len(reached) == len(set(nodes)):
         return reached  # every package is named by a query (a whole suite): nothing to walk
     children: dict[str, set[str]] = {}
-    for package in packages:
-        for parent in package.required_by:
-            children.setdefault(parent, set()).add(package.node)
+    for node, parents in zip(nodes, required_by, strict=True):
+        for parent in parents:
+            children.setdefault(parent, set()).add(node)
     todo = list(reached)
     while todo:
         for child in children.get(todo.pop(), ()):
@@ -1267,7 +1301,7 @@ def loads_lock(text: str, *, path: Path | str) -> Lock:
     companions = _read_companions(document, source, top)
     packages = _read_packages(document, top)
     _check_consistency(source, companions, packages, top)
-    left_out = _read_left_out(document, source, packages, top)
+    left_out = _read_left_out(document, source, lambda: {p.key for p in packages}, top)
     sources = _read_source_packages(document, top)
     _check_sources_consistency(source, companions, packages, sources, top)
     return Lock(
@@ -1284,11 +1318,15 @@ _TOP_LEVEL = ("schema", "source", "upstream", "companion", "package", "left-out"
 
 
 def _read_left_out(
-    document: Mapping[str, Any], source: SourcePin, packages: Sequence[LockedPackage], top: _Place
+    document: Mapping[str, Any],
+    source: SourcePin,
+    locked_keys: Callable[[], Collection[tuple[str, str, str]]],
+    top: _Place,
 ) -> list[LeftOutPackage]:
-    """Each ``[[left-out]]``: of the source's architectures, named by a query, and not locked after all."""
+    """Each ``[[left-out]]``: of the source's architectures, named by a query, and not locked after all
+    (``locked_keys`` gives the (name, version, architecture) of the locked packages, asked only when needed)."""
     tables = _array_of_tables(document, "left-out", top)
-    locked = {p.key for p in packages} if tables else set()
+    locked = locked_keys() if tables else set()
     architectures = {*source.architectures, "all"}
     found = []
     for number, item in enumerate(tables):

@@ -44,6 +44,26 @@ class PackageColumns:
     def of(cls, packages: Sequence[LockedPackage]) -> PackageColumns:
         return cls(len(packages), lambda name: tuple(map(attrgetter(name), packages)))
 
+    @classmethod
+    def loaded(cls, columns: dict[str, tuple[Any, ...]]) -> PackageColumns:
+        """Columns already made (by the column reader, :mod:`minimirror.lock.lockcolumns`): every one of them."""
+        if set(columns) != set(PACKAGE_COLUMNS):
+            raise ValueError(f"columns {sorted(columns)} are not {sorted(PACKAGE_COLUMNS)}")
+        count = len(columns["name"])
+
+        def missing(name: str) -> tuple[Any, ...]:
+            raise KeyError(name)
+
+        made = cls(count, missing)
+        for name in PACKAGE_COLUMNS:
+            made[name] = columns[name]
+        return made
+
+    def __setitem__(self, name: str, column: tuple[Any, ...]) -> None:
+        if len(column) != self.count:
+            raise ValueError(f"column {name} has {len(column)} values for {self.count} packages")
+        self._columns[name] = column
+
     def __len__(self) -> int:
         return self.count
 

@@ -99,10 +99,10 @@ def _entry(cache: Path, lock_file: Path) -> Path:
 
 
 def _no_strict_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(text: str, *, path: object) -> Lock:
+    def refuse(text: str, *, path: object, memo: object = None) -> Lock:
         raise AssertionError(f"{path} was read strictly, not from the cache")
 
-    monkeypatch.setattr(lockcache, "loads_lock", refuse)
+    monkeypatch.setattr(lockcache, "loads_lock_table", refuse)
 
 
 def test_a_warm_read_is_the_strict_read_without_parsing(

@@ -529,6 +529,22 @@ def test_damaged_locks_never_raise_anything_but_lock_error(data: st.DataObject) 
         assert re.match(r"x\.lock:\d+:\d+: ", str(exc)), str(exc)
 
 
+@pytest.mark.parametrize(
+    ("old", "where"),
+    [
+        ("size = 1000", "[[package]]"),  # a package table in the writer's shape
+        ("size = 8790396", "[[upstream.index]]"),  # the header, which tomllib reads
+        ("size = 1000\n", "tomllib"),  # a shape only tomllib reads (a comment after a value)
+    ],
+)
+def test_an_integer_too_long_to_convert_is_a_lock_error(old: str, where: str) -> None:
+    digits = "1" + "0" * 5000
+    new = f"size = {digits} # a comment\n" if where == "tomllib" else f"size = {digits}"
+    text = _mutated(old, new)
+    line = _line_of(text, digits)
+    _assert_located(_error(text), line, "not valid TOML: an integer of more than 4300 digits", column=8)
+
+
 def test_deep_nesting_is_a_lock_error() -> None:
     _assert_located(_error("schema = " + "[" * 100_000 + "]" * 100_000), 1, "nested too deeply")
 
