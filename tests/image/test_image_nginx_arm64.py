@@ -15,11 +15,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from fixtures.server import wait_for_http
 from test_image import blob, layer_files
 from test_registry import free_port
 
@@ -104,15 +104,7 @@ def _serve_under_qemu(qemu: str, setpriv: str, rootfs: Path, public: Path, work:
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         url = f"http://127.0.0.1:{port}/{prefix}/dists/{dist}/Release"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                response = httpx.get(url, timeout=5.0)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.3)
+        response = wait_for_http(url, seconds=60, process=process)
         assert response.status_code == 200
         assert response.content == (public / prefix / "dists" / dist / "Release").read_bytes()
         deb = next((public / prefix / "pool").rglob("nginx_*_arm64.deb"))

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from fixtures import FixturePackage as P
 from fixtures.archive import FixtureArchive
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from fixtures.podman import podman_service
+from fixtures.server import wait_for_http
 from test_image import blob, busybox_bytes, layer_files, static_elf
 from test_registry import Registry, free_port, running_registry
 
@@ -243,15 +243,7 @@ def test_real_arm64_busybox_serves_the_tree_under_qemu(tmp_path: Path) -> None:
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         inrelease = f"http://127.0.0.1:{port}/{prefix}/dists/{name}/Release"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(inrelease, timeout=5.0)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        response = wait_for_http(inrelease, process=process)
         release = public / prefix / "dists" / name / "Release"
         assert response.status_code == 200 and response.content == release.read_bytes()
         deb = next((public / prefix / "pool").rglob("busybox-static_*_arm64.deb"))

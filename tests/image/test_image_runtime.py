@@ -28,6 +28,7 @@ import yaml
 from fixtures import LoopbackServer, build_archive
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory
+from fixtures.server import wait_for_http
 from test_image import HOST_BUSYBOX, Mirror, mirror_packages
 
 from minimirror.cli import main
@@ -161,17 +162,6 @@ def _free_port() -> int:
         return port
 
 
-def _wait_for(url: str, seconds: float = 30.0) -> httpx.Response:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return httpx.get(url, timeout=5.0)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_podman_loads_runs_and_apt_installs_from_it(built: Built, podman: Podman, private_apt: AptFactory) -> None:
     loaded = podman("load", "--input", str(built.archive_tar))
     podman.images.append(built.tag)
@@ -188,7 +178,7 @@ def test_podman_loads_runs_and_apt_installs_from_it(built: Built, podman: Podman
     )  # fmt: skip
     archive = built.mirror.archive
     url = f"http://127.0.0.1:{port}/fixture"
-    response = _wait_for(f"{url}/dists/stable/InRelease")
+    response = wait_for_http(f"{url}/dists/stable/InRelease")
     assert response.status_code == 200
     assert response.content == (built.public / "fixture" / "dists" / "stable" / "InRelease").read_bytes()
     assert podman("exec", name, "/bin/busybox", "id", "-u").stdout.strip() == "65534"
@@ -223,7 +213,7 @@ def test_podman_stop_ends_the_container_within_a_second(built: Built, podman: Po
         "run", "--detach", "--name", name, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
         "--network", "host", built.tag, "-p", f"127.0.0.1:{port}",
     )  # fmt: skip
-    ready = _wait_for(f"http://127.0.0.1:{port}/healthz")  # the documented probe path
+    ready = wait_for_http(f"http://127.0.0.1:{port}/healthz")  # the documented probe path
     assert (ready.status_code, ready.content) == (200, b"ok\n")
     pids = podman("top", name, "pid", "args").stdout
     assert "sh -c" in pids and "nc -lll" in pids and "httpd -i" in pids  # PID 1 is busybox sh, nc its child
@@ -268,7 +258,7 @@ def test_kube_manifests_run_under_podman_kube_play_and_apt_installs(
         env = {**os.environ, "CONTAINERS_CONF": str(conf)}
         played = subprocess.run(play, capture_output=True, text=True, env=env, check=False, timeout=_TIMEOUT)
         assert played.returncode == 0, played.stderr
-        response = _wait_for(f"http://127.0.0.1:{port}/healthz")
+        response = wait_for_http(f"http://127.0.0.1:{port}/healthz")
         assert (response.status_code, response.content) == (200, b"ok\n")
         listed = podman("ps", "--pod", "--format", "{{.ID}} {{.Image}} {{.PodName}}").stdout.splitlines()
         (mirror_id,) = [line.split()[0] for line in listed if built.tag in line and f"{name}-pod" in line]
