@@ -47,6 +47,7 @@ from minimirror.lock.relations import (
     parse_relations,
     satisfies,
 )
+from minimirror.memory import release_freed_memory
 from minimirror.package import Package
 from minimirror.sources.query import (
     Query,
@@ -228,6 +229,7 @@ def _broken(
         architecture,
         skips_missing=lambda p: options.following(index.origin_of(p)).skip_missing,
     )
+    release_freed_memory()  # the check's graph is gone: its pages back before the walk builds its own
     return picks, broken
 
 

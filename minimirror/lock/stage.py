@@ -43,6 +43,7 @@ from minimirror.lock.lockfile import (
 )
 from minimirror.lock.names import matching_names
 from minimirror.lock.resolve import Following, Resolution, Resolved, ResolveOptions, Root, resolve
+from minimirror.memory import release_freed_memory
 from minimirror.package import DEFAULT_PIN_PRIORITY, Package
 from minimirror.sources.groups import SourceGroup, group_inputs, group_of, source_groups
 from minimirror.sources.query import Query, parse_query
@@ -346,6 +347,7 @@ def _with_source_packages(source: Source, new: Lock, snapshots: Sequence[Snapsho
 
 
 def _write(source: Source, path: Path, new: Lock) -> LockOutcome:
+    release_freed_memory()  # the index and the walk are gone: their pages back before the text is made
     changed = write_lock(path, new)
     log.info("%s: %d packages, %s", source.source_id, len(new.packages), "written" if changed else "unchanged")
     return LockOutcome(
