@@ -975,7 +975,10 @@ class _CheckedPackages(list[LockedPackage]):
 @functools.lru_cache(maxsize=1 << 16)
 def _checked_array(one_line: str | None, one_a_line: str | None, check: _Check) -> tuple[str, ...] | None:
     """The items of an array as :func:`_read_package_run` captured it, or None when one fails ``check``."""
-    items = tuple(item[1:-1] for item in _FAST_STRINGS.findall(one_line if one_line is not None else one_a_line or ""))
+    found = _FAST_STRINGS.findall(one_line if one_line is not None else one_a_line or "")
+    # Interned: a whole suite's 263,000 required-by items name 56,000 nodes, one object each (-13 MiB a read).
+    # Interned strings are freed with their last reference, so this keeps nothing after the lock is gone.
+    items = tuple(sys.intern(item[1:-1]) for item in found)
     return None if any(check(item) is not None for item in items) else items
 
 
@@ -1000,6 +1003,8 @@ def _checked_package(groups: tuple[str | None, ...]) -> LockedPackage | None:
     assert name is not None and version is not None and arch is not None and component is not None
     assert filename is not None and size is not None and sha256 is not None
     assert source is not None and source_version is not None
+    arch, component = sys.intern(arch), sys.intern(component)  # values shared by many tables: one object each
+    source, source_version = sys.intern(source), sys.intern(source_version)
     queries = _checked_array(groups[11], groups[12], _query)
     required_by = _checked_array(groups[13], groups[14], _NODE)
     missing = _checked_array(groups[15], groups[16], _text)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -529,13 +530,13 @@ def _locked(resolved: Resolved, index: PackageIndex, *, where: str) -> LockedPac
     return LockedPackage(
         name=package.name,
         version=package.version,
-        architecture=package.architecture,
+        architecture=sys.intern(package.architecture),  # values many packages share: one object each
         component=component,
         filename=filename,
         size=int(size),
         sha256=need("SHA256").lower(),
-        source=package.source_name,
-        source_version=package.source_version,
+        source=sys.intern(package.source_name),
+        source_version=sys.intern(package.source_version),
         queries=resolved.queries,
         required_by=resolved.required_by,
         companion=index.companion_of(package),
