@@ -24,6 +24,7 @@ from fixtures.archive import FixtureArchive
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from fixtures.server import FaultInjector, LoopbackServer
+from fixtures.worktree import WorkTree
 
 from minimirror.cli import main
 from minimirror.errors import MinimirrorError
@@ -44,10 +45,9 @@ POOL = "/pool/*.deb"
 
 
 @dataclasses.dataclass
-class Work:
+class Work(WorkTree):
     """A served, signed fixture archive and a sources tree pointing at it (the layout every issue-8 test uses)."""
 
-    root: Path
     archive: FixtureArchive
     server: LoopbackServer
 
@@ -61,27 +61,12 @@ class Work:
         return cls(root, archive, server)
 
     @property
-    def sources(self) -> Path:
-        return self.root / "sources"
-
-    @property
-    def locks(self) -> Path:
-        return self.root / "locks"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
-    @property
     def out(self) -> Path:
         return self.root / "public"
 
     @property
     def lock_file(self) -> Path:
         return self.locks / "fixture" / "stable.lock"
-
-    def lock_args(self, *extra: str) -> list[str]:
-        return ["lock", "--sources", str(self.sources), "--locks", str(self.locks), "--cache", str(self.cache), *extra]
 
     def fetch_args(self, *extra: str) -> list[str]:
         return ["fetch", "--locks", str(self.locks), "--cache", str(self.cache), *extra]

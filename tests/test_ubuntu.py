@@ -16,6 +16,7 @@ from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 from fixtures.ubuntu import COMPONENTS, PHASED, UbuntuArchive, build_ubuntu_archive
+from fixtures.worktree import WorkTree
 
 from minimirror.cli import main
 from minimirror.lock.lockfile import Lock, read_lock
@@ -31,29 +32,13 @@ INSTALLED = (
 
 
 @dataclass
-class Ubuntu:
-    root: Path
+class Ubuntu(WorkTree):
     archive: UbuntuArchive
     server: LoopbackServer
 
     @property
-    def sources(self) -> Path:
-        return self.root / "sources"
-
-    @property
-    def locks(self) -> Path:
-        return self.root / "locks"
-
-    @property
     def lock_file(self) -> Path:
         return self.locks / "ubuntu" / "noble.lock"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
-    def lock_args(self, *extra: str) -> list[str]:
-        return ["lock", "--sources", str(self.sources), "--locks", str(self.locks), "--cache", str(self.cache), *extra]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from fixtures.archive import FixtureArchive
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
+from fixtures.worktree import WorkTree
 
 from minimirror.audit.diff import diff_locks
 from minimirror.cli import main
@@ -34,39 +35,23 @@ SECURITY_DATE = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
 
 
 @dataclass
-class Suites:
-    root: Path
+class Suites(WorkTree):
     release: FixtureArchive
     security: FixtureArchive
     release_server: LoopbackServer
     security_server: LoopbackServer
 
     @property
-    def sources(self) -> Path:
-        return self.root / "sources"
-
-    @property
     def source_txt(self) -> Path:
         return self.sources / "fixture" / "stable" / "source.txt"
-
-    @property
-    def locks(self) -> Path:
-        return self.root / "locks"
 
     @property
     def lock_file(self) -> Path:
         return self.locks / "fixture" / "stable.lock"
 
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
     def line(self, archive: FixtureArchive, server: LoopbackServer) -> str:
         assert archive.key is not None
         return f"{server.url} file://{archive.key.public_key_asc_path} {archive.dist} main\n"
-
-    def lock_args(self, *extra: str) -> list[str]:
-        return ["lock", "--sources", str(self.sources), "--locks", str(self.locks), "--cache", str(self.cache), *extra]
 
 
 @pytest.fixture

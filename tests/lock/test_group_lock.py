@@ -15,6 +15,7 @@ from fixtures.archive import FixtureArchive, build_flat_archive
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
+from fixtures.worktree import WorkTree
 
 from minimirror.audit.diff import diff_locks
 from minimirror.cli import main
@@ -54,17 +55,8 @@ class Repo:
 
 
 @dataclass
-class Tree:
-    root: Path
+class Tree(WorkTree):
     repos: dict[str, Repo] = field(default_factory=dict)
-
-    @property
-    def sources(self) -> Path:
-        return self.root / "sources"
-
-    @property
-    def locks(self) -> Path:
-        return self.root / "locks"
 
     def write(self) -> None:
         for repo in self.repos.values():
@@ -74,10 +66,6 @@ class Tree:
             (directory / "packages.txt").write_text(repo.queries)
             toml = directory / "minimirror.toml"
             toml.write_text(repo.settings) if repo.settings else toml.unlink(missing_ok=True)
-
-    def lock_args(self, *extra: str) -> list[str]:
-        cache = self.root / "cache"
-        return ["lock", "--sources", str(self.sources), "--locks", str(self.locks), "--cache", str(cache), *extra]
 
     def lock(self, *extra: str) -> dict[str, Lock]:
         self.write()
