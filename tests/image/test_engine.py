@@ -24,7 +24,7 @@ import docker
 import httpx
 import pytest
 from fixtures.plugin import ArchiveFactory, ServerFactory
-from fixtures.podman import podman_service
+from fixtures.podman import ULIMITS, podman_service
 from test_image import HOST_BUSYBOX, Mirror, mirror_packages
 from test_registry import make_base, start_registry, stop_registry
 
@@ -36,7 +36,6 @@ from minimirror.image.registry import push_layout
 pytestmark = pytest.mark.slow
 _WAIT = 30.0
 NGINX = Path("/usr/sbin/nginx")
-ULIMITS = {"nofile": (20000, 20000), "nproc": (32768, 32768)}  # this machine's engine cannot raise them
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ import yaml
 from fixtures import FixturePackage as P
 from fixtures.archive import FixtureArchive
 from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
+from fixtures.podman import limits_conf, ulimit_args
 from test_image import blob, layer_files, layer_members, load_layout
 
 from minimirror.cli import main
@@ -247,7 +248,7 @@ def test_podman_runs_it_read_only_as_nobody_apt_installs_and_stop_is_immediate(
     assert main(mirror.image_args(tar, "--format", "docker-archive", "--tag", tag)) == 0
     _run(*podman, "load", "--input", str(tar))
     name = f"mm-nginx-{uuid.uuid4().hex[:8]}"
-    limits = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+    limits = ulimit_args()
     # A read-only root with no tmpfs of podman's own but /tmp: nginx writes nowhere else.
     readonly = ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp:rw,mode=1777"]
     _run(*podman, "run", "--detach", "--name", name, *limits, *readonly, "--network", "none", tag)
@@ -286,7 +287,7 @@ def test_without_a_writable_tmp_nginx_says_what_it_could_not_write(
     tar, tag = tmp_path / "image.tar", f"localhost/minimirror-nginx:{uuid.uuid4().hex[:12]}"
     assert main(mirror.image_args(tar, "--format", "docker-archive", "--tag", tag)) == 0
     _run(*podman, "load", "--input", str(tar))
-    limits = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
+    limits = ulimit_args()
     argv = [*podman, "run", "--rm", *limits, "--read-only", "--read-only-tmpfs=false", "--network", "none", tag]
     failed = _run(*argv, check=False)
     assert failed.returncode != 0 and "/tmp/nginx-client_body" in failed.stderr and "Read-only" in failed.stderr
@@ -311,8 +312,7 @@ def test_kube_manifests_run_the_nginx_image_under_podman_kube_play(
         container[probe]["httpGet"]["port"] = 8080
     manifest = tmp_path / "mirror.yaml"
     manifest.write_text(yaml.safe_dump_all(documents, sort_keys=False))
-    conf = tmp_path / "containers.conf"  # kube play has no --ulimit: this machine's limits, for this command
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n')
+    conf = limits_conf(tmp_path / "containers.conf")
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
     play = [*podman, "kube", "play", "--network", "none", str(manifest)]
     try:

@@ -28,6 +28,7 @@ import yaml
 from fixtures import LoopbackServer, build_archive
 from fixtures.gpgkeys import SigningKey
 from fixtures.plugin import AptFactory
+from fixtures.podman import limits_conf, ulimit_args
 from fixtures.server import wait_for_http
 from test_image import HOST_BUSYBOX, Mirror, mirror_packages
 
@@ -173,7 +174,7 @@ def test_podman_loads_runs_and_apt_installs_from_it(built: Built, podman: Podman
     # Host network, and the image's own entrypoint told (by -p, as busybox httpd takes it) to listen on loopback
     # only: no bridge, so no traffic to any address but 127.0.0.1.
     podman(
-        "run", "--detach", "--name", name, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
+        "run", "--detach", "--name", name, *ulimit_args(),
         "--network", "host", built.tag, "-p", f"127.0.0.1:{port}",
     )  # fmt: skip
     archive = built.mirror.archive
@@ -210,7 +211,7 @@ def test_podman_stop_ends_the_container_within_a_second(built: Built, podman: Po
     name, port = f"minimirror-test-{uuid.uuid4().hex[:12]}", _free_port()
     podman.containers.append(name)
     podman(
-        "run", "--detach", "--name", name, "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768",
+        "run", "--detach", "--name", name, *ulimit_args(),
         "--network", "host", built.tag, "-p", f"127.0.0.1:{port}",
     )  # fmt: skip
     ready = wait_for_http(f"http://127.0.0.1:{port}/healthz")  # the documented probe path
@@ -251,8 +252,7 @@ def test_kube_manifests_run_under_podman_kube_play_and_apt_installs(
     manifest = tmp_path / "mirror.yaml"
     manifest.write_text(yaml.safe_dump_all([deployment, service, budget], sort_keys=False))
     # kube play has no --ulimit: this machine's limits go through a containers.conf given to this one command
-    conf = tmp_path / "containers.conf"
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n')
+    conf = limits_conf(tmp_path / "containers.conf")
     play = [*podman.base, "kube", "play", str(manifest)]
     try:
         env = {**os.environ, "CONTAINERS_CONF": str(conf)}
