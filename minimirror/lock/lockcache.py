@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Any
 
 from minimirror.atomic import write_atomically
-from minimirror.errors import LockError
 from minimirror.lock.lockcolumns import ReadMemo, loads_lock_table
 from minimirror.lock.lockfile import (
     CompanionPin,
@@ -71,6 +70,7 @@ from minimirror.lock.lockfile import (
     _check_place,
     _decode,
     _lock_files,
+    _lock_files_of,
     _read_bytes,
 )
 from minimirror.lock.locktable import PACKAGE_COLUMNS, LockTable, PackageColumns
@@ -145,11 +145,8 @@ def read_lock_tables(
 ) -> tuple[LockTable, ...]:
     """As :func:`~minimirror.lock.lockfile.read_locks` (every ``<prefix>/<name>.lock``, sorted by source id, each
     at its source id's place), each lock through the cache."""
-    root = Path(locks_dir)
-    if not root.is_dir():
-        raise LockError(f"{root}: no locks directory; run `minimirror lock` to create it")
     tables = []
-    for path in _lock_files(root):
+    for path in _lock_files_of(locks_dir):
         data = _read_bytes(path)
         table = load_lock_table(data, path=path, cache_dir=cache_dir, memo=memo)
         if table.source.id != f"{path.parent.name}/{path.stem}":

@@ -1405,16 +1405,21 @@ def lock_path(locks_dir: Path | str, source_id: str) -> Path:
 def read_locks(locks_dir: Path | str) -> tuple[Lock, ...]:
     """Every ``<prefix>/<name>.lock`` below ``locks_dir``, sorted by source id. Each lock's ``[source] id``
     must match its place, so a lock copied to another source's file is refused."""
-    root = Path(locks_dir)
-    if not root.is_dir():
-        raise LockError(f"{root}: no locks directory; run `minimirror lock` to create it")
     locks = []
-    for path in _lock_files(root):
+    for path in _lock_files_of(locks_dir):
         text = _read_text(path)
         lock = loads_lock(text, path=path)
         _check_place(lock.source, path, text)
         locks.append(lock)
     return tuple(sorted(locks, key=lambda lock: lock.source.id))
+
+
+def _lock_files_of(locks_dir: Path | str) -> list[Path]:
+    """:func:`_lock_files` of a locks directory that must exist (every reader of a whole tree of locks)."""
+    root = Path(locks_dir)
+    if not root.is_dir():
+        raise LockError(f"{root}: no locks directory; run `minimirror lock` to create it")
+    return _lock_files(root)
 
 
 def _lock_files(root: Path) -> list[Path]:
