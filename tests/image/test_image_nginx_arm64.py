@@ -10,7 +10,6 @@ content-addressed cache, whose files are checked against the lock's sha256 on ev
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -20,10 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 from fixtures.server import wait_for_http
-from test_image import blob, layer_files
+from test_image_platforms import host_two_platform_image, server_layer
 from test_registry import free_port
 
-from minimirror.cli import main
 from minimirror.image.nginx import nginx_conf
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -37,42 +35,21 @@ def _cache() -> Path:
     return root
 
 
-def _server_layer(out: Path, architecture: str) -> dict[str, bytes]:
-    top = json.loads((out / "index.json").read_bytes())["manifests"][0]
-    index = json.loads(blob(out, top["digest"]))
-    entry = next(e for e in index["manifests"] if e["platform"]["architecture"] == architecture)
-    manifest = json.loads(blob(out, entry["digest"]))
-    return layer_files(out, [manifest["layers"][0]["digest"]])
-
-
 def _machine(data: bytes) -> int:
     return int.from_bytes(data[18:20], "little")
 
 
 def test_real_nginx_for_two_platforms_and_the_arm64_one_serves_under_qemu(tmp_path: Path) -> None:
-    from test_network import _host_release_suite
-
     qemu, setpriv = shutil.which("qemu-aarch64-static"), shutil.which("setpriv")
     if qemu is None or setpriv is None or os.geteuid() != 0:
         pytest.skip("needs root, qemu-aarch64-static and setpriv (apt-get install qemu-user-static util-linux)")
-    prefix, name = _host_release_suite()
     # world-readable: nginx runs as 65534 here as in the image, and must read the tree and its own files
     work = Path(tempfile.mkdtemp(prefix="mm-ngx-arm-", dir="/tmp"))
     work.chmod(0o755)
     try:
-        sources, locks, public = (work / d for d in ("sources", "locks", "public"))
-        assert main(["init", "--from-apt", "--sources", str(sources), "--packages", "nginx"]) == 0
-        (sources / prefix / name / "aptly.conf").write_text('{"architectures": ["amd64", "arm64"]}\n')
-        where = ["--locks", str(locks), "--cache", str(_cache())]
-        assert main(["lock", "--sources", str(sources), *where, "--source", f"{prefix}/{name}"]) == 0
-        for other in sorted(locks.glob("*/*.lock")):  # only the source under test
-            if other != locks / prefix / f"{name}.lock":
-                other.unlink()
-        assert main(["publish", *where, "--out", str(public), "--no-sign"]) == 0
-        out = tmp_path / "image"
-        platforms = ["--server", "nginx", "--platform", "linux/amd64,linux/arm64"]
-        assert main(["image", "--repo", str(public), "--image", str(out), *where, *platforms]) == 0
-        amd64, arm64 = _server_layer(out, "amd64"), _server_layer(out, "arm64")
+        out, public = tmp_path / "image", work / "public"
+        prefix, name = host_two_platform_image(work, _cache(), out, "nginx", "--server", "nginx")
+        amd64, arm64 = server_layer(out, "amd64"), server_layer(out, "arm64")
         assert amd64["lib64/ld-linux-x86-64.so.2"][:4] == b"\x7fELF"  # the loader, through libc6's absolute link
         assert sorted(arm64) == sorted(
             ["usr/sbin/nginx", "lib/ld-linux-aarch64.so.1", "etc/nginx/nginx.conf", "etc/passwd", "etc/group"]

@@ -204,17 +204,14 @@ def test_load_takes_the_engines_own_platform(mirror: TwoArchMirror, tmp_path: Pa
 # --- the real arm64 busybox, run under qemu -------------------------------------------------------------
 
 
-@pytest.mark.network
-@pytest.mark.slow
-def test_real_arm64_busybox_serves_the_tree_under_qemu(tmp_path: Path) -> None:
+def host_two_platform_image(work: Path, cache: Path, out: Path, package: str, *image_args: str) -> tuple[str, str]:
+    """The host's release suite locked for amd64 and arm64 with ``package`` (and only that source's lock kept),
+    published unsigned into ``work/public`` and packed at ``out`` for both platforms; (prefix, name) of the suite."""
     from test_network import _host_release_suite
 
-    qemu = shutil.which("qemu-aarch64-static")
-    if qemu is None:
-        pytest.skip("qemu-aarch64-static is not installed (apt-get install qemu-user-static)")
     prefix, name = _host_release_suite()
-    sources, locks, cache, public = (tmp_path / d for d in ("sources", "locks", "cache", "public"))
-    assert main(["init", "--from-apt", "--sources", str(sources), "--packages", "busybox-static"]) == 0
+    sources, locks, public = (work / d for d in ("sources", "locks", "public"))
+    assert main(["init", "--from-apt", "--sources", str(sources), "--packages", package]) == 0
     (sources / prefix / name / "aptly.conf").write_text('{"architectures": ["amd64", "arm64"]}\n')
     where = ["--locks", str(locks), "--cache", str(cache)]
     assert main(["lock", "--sources", str(sources), *where, "--source", f"{prefix}/{name}"]) == 0
@@ -222,16 +219,29 @@ def test_real_arm64_busybox_serves_the_tree_under_qemu(tmp_path: Path) -> None:
         if other != locks / prefix / f"{name}.lock":
             other.unlink()
     assert main(["publish", *where, "--out", str(public), "--no-sign"]) == 0
-    out = tmp_path / "image"
-    assert (
-        main(["image", "--repo", str(public), "--image", str(out), *where, "--platform", "linux/amd64,linux/arm64"])
-        == 0
-    )
+    platforms = ["--platform", "linux/amd64,linux/arm64", *image_args]
+    assert main(["image", "--repo", str(public), "--image", str(out), *where, *platforms]) == 0
+    return prefix, name
+
+
+def server_layer(out: Path, architecture: str) -> dict[str, bytes]:
+    """The files of the server layer (the first) of ``architecture``'s manifest in the image index at ``out``."""
     top = json.loads((out / "index.json").read_bytes())["manifests"][0]
     index = json.loads(blob(out, top["digest"]))
-    arm = next(e for e in index["manifests"] if e["platform"]["architecture"] == "arm64")
-    manifest = json.loads(blob(out, arm["digest"]))
-    server = layer_files(out, [manifest["layers"][0]["digest"]])
+    entry = next(e for e in index["manifests"] if e["platform"]["architecture"] == architecture)
+    manifest = json.loads(blob(out, entry["digest"]))
+    return layer_files(out, [manifest["layers"][0]["digest"]])
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_real_arm64_busybox_serves_the_tree_under_qemu(tmp_path: Path) -> None:
+    qemu = shutil.which("qemu-aarch64-static")
+    if qemu is None:
+        pytest.skip("qemu-aarch64-static is not installed (apt-get install qemu-user-static)")
+    out, public = tmp_path / "image", tmp_path / "public"
+    prefix, name = host_two_platform_image(tmp_path, tmp_path / "cache", out, "busybox-static")
+    server = server_layer(out, "arm64")
     busybox = tmp_path / "busybox"
     busybox.write_bytes(server["bin/busybox"])
     busybox.chmod(0o755)
