@@ -1,4 +1,5 @@
-"""Handing memory the interpreter has freed back to the system, between the big steps of a whole-suite lock.
+"""The interpreter's memory management around the big steps of a whole-suite lock: handing freed memory back to
+the system, and keeping the cyclic garbage collector from re-reading millions of live objects.
 
 CPython returns the blocks of freed objects to its allocators, not to the system: objects over 512 bytes (a
 package's raw stanza) live in glibc's heap, whose free pages stay in the process unless ``malloc_trim(3)`` gives
@@ -7,6 +8,13 @@ of the index's parsed values before the lock is written; without a trim the writ
 re-read stack on top of pages nobody uses (benchmarks/README.md, bench_suite_lock: the cold lock's peak fell from
 373 to about 335 MiB in one process). No library in our list exposes it, hence ``ctypes``; where the C library has
 no ``malloc_trim`` (musl, macOS) this does nothing.
+
+The cyclic collector runs a full collection whenever the objects made since the last one outnumber a quarter of
+those that survived it, and a full collection visits every live container. A lock of a whole suite builds a few
+million long-lived, acyclic ones (records, packages, the check's graph, the walk's marks, the lock's values) step
+by step, so the collector re-read them all seventeen times: 3.6 s of a 12.5 s lock, for no garbage (nothing it
+builds is a cycle; reference counting frees it all). :func:`collector_paused` turns the collector off for such a
+step and back on after it (benchmarks/README.md, bench_suite_lock).
 """
 
 from __future__ import annotations
@@ -14,9 +22,24 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-__all__ = ["release_freed_memory"]
+__all__ = ["collector_paused", "release_freed_memory"]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block, then as it was (off stays off). Reference counting still
+    frees everything that is not a cycle at once; the few cycles made meanwhile wait for the next collection."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def release_freed_memory() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
@@ -43,3 +44,23 @@ def test_it_trims_the_whole_heap_and_does_nothing_where_there_is_no_malloc_trim(
     monkeypatch.setattr(memory, "_malloc_trim", lambda: None)  # musl, macOS
     memory.release_freed_memory()
     assert calls == [0]
+
+
+def test_collector_paused_turns_the_cyclic_collector_off_and_back_as_it_was() -> None:
+    assert gc.isenabled()
+    with memory.collector_paused():
+        assert not gc.isenabled()
+        with memory.collector_paused():  # nested: the inner one leaves it off for the outer
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), memory.collector_paused():
+        raise RuntimeError("a failed step")
+    assert gc.isenabled()  # back on after an error too
+    gc.disable()
+    try:
+        with memory.collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()

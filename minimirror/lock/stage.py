@@ -44,7 +44,7 @@ from minimirror.lock.lockfile import (
 )
 from minimirror.lock.names import matching_names
 from minimirror.lock.resolve import Following, Resolution, Resolved, ResolveOptions, Root, resolve
-from minimirror.memory import release_freed_memory
+from minimirror.memory import collector_paused, release_freed_memory
 from minimirror.package import DEFAULT_PIN_PRIORITY, Package
 from minimirror.sources.groups import SourceGroup, group_inputs, group_of, source_groups
 from minimirror.sources.query import Query, parse_query
@@ -246,10 +246,13 @@ def lock(config: LockConfig, *, client: httpx.Client | None = None) -> LockRepor
     with cache_lock(config.cache_dir), guard, _client_downloader(client, config.offline) as downloader:
         for group in groups:
             try:
-                if group.linked:
-                    outcomes.extend(_lock_group(group, config, downloader, cache))
-                else:
-                    outcomes.append(_lock_source(group.members[0], config, downloader, cache))
+                # one source's (or group's) index, check, walk and lock are millions of acyclic objects that live
+                # until it is written: the cyclic collector would only re-read them (see minimirror.memory)
+                with collector_paused():
+                    if group.linked:
+                        outcomes.extend(_lock_group(group, config, downloader, cache))
+                    else:
+                        outcomes.append(_lock_source(group.members[0], config, downloader, cache))
             except ResolveError as exc:
                 raise _with_hint(exc, group, everything, downloader, cache) from exc
     return LockReport(tuple(outcomes))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures import FixturePackage as P
@@ -193,3 +194,30 @@ def test_a_selection_locks_what_installs_and_lists_the_rest_in_the_output_and_th
     tree.write_packages("kfreebsd-meta\n")  # named: still an error
     assert main(tree.args("lock")) == 2
     assert "cannot satisfy vidcontrol: no package vidcontrol in the index" in capsys.readouterr().err
+
+
+def test_a_lock_resolves_and_writes_with_the_cyclic_collector_paused(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole suite's lock spent a third of its time in the collector's full passes over its live objects
+    (minimirror.memory); the spies let the real resolver and writer run and note whether it was on."""
+    import gc
+
+    from minimirror.lock import stage
+
+    seen: dict[str, bool] = {}
+
+    def spy(name: str, real: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = gc.isenabled()
+            return real(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(stage, "resolve", spy("resolve", stage.resolve))
+    monkeypatch.setattr(stage, "write_lock", spy("write_lock", stage.write_lock))
+    assert gc.isenabled()
+    assert main(tree.args("lock")) == 0
+    assert seen == {"resolve": False, "write_lock": False}
+    assert gc.isenabled()
+    assert versions(tree.lock_file)["web"] == "1.0"
