@@ -87,3 +87,28 @@ def test_every_relation_field_of_debian_12_main_parses_as_python_debian_parses_i
                 assert parse_relations(text) == _python_debian(text), (str(package), field)
                 checked += 1
     assert checked > 100_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "libc6 (>= 2.34)",
+        "python3:any",
+        "foo:amd64 (<<2)",
+        "foo ( >= 1.0 )",
+        "foo(= 1:2.3-4~b1+c)",
+        "foo (> 1), bar (< 2)",  # legacy operators, both ways of reading
+        "foo (>> 1) [amd64 !i386]",  # an architecture list: not the plain shape, python-debian reads it
+        "foo <!nocheck> <stage1>",  # build restrictions: the same
+        "foo [linux-any] <!nocheck>",
+        "Foo_Bar",  # not a package name: python-debian keeps the raw text as the name
+        "foo (>= )",
+        "foo:",
+        "foo (~ 1)",
+        "\u00a0foo\u2003(>= 1)\u3000",  # Unicode spaces: str.strip and \\s treat them alike on both sides
+        "foo\n (>= 1)",
+        "",
+    ],
+)
+def test_the_plain_shape_is_read_as_python_debian_reads_it_and_anything_else_by_python_debian(text: str) -> None:
+    assert parse_relations(text) == _python_debian(text)
