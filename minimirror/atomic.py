@@ -15,7 +15,7 @@ import ctypes
 import errno
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,9 +36,9 @@ DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def write_atomically(
-    path: Path, data: bytes | str | Sequence[bytes], *, mode: int = 0o644, durable: bool = False
+    path: Path, data: bytes | str | Iterable[bytes], *, mode: int = 0o644, durable: bool = False
 ) -> None:
-    """Replace ``path`` with ``data`` (text is written as UTF-8; a sequence of chunks one after the other, so a
+    """Replace ``path`` with ``data`` (text is written as UTF-8; chunks, read once, one after the other, so a
     large file need not be joined in memory first) atomically, creating its folder.
 
     ``mode``: the file's permission bits, set before the first byte is written (pass 0o600 for a secret: it is

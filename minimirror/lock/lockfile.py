@@ -579,8 +579,13 @@ _ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\", 8: "\\b", 9: "\\t", 10: "\\n", 1
 _ESCAPES.update({code: f"\\u{code:04X}" for code in [*range(0x20), 0x7F] if code not in _ESCAPES})
 
 
+_TO_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f]')  # the characters _ESCAPES maps, and only those
+
+
 def _toml_string(value: str) -> str:
     """A TOML basic string: quotes, backslashes and control characters escaped, the rest kept as UTF-8."""
+    if _TO_ESCAPE.search(value) is None:  # nearly every value: one search, not translate's lookup per character
+        return f'"{value}"'
     return '"' + value.translate(_ESCAPES) + '"'
 
 
@@ -877,12 +882,11 @@ def _parse_written_shape(text: str, *, checked_packages: bool = False) -> dict[s
         return None
     if any(key in document for key in ("package", "left-out", "source-package")):
         return None
-    tail = text[split:]
-    run = _read_package_run(tail) if checked_packages else None
+    # read in place: a copy of the text after the header would be a whole-suite lock's 30 MB again, at the peak
+    run = _read_package_run(text, split) if checked_packages else None
     if run is not None:
-        document["package"], end = run
-        tail = tail[end:]
-    return document if _read_tail(tail, document) else None
+        document["package"], split = run
+    return document if _read_tail(text[split:], document) else None
 
 
 def _read_tail(text: str, document: dict[str, Any]) -> bool:
@@ -982,10 +986,10 @@ def _checked_array(one_line: str | None, one_a_line: str | None, check: _Check) 
     return None if any(check(item) is not None for item in items) else items
 
 
-def _read_package_run(text: str) -> tuple[_CheckedPackages, int] | None:
-    """The [[package]] tables at the start of ``text`` and where they end, when every one is in the writer's
+def _read_package_run(text: str, start: int) -> tuple[_CheckedPackages, int] | None:
+    """The [[package]] tables from ``text[start]`` on and where they end, when every one is in the writer's
     shape and passes every check; else None."""
-    packages, position, size = _CheckedPackages(), 0, len(text)
+    packages, position, size = _CheckedPackages(), start, len(text)
     match = _PACKAGE_TABLE.match
     while position < size and (found := match(text, position)) is not None:
         package = _checked_package(found.groups())
@@ -993,7 +997,7 @@ def _read_package_run(text: str) -> tuple[_CheckedPackages, int] | None:
             return None
         packages.append(package)
         position = found.end()
-    if not packages or "[[package]]" in text[position:]:
+    if not packages or text.find("[[package]]", position) >= 0:
         return None  # a table the run could not take (or tables out of order): all go the general way
     return packages, position
 
@@ -1445,37 +1449,47 @@ def write_lock(path: Path | str, lock: Lock) -> bool:
     target = Path(path)
     text = dumps_lock(lock)
     loads_lock(text, path=target)
-    data = text.encode("utf-8")
-    del text  # a whole-suite lock is 30 MB: not kept twice while the old file is compared and the new one written
+    # The bytes are made a piece at a time, as they are compared and written: the whole of a whole-suite lock's
+    # 30 MB encoded beside its text was the peak of that lock (bench_suite_lock in benchmarks/README.md).
+    size = len(text) if text.isascii() else sum(map(len, _utf8_pieces(text)))
     try:
-        if _holds(target, data):
+        if _holds(target, text, size):
             return False
     except FileNotFoundError:
         pass
     except OSError as exc:
         raise LockError(f"{target}: cannot read the lock: {exc.strerror}") from exc
     try:
-        with disk_errors(target, needed=len(data)):  # a full disk says so as in every stage
-            _replace_atomically(target, data)
+        with disk_errors(target, needed=size):  # a full disk says so as in every stage
+            _replace_atomically(target, _utf8_pieces(text))
     except OSError as exc:
         raise LockError(f"{target}: cannot write the lock: {exc.strerror or exc}") from exc
     return True
 
 
-def _holds(target: Path, data: bytes) -> bool:
-    """``target`` holds exactly ``data``: the size first, then a MiB at a time (never the old lock whole beside
-    the new one)."""
+_PIECE = 1 << 20
+
+
+def _utf8_pieces(text: str) -> Iterator[bytes]:
+    """``text`` in UTF-8, a MiB of characters at a time (the pieces, one after the other, are the whole's UTF-8:
+    a ``str`` is code points, so no piece ends inside a character)."""
+    for start in range(0, len(text), _PIECE):
+        yield text[start : start + _PIECE].encode("utf-8")
+
+
+def _holds(target: Path, text: str, size: int) -> bool:
+    """``target`` holds exactly the ``size`` bytes of ``text`` in UTF-8: the size first, then a piece at a time
+    (never the old lock whole beside the new one)."""
     with target.open("rb") as old:
-        if os.fstat(old.fileno()).st_size != len(data):
+        if os.fstat(old.fileno()).st_size != size:
             return False
-        view = memoryview(data)
-        for start in range(0, len(data), 1 << 20):
-            if old.read(1 << 20) != view[start : start + (1 << 20)]:
+        for piece in _utf8_pieces(text):
+            if old.read(len(piece)) != piece:
                 return False
         return old.read(1) == b""
 
 
-def _replace_atomically(target: Path, data: bytes) -> None:
+def _replace_atomically(target: Path, data: Iterable[bytes]) -> None:
     try:
         mode = target.stat().st_mode & 0o777  # a lock keeps the permissions someone gave it
     except FileNotFoundError:

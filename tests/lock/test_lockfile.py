@@ -781,3 +781,26 @@ def test_values_many_tables_repeat_are_read_as_one_object_each() -> None:
     assert len(git) == 2 and git[0] is git[1]
     architectures = {id(package.architecture) for package in lock.packages if package.architecture == "amd64"}
     assert len(architectures) == 1
+
+
+def test_write_lock_writes_and_compares_the_utf8_a_piece_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer encodes the text a piece at a time as it compares and writes it (never a whole-suite lock's
+    30 MB of bytes beside its text): with pieces of 7 characters, many end next to or between multi-byte
+    characters, and the file is still the text's UTF-8, recognised as unchanged, and rewritten on a change."""
+    from minimirror.lock import lockfile
+
+    monkeypatch.setattr(lockfile, "_PIECE", 7)
+    lock = example_lock()
+    queries = (*lock.source.queries, "Name (~ ^pâté-ünïcødé-€-𝄞)")
+    lock = replace(lock, source=replace(lock.source, queries=queries))
+    expected = dumps_lock(lock).encode("utf-8")
+    assert len(expected) > len(dumps_lock(lock))  # multi-byte characters, so byte and character offsets differ
+    path = tmp_path / "debian" / "bookworm.lock"
+    assert write_lock(path, lock) is True
+    assert path.read_bytes() == expected
+    assert write_lock(path, lock) is False
+    path.write_bytes(expected.replace("€".encode(), "$$$".encode()))  # same size, other bytes
+    assert write_lock(path, lock) is True
+    assert path.read_bytes() == expected
