@@ -7,13 +7,16 @@ question both the resolver and ``verify`` ask: does a version (or a Provides) sa
 from __future__ import annotations
 
 import functools
+import operator
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from debian.deb822 import PkgRelation
+from debian.debian_support import Version
 
-from minimirror.sources.query import compare_versions
+from minimirror.sources.query import debian_version
 
 __all__ = ["Alternative", "Group", "architectures_for", "forget_cached", "parse_relations", "satisfies"]
 
@@ -97,13 +100,24 @@ def satisfies(version: str | None, op: str | None, wanted: str | None) -> bool:
     unversioned Provides) never meets a versioned one (Policy 7.5). An invalid version meets nothing."""
     if op is None or wanted is None:
         return True
-    if version is None:
+    relation = _RELATIONS.get(op)
+    if version is None or relation is None:
         return False
     try:
-        order = compare_versions(version, wanted)
+        return relation(debian_version(version), debian_version(wanted))
     except ValueError:
         return False
-    return {"<<": order < 0, "<=": order <= 0, "=": order == 0, ">=": order >= 0, ">>": order > 0}.get(op, False)
+
+
+# One comparison of python-debian's versions each, where -1/0/1 (compare_versions) costs it two for "not less":
+# the installability check of a whole suite compares 21,000 pairs, in pure Python.
+_RELATIONS: dict[str, Callable[[Version, Version], bool]] = {
+    "<<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    ">=": operator.ge,
+    ">>": operator.gt,
+}
 
 
 def forget_cached() -> None:

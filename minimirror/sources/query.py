@@ -55,6 +55,7 @@ __all__ = [
     "Query",
     "ReferenceTerm",
     "compare_versions",
+    "debian_version",
     "exact_version",
     "names_hint",
     "names_packages",
@@ -149,6 +150,12 @@ _VERSION_CACHE_SIZE = 1 << 17
 @functools.lru_cache(maxsize=_VERSION_CACHE_SIZE)
 def _version(text: str) -> Version:
     return Version(text)
+
+
+def debian_version(text: str) -> Version:
+    """``text`` as python-debian's ``Version`` (cached: compare two with one operator, one comparison).
+    Raises ``ValueError`` for a string that is not a version."""
+    return _version(text)
 
 
 @functools.lru_cache(maxsize=_VERSION_CACHE_SIZE)

@@ -801,6 +801,6 @@ def test_write_lock_writes_and_compares_the_utf8_a_piece_at_a_time(
     assert write_lock(path, lock) is True
     assert path.read_bytes() == expected
     assert write_lock(path, lock) is False
-    path.write_bytes(expected.replace("€".encode(), "$$$".encode()))  # same size, other bytes
+    path.write_bytes(expected.replace("€".encode(), b"$$$"))  # same size, other bytes
     assert write_lock(path, lock) is True
     assert path.read_bytes() == expected

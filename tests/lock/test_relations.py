@@ -112,3 +112,36 @@ def test_every_relation_field_of_debian_12_main_parses_as_python_debian_parses_i
 )
 def test_the_plain_shape_is_read_as_python_debian_reads_it_and_anything_else_by_python_debian(text: str) -> None:
     assert parse_relations(text) == _python_debian(text)
+
+
+_TRICKY_VERSIONS = (
+    "1.0",
+    "1.0-0",
+    "1:0.9",
+    "0:1.0",
+    "1.0~rc1",
+    "1.0+b1",
+    "2.36-9+deb12u10",
+    "2.36",
+    "1.0a",
+    "a1",
+    "1.0-",
+)
+
+
+@pytest.mark.parametrize("op", ["<<", "<=", "=", ">=", ">>"])
+def test_satisfies_answers_as_the_three_way_comparison_does(op: str) -> None:
+    """One comparison per relation (python-debian's operators) gives what -1/0/1 gave, for equal-but-differently
+    written versions (``1.0`` and ``1.0-0``), epochs, tildes, and text that is not a version (never satisfied)."""
+    from minimirror.sources.query import compare_versions
+
+    meaning = {"<<": lambda o: o < 0, "<=": lambda o: o <= 0, "=": lambda o: o == 0, ">=": lambda o: o >= 0}
+    meaning[">>"] = lambda o: o > 0
+    for version in _TRICKY_VERSIONS:
+        for wanted in _TRICKY_VERSIONS:
+            try:
+                expected = meaning[op](compare_versions(version, wanted))
+            except ValueError:
+                expected = False
+            assert satisfies(version, op, wanted) is expected, (version, op, wanted)
+    assert satisfies("1.0", "~", "1.0") is False  # not a relation operator
