@@ -15,7 +15,9 @@ this one (wall time and peak RSS from ``os.wait4``):
 The lock rows give the best of ``--repeat`` runs. The reading rows run ``--repeat`` times each, interleaved (one
 run of every row, then the next round), and give the median; with ``--baseline REV`` every reading row also runs
 minimirror as committed at REV (``git archive``, so nothing is checked out), interleaved with the current code in
-the same rounds, and the ratio is printed beside it.
+the same rounds, and the ratio is printed beside it. ``--baseline`` also runs the two cold locks (5 packages, whole
+suite) that way, REV and the current code taking turns, and says whether the whole-suite locks the two wrote are
+byte for byte the same.
 
 Prints a table and the ratios against the targets of issue 15; asserts nothing.
 Usage: ``python benchmarks/bench_suite_lock.py [--repeat N] [--baseline REV] [--reading-only]``
@@ -25,13 +27,14 @@ Usage: ``python benchmarks/bench_suite_lock.py [--repeat N] [--baseline REV] [--
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from _loopback import DEBIAN_KEYRING, ChildRun, byte_compile_minimirror, run_child, serve_directory, shared_data_dir
@@ -108,7 +111,8 @@ def _baseline(rev: str, work: Path, cache_home: Path) -> Side:
 
 
 class Row:
-    """One reading row: the arguments per side (None: the side does not run it), and what to do before a run."""
+    """One interleaved row: the arguments per side (None: the side does not run it), what to do before a run, and
+    what to do after one (given the side's name)."""
 
     def __init__(
         self,
@@ -116,9 +120,34 @@ class Row:
         current: Sequence[str],
         baseline: Sequence[str] | None = None,
         before: Callable[[], None] | None = None,
+        after: Callable[[str], None] | None = None,
     ) -> None:
-        self.label, self.current, self.baseline, self.before = label, current, baseline, before
+        self.label, self.current, self.baseline, self.before, self.after = label, current, baseline, before, after
         self.runs: dict[str, list[ChildRun]] = {}
+
+
+def _lock_rows(small: Path, suite: Path, digests: dict[str, set[str]]) -> list[Row]:
+    """The two cold locks as interleaved rows (``--baseline``); each side's whole-suite lock digest is noted."""
+
+    def args(root: Path) -> list[str]:
+        return ["-m", "minimirror", "-q", "lock", "--sources", str(root / "sources"), "--locks", str(root / "locks"),
+                "--cache", str(root / "cache")]  # fmt: skip
+
+    def empty(root: Path) -> Callable[[], None]:
+        def run() -> None:
+            shutil.rmtree(root / "cache", ignore_errors=True)
+            shutil.rmtree(root / "locks", ignore_errors=True)
+
+        return run
+
+    def note(side: str) -> None:
+        lock = suite / "locks" / "debian" / "bookworm.lock"
+        digests.setdefault(side, set()).add(hashlib.sha256(lock.read_bytes()).hexdigest())
+
+    return [
+        Row("5-package lock, cold", args(small), args(small), before=empty(small)),
+        Row("whole-suite lock, cold", args(suite), args(suite), before=empty(suite), after=note),
+    ]
 
 
 def _median(runs: Sequence[ChildRun]) -> ChildRun:
@@ -166,6 +195,8 @@ def _measure(rows: Sequence[Row], sides: Sequence[Side], repeat: int) -> None:
                 args = row.current if side is sides[0] else row.baseline
                 if args is not None:
                     row.runs.setdefault(side.name, []).append(side.run(args, before=row.before))
+                    if row.after is not None:
+                        row.after(side.name)
 
 
 def _print_reading(rows: Sequence[Row], sides: Sequence[Side]) -> None:
@@ -200,10 +231,33 @@ def _targets(rows: Sequence[Row], current: str) -> None:
         print(f"{label:44}{seconds[label]:6.2f} s / target {target} s = {seconds[label] / target:4.2f}  {verdict}")
 
 
+def _print_locks(rows: Sequence[tuple[str, ChildRun]], repeat: int) -> None:
+    if not rows:
+        return
+    print(f"\nbest of {repeat}{'':27}{'seconds':>9}{'peak RSS MiB':>14}")
+    for label, run in rows:
+        print(f"{label:44}{run.seconds:9.2f}{run.peak_rss_kib / 1024:14.0f}")
+    found = dict(rows)
+    small_cold, suite_cold = found["5-package lock, cold"], found["whole-suite lock, cold"]
+    print(f"whole-suite cold / 5-package cold    {suite_cold.seconds / small_cold.seconds:6.2f}x  (target <= 10x)")
+    if "aptly, 5 packages (mirror create+update)" in found:
+        ratio = suite_cold.peak_rss_kib / found["aptly, 5 packages (mirror create+update)"].peak_rss_kib
+        print(f"whole-suite peak RSS / aptly's (5)   {ratio:6.2f}x  (target <= 1.0x)")
+
+
+def _print_turns(rows: Sequence[Row], sides: Sequence[Side], digests: Mapping[str, set[str]]) -> None:
+    if not rows:
+        return
+    print("\ncold locks, the two sides taking turns:", end="")
+    _print_reading(rows, sides)
+    same = len({digest for found in digests.values() for digest in found}) == 1
+    print(f"whole-suite locks of both sides byte for byte the same: {'yes' if same else 'NO'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--baseline", metavar="REV", help="also run the reading rows with minimirror as of REV")
+    parser.add_argument("--baseline", metavar="REV", help="also run the cold locks and the reading rows as of REV")
     parser.add_argument("--reading-only", action="store_true", help="skip the lock rows (the lock is made once)")
     options = parser.parse_args(argv)
     data = shared_data_dir()
@@ -227,28 +281,25 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(("aptly, 5 packages (mirror create+update)", aptly))
             rows.append(("whole-suite lock, cold", best(options.repeat, _lock(suite, cold=True))))
             rows.append(("whole-suite lock, warm", best(options.repeat, _lock(suite, cold=False))))
-        other = work / "other" / "debian" / "bookworm.lock"
-        _rebuilt_copy(lock, other)
         cache = work / "review-cache"
         sides = [Side("current", REPO, cache)]
         if options.baseline:
             sides.append(_baseline(options.baseline, work, cache))
+        locking: list[Row] = []
+        digests: dict[str, set[str]] = {}
+        if options.baseline and not options.reading_only:  # the current code runs last: its lock stays for the rows
+            locking = _lock_rows(small, suite, digests)
+            _measure(locking, sides, options.repeat)
+        other = work / "other" / "debian" / "bookworm.lock"
+        _rebuilt_copy(lock, other)
         reading = _reading_rows(suite, lock, other, cache)
         _measure(reading, sides, options.repeat)
         size = lock.stat().st_size
         entries = sorted((cache / "parsed-locks").iterdir())
         entry_size = entries[0].stat().st_size if entries else 0
     print(f"whole-suite lock: {size / 2**20:.1f} MiB; its parsed-lock cache entry: {entry_size / 2**20:.1f} MiB")
-    if rows:
-        print(f"\nbest of {options.repeat}{'':27}{'seconds':>9}{'peak RSS MiB':>14}")
-        for label, run in rows:
-            print(f"{label:44}{run.seconds:9.2f}{run.peak_rss_kib / 1024:14.0f}")
-        found = dict(rows)
-        small_cold, suite_cold = found["5-package lock, cold"], found["whole-suite lock, cold"]
-        print(f"whole-suite cold / 5-package cold    {suite_cold.seconds / small_cold.seconds:6.2f}x  (target <= 10x)")
-        if "aptly, 5 packages (mirror create+update)" in found:
-            ratio = suite_cold.peak_rss_kib / found["aptly, 5 packages (mirror create+update)"].peak_rss_kib
-            print(f"whole-suite peak RSS / aptly's (5)   {ratio:6.2f}x  (target <= 1.0x)")
+    _print_locks(rows, options.repeat)
+    _print_turns(locking, sides, digests)
     _print_reading(reading, sides)
     print()
     _targets(reading, sides[0].name)
