@@ -34,6 +34,7 @@ from typing import overload
 
 from minimirror.atomic import write_atomically
 from minimirror.errors import ArchiveError, IntegrityError
+from minimirror.memory import droppable
 from minimirror.package import Package
 from minimirror.upstream._stanzas import Record
 from minimirror.upstream.index import (
@@ -157,8 +158,8 @@ def _map(path: Path) -> memoryview | None:
     """The file's bytes, mapped rather than read: the pages of records nobody asks for are never touched. The
     file is only ever replaced by a rename, never rewritten in place, so the mapping cannot shrink under us."""
     try:
-        with path.open("rb") as handle:
-            return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+        with path.open("rb") as handle:  # its pages can be dropped between a lock's steps: see minimirror.memory
+            return memoryview(droppable(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)))
     except (OSError, ValueError):  # ValueError: an empty file cannot be mapped
         return None
 
