@@ -15,7 +15,7 @@ cyclic collector's passes and their time (``gc.callbacks``). The steps:
 The code measured is whichever ``minimirror`` this interpreter imports: run it with ``PYTHONPATH=<a git archive of
 REV>`` and ``python -P`` to trace another version. Asserts nothing; prints a table.
 Usage: ``python benchmarks/trace_suite_lock.py [--warm] [--lock-copy PATH]``
-(``--warm``: lock once unmeasured first, so the traced lock reads the parsed index cache).
+(``--warm``: lock once first, unmeasured, in a child process, so the traced lock reads the parsed index cache).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import functools
 import gc
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -106,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         (source / "source.txt").write_text(f"{url}/ file://{DEBIAN_KEYRING} bookworm main\n")
         (source / "packages.txt").write_text("Name (% *)\n")
         config = stage.LockConfig(root / "sources", root / "locks", root / "cache")
-        if options.warm:
-            stage.lock(config)
+        if options.warm:  # in a child, so that this process's memory is the traced lock's alone
+            dirs = ["--sources", str(root / "sources"), "--locks", str(root / "locks"), "--cache", str(root / "cache")]
+            subprocess.run([sys.executable, "-P", "-m", "minimirror", "-q", "lock", *dirs], check=True)
             shutil.rmtree(root / "locks")
         _install_traces()
         collector = _Collector()
