@@ -161,6 +161,14 @@ def test_strings_are_escaped_so_that_tomllib_reads_them_back(value: str) -> None
     assert tomllib.loads(f"x = {_toml_string(value)}")["x"] == value
 
 
+@given(st.text(alphabet=st.characters(exclude_categories=["Cs"])) | st.sampled_from(['a"b', "a\\b", "\x7f", "é\x1f"]))
+def test_a_string_is_written_as_every_escape_table_lookup_wrote_it(value: str) -> None:
+    """Only a value holding a character to escape goes through the table: the bytes of every lock stay the same."""
+    from minimirror.lock.lockfile import _ESCAPES
+
+    assert _toml_string(value) == '"' + value.translate(_ESCAPES) + '"'
+
+
 _NAMES = st.from_regex(r"[a-z0-9][a-z0-9+.-]{0,6}", fullmatch=True)
 _VERSIONS = st.from_regex(r"([1-9]:)?[0-9]{1,2}(\.[0-9a-z+~]{1,3}){0,2}(-[0-9a-z.+~]{1,4})?", fullmatch=True)
 _HEX = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
