@@ -23,7 +23,6 @@ did. Tests check that both give the same lock, or the same error, on random, dam
 from __future__ import annotations
 
 import functools
-import gc
 import itertools
 import operator
 import re
@@ -66,6 +65,7 @@ from minimirror.lock.lockfile import (
     loads_lock,
 )
 from minimirror.lock.locktable import PACKAGE_COLUMNS, LockTable, PackageColumns
+from minimirror.memory import collector_paused
 
 __all__ = ["ReadMemo", "loads_lock_table"]
 
@@ -109,15 +109,12 @@ def loads_lock_table(text: str, *, path: Path | str, memo: ReadMemo | None = Non
     """The lock in ``text`` as a :class:`~minimirror.lock.locktable.LockTable`, read strictly: equal to
     ``LockTable.of(loads_lock(text, path=path))``, and refused with the same error (``path:line:column``).
     ``memo``, given to the reading of several locks, saves matching and checking again what they share."""
-    collecting = gc.isenabled()
-    gc.disable()  # 63,420 rows of strings and tuples, none in a cycle: the collector would only walk them, ~10%
     try:
-        return _read(text, str(path), memo if memo is not None else ReadMemo(), keep=memo is not None)
+        # 63,420 rows of strings and tuples, none in a cycle: the collector would only walk them, ~10%
+        with collector_paused():
+            return _read(text, str(path), memo if memo is not None else ReadMemo(), keep=memo is not None)
     except (_Refused, LockError, ValueError):  # ValueError: int() of a size too long to convert
         pass
-    finally:
-        if collecting:
-            gc.enable()
     return LockTable.of(loads_lock(text, path=path))
 
 

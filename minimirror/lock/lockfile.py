@@ -44,6 +44,7 @@ from debian.debian_support import Version, version_compare
 
 from minimirror.atomic import disk_errors, write_atomically
 from minimirror.errors import LockError
+from minimirror.memory import collector_paused
 from minimirror.package import DEFAULT_PIN_PRIORITY
 
 if (
@@ -1296,6 +1297,7 @@ def _reachable(
     return reached
 
 
+@collector_paused()  # a whole-suite lock is 63,000 tables of acyclic values: the collector would only walk them
 def loads_lock(text: str, *, path: Path | str) -> Lock:
     """Read a lock from its text, strictly. ``path`` is named in every error (``path:line:column: problem``)."""
     context = _Context(str(path), text)

@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from fixtures import GOLDEN as GOLDEN_DIR
@@ -812,3 +812,31 @@ def test_write_lock_writes_and_compares_the_utf8_a_piece_at_a_time(
     path.write_bytes(expected.replace("€".encode(), b"$$$"))  # same size, other bytes
     assert write_lock(path, lock) is True
     assert path.read_bytes() == expected
+
+
+def test_both_strict_readers_run_with_the_cyclic_collector_paused_and_leave_it_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading a whole-suite lock builds a million acyclic values; the collector's passes over them were a tenth of
+    the read (benchmarks/README.md). Spies on each reader's package step note whether the collector was on."""
+    import gc
+
+    from minimirror.lock import lockcolumns, lockfile
+
+    seen: dict[str, bool] = {}
+
+    def spy(name: str, real: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = gc.isenabled()
+            return real(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(lockfile, "_read_packages", spy("loads_lock", lockfile._read_packages))
+    monkeypatch.setattr(lockcolumns, "_read", spy("loads_lock_table", lockcolumns._read))
+    text = dumps_lock(example_lock())
+    assert gc.isenabled()
+    assert lockfile.loads_lock(text, path="x.lock") == example_lock()
+    assert lockcolumns.loads_lock_table(text, path="x.lock").head == replace(example_lock(), packages=())
+    assert seen == {"loads_lock": False, "loads_lock_table": False}
+    assert gc.isenabled()
