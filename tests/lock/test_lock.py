@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fixtures import FixturePackage as P
 from fixtures.archive import FixtureArchive
+from fixtures.collector import note_collector
 from fixtures.plugin import ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
@@ -206,16 +206,8 @@ def test_a_lock_resolves_and_writes_with_the_cyclic_collector_paused(
     from minimirror.lock import stage
 
     seen: dict[str, bool] = {}
-
-    def spy(name: str, real: Any) -> Any:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            seen[name] = gc.isenabled()
-            return real(*args, **kwargs)
-
-        return run
-
-    monkeypatch.setattr(stage, "resolve", spy("resolve", stage.resolve))
-    monkeypatch.setattr(stage, "write_lock", spy("write_lock", stage.write_lock))
+    note_collector(monkeypatch, stage, "resolve", seen)
+    note_collector(monkeypatch, stage, "write_lock", seen)
     assert gc.isenabled()
     assert main(tree.args("lock")) == 0
     assert seen == {"resolve": False, "write_lock": False}

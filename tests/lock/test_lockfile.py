@@ -9,10 +9,11 @@ import tomllib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from fixtures import GOLDEN as GOLDEN_DIR
+from fixtures.collector import note_collector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -824,19 +825,11 @@ def test_both_strict_readers_run_with_the_cyclic_collector_paused_and_leave_it_o
     from minimirror.lock import lockcolumns, lockfile
 
     seen: dict[str, bool] = {}
-
-    def spy(name: str, real: Any) -> Any:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            seen[name] = gc.isenabled()
-            return real(*args, **kwargs)
-
-        return run
-
-    monkeypatch.setattr(lockfile, "_read_packages", spy("loads_lock", lockfile._read_packages))
-    monkeypatch.setattr(lockcolumns, "_read", spy("loads_lock_table", lockcolumns._read))
+    note_collector(monkeypatch, lockfile, "_read_packages", seen)
+    note_collector(monkeypatch, lockcolumns, "_read", seen)
     text = dumps_lock(example_lock())
     assert gc.isenabled()
     assert lockfile.loads_lock(text, path="x.lock") == example_lock()
     assert lockcolumns.loads_lock_table(text, path="x.lock").head == replace(example_lock(), packages=())
-    assert seen == {"loads_lock": False, "loads_lock_table": False}
+    assert seen == {"_read_packages": False, "_read": False}
     assert gc.isenabled()
