@@ -274,7 +274,7 @@ def test_two_dists_share_one_pool_and_overrides_apply(work: Work) -> None:
     releases = {d.dist: Deb822(plan.file(d.release).data.decode()) for d in plan.dists}  # type: ignore[union-attr]
     assert (releases["testing"]["Origin"], releases["testing"]["Codename"]) == ("Ours", "t")
     assert (releases["stable"]["Origin"], releases["stable"]["Date"]) == ("Fixture", "Sat, 01 Jun 2024 00:01:00 UTC")
-    pool = [f.path for f in plan.files if "/pool/" in f.path]
+    pool = [f.path for f in plan.all_files() if "/pool/" in f.path]
     assert len(pool) == len(lock.packages) and all(p.startswith("fixture/pool/") for p in pool)
     clash = replace(other.packages[0], sha256="0" * 64)
     with pytest.raises(MinimirrorError):
