@@ -877,12 +877,10 @@ def _parse_written_shape(text: str, *, checked_packages: bool = False) -> dict[s
         return None
     if any(key in document for key in ("package", "left-out", "source-package")):
         return None
-    tail = text[split:]
-    run = _read_package_run(tail) if checked_packages else None
+    run = _read_package_run(text, split) if checked_packages else None
     if run is not None:
-        document["package"], end = run
-        tail = tail[end:]
-    return document if _read_tail(tail, document) else None
+        document["package"], split = run
+    return document if _read_tail(text[split:], document) else None  # a copy of what is left: little, or all
 
 
 def _read_tail(text: str, document: dict[str, Any]) -> bool:
@@ -982,10 +980,11 @@ def _checked_array(one_line: str | None, one_a_line: str | None, check: _Check) 
     return None if any(check(item) is not None for item in items) else items
 
 
-def _read_package_run(text: str) -> tuple[_CheckedPackages, int] | None:
-    """The [[package]] tables at the start of ``text`` and where they end, when every one is in the writer's
-    shape and passes every check; else None."""
-    packages, position, size = _CheckedPackages(), 0, len(text)
+def _read_package_run(text: str, start: int) -> tuple[_CheckedPackages, int] | None:
+    """The [[package]] tables from ``start`` in ``text`` and where they end, when every one is in the writer's
+    shape and passes every check; else None. (An offset, not a copy of the text from there: a 20,000-package
+    lock is 6.7 MB of it, most of a publish's peak memory beyond the lock itself.)"""
+    packages, position, size = _CheckedPackages(), start, len(text)
     match = _PACKAGE_TABLE.match
     while position < size and (found := match(text, position)) is not None:
         package = _checked_package(found.groups())
@@ -993,7 +992,7 @@ def _read_package_run(text: str) -> tuple[_CheckedPackages, int] | None:
             return None
         packages.append(package)
         position = found.end()
-    if not packages or "[[package]]" in text[position:]:
+    if not packages or text.find("[[package]]", position) >= 0:
         return None  # a table the run could not take (or tables out of order): all go the general way
     return packages, position
 

@@ -177,9 +177,15 @@ class PoolFiles:
     """How many files (each path once), as :func:`_pool_files` counted them."""
 
     def __iter__(self) -> Iterator[PlannedFile]:
-        entries = heapq.merge(*(_pool_entries(prefix, lock) for prefix, lock in self.sources))
+        if self.blobs is None:
+            return
+        for path, sha256, size in self.entries():
+            yield PlannedFile(path, sha256, size, source=self.blobs.blob_file(sha256))
+
+    def entries(self) -> Iterator[tuple[str, str, int]]:
+        """(path, sha256, size) of each file, each path once."""
         last_path, last_sha256 = "", ""
-        for path, sha256, size, sid in entries:
+        for path, sha256, size, sid in heapq.merge(*(_pool_entries(prefix, lock) for prefix, lock in self.sources)):
             if path == last_path:  # two sources share a pool file (same path, same bytes); else a conflict
                 if sha256 != last_sha256:
                     raise PublishError(
@@ -188,8 +194,7 @@ class PoolFiles:
                     )
                 continue
             last_path, last_sha256 = path, sha256
-            assert self.blobs is not None  # a pool with sources has its cache
-            yield PlannedFile(path, sha256, size, source=self.blobs.blob_file(sha256))
+            yield path, sha256, size
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,22 +415,26 @@ def _hash_file(path: str, size: int | None = None) -> tuple[str, str, int, bytes
     """sha256, md5, size and the first MiB (where a .deb's control member is) of the file at ``path``.
 
     With ``size``, a file that is absent or of another size raises :class:`_WrongSize` before it is read (one
-    ``open`` and ``fstat``, not a ``stat`` of its own: 20,000 files)."""
-    sha256, md5, read, head = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0, b""
+    ``open`` and ``fstat``, not a ``stat`` of its own). ``os.read`` of the file's own size, not a buffered
+    ``read`` of a MiB: a small .deb is then one allocation of its size (0.2 s of 20,000 files' 0.4 s here)."""
     try:
-        handle = open(path, "rb")  # noqa: PTH123, SIM115 - strings: see _write_files; closed below
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         if size is None:
             raise
         raise _WrongSize from None
-    with handle:
-        if size is not None and os.fstat(handle.fileno()).st_size != size:
+    try:
+        actual = os.fstat(fd).st_size
+        if size is not None and actual != size:
             raise _WrongSize
-        while chunk := handle.read(_CHUNK):
+        head = os.read(fd, min(actual + 1, _CHUNK))  # + 1: a file that grew since is hashed whole all the same
+        sha256, md5, read = hashlib.sha256(head), hashlib.md5(head, usedforsecurity=False), len(head)
+        while chunk := os.read(fd, _CHUNK):
             sha256.update(chunk)
             md5.update(chunk)
-            head = head or chunk
             read += len(chunk)
+    finally:
+        os.close(fd)
     return sha256.hexdigest(), md5.hexdigest(), read, head
 
 
@@ -562,7 +571,7 @@ def _architectures(lock: Lock) -> tuple[str, ...]:
 def _pool_files(sources: Sequence[tuple[str, Lock]], cache: Cache) -> PoolFiles:
     """The pool of ``sources`` (each prefix and lock), its paths checked and its files counted in one pass."""
     pool = PoolFiles(tuple(sources), cache)
-    return replace(pool, count=sum(1 for _ in pool))
+    return replace(pool, count=sum(1 for _ in pool.entries()))
 
 
 def _pool_entries(prefix: str, lock: Lock) -> Iterator[tuple[str, str, int, str]]:
@@ -798,7 +807,7 @@ def _space_needed(plan: PublishPlan, parent: Path) -> int:
     signature, and the pool files that are copied, not linked (the cache is on another filesystem)."""
     first = next(iter(plan.pool), None)
     linked = first is not None and _same_filesystem(Path(first.source or parent), parent)
-    return sum(f.size for f in plan.files) + (0 if linked else sum(f.size for f in plan.pool))
+    return sum(f.size for f in plan.files) + (0 if linked else sum(size for _, _, size in plan.pool.entries()))
 
 
 class _exclusive:

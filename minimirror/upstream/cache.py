@@ -46,7 +46,7 @@ class Cache:
     def blob_file(self, sha256: str) -> str:
         """:meth:`blob_path` as a string, for loops over thousands of blobs (publish: a ``Path`` each was most
         of its loop's own time at 20,000 packages)."""
-        return os.path.join(self.root, "blobs", "sha256", sha256[:2], _checked(sha256))  # noqa: PTH118
+        return f"{self.root}/blobs/sha256/{sha256[:2]}/{_checked(sha256)}"
 
     def partial_path(self, sha256: str) -> Path:
         """Where the download of the blob ``sha256`` gathers its bytes until they are verified and renamed in:
