@@ -534,16 +534,21 @@ def _packages_texts(lock: Lock, archs: Sequence[str], read_deb: ReadDeb) -> dict
     written into its indices at once (each index's order is the pass's, since filtering keeps the order)."""
     writers = {(component, arch): IndexWriter() for component in lock.components() for arch in archs}
     for package in sorted_packages(lock.packages):
-        deb = read_deb(lock, package)
-        if deb is None:
-            continue
-        text = b""
-        for arch in archs if package.architecture == "all" else (package.architecture,):
-            writer = writers.get((package.component, arch))
-            if writer is not None:
-                text = text or stanza(package, deb)
-                writer.add(text)
+        _write_stanza(package, read_deb(lock, package), archs, writers)  # no local keeps the .deb's DebInfo
     return {key: writer.finish() for key, writer in sorted(writers.items())}
+
+
+def _write_stanza(
+    package: LockedPackage, deb: DebInfo | None, archs: Sequence[str], writers: Mapping[tuple[str, str], IndexWriter]
+) -> None:
+    if deb is None:
+        return  # not in the cache: the reader names it
+    text = b""
+    for arch in archs if package.architecture == "all" else (package.architecture,):
+        writer = writers.get((package.component, arch))
+        if writer is not None:
+            text = text or stanza(package, deb)
+            writer.add(text)
 
 
 def _flat_as_pool(lock: Lock) -> Lock:
