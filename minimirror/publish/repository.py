@@ -339,7 +339,7 @@ class _DebReader:
                 f"{name}: size {size} / sha256 {sha256} differ from {lock.source.id}'s lock "
                 f"({package.size} / {package.sha256}); delete the file and run `minimirror fetch` again"
             )
-        control = read_control(Path(path), name=name, head=head)  # hashed bytes: not read again
+        control = read_control(path, name=name, head=head)  # hashed bytes: not read again
         if control.identity != package.key:
             raise IntegrityError(
                 f"{name}: the package says it is {'_'.join(control.identity)}, "

@@ -65,7 +65,7 @@ class ControlStanza:
         return (self.get("Package") or "", self.get("Version") or "", self.get("Architecture") or "")
 
 
-def read_control(path: Path, *, name: str | None = None, head: bytes | None = None) -> ControlStanza:
+def read_control(path: Path | str, *, name: str | None = None, head: bytes | None = None) -> ControlStanza:
     """Read and parse ``./control`` of the ``.deb`` at ``path`` (``name`` is used in errors).
 
     ``head``: the file's first bytes when the caller has read them already (publish hashes every file): a
@@ -77,7 +77,7 @@ def read_control(path: Path, *, name: str | None = None, head: bytes | None = No
         member = ""
     if not member:
         try:
-            with path.open("rb") as deb:
+            with open(path, "rb") as deb:  # noqa: PTH123 - a str from publish (no Path per .deb)
                 member, data = _control_member(deb, label)
         except OSError as exc:
             raise IntegrityError(f"{label}: cannot read the package: {exc.strerror or exc}") from exc
