@@ -20,10 +20,15 @@ Ed25519 key (minimirror: ``sign_key``; aptly: the key imported into a private ``
     (v)  ``minimirror verify`` of the signed tree (every signature, index, pool file; dose-distcheck)
 
 and prints the ratios (a)/(b) (target <= 1.0, and <= 0.5 at 20,000 packages) and (v)/(a) (target <= 1.0).
-Usage::
+
+``--baseline REV`` measures instead, in ``--repeat`` interleaved rounds (the order turned around each round, so
+that the load and the page cache favour no side), the signed (b) beside the signed (a) of minimirror as
+committed at REV (``git archive``, nothing checked out) and of the current code, and prints the medians (wall,
+CPU, peak RSS) and the ratios of the medians. Usage::
 
     python benchmarks/bench_publish.py [--packages 300] [--max-mib 4] [--repeat 3]
     python benchmarks/bench_publish.py --fixture-debs 20000 [--repeat 1]
+    python benchmarks/bench_publish.py --fixture-debs 20000 --keep DIR --baseline REV --repeat 5
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -270,6 +276,66 @@ def report(rows: list[Row], copied: ChildRun | None, elsewhere: Path) -> None:
         print(f"signed    (c)/(a) {copied.seconds / rows[-1].ours.seconds:.2f}x (copies / hard links)")
 
 
+_PUBLISH_FROM = (
+    "import sys\nsys.path.insert(0, sys.argv.pop())\nimport minimirror\n"
+    "assert minimirror.__file__.startswith(sys.path[0]), minimirror.__file__\n" + _PUBLISH
+)
+
+
+def baseline_tree(rev: str, work: Path) -> Path:
+    """minimirror as committed at ``rev``, unpacked with ``git archive`` and byte-compiled."""
+    root = work / "baseline"
+    root.mkdir()
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "minimirror"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root)], check=True, stdout=subprocess.DEVNULL)
+    return root
+
+
+def measure_against(example: Path, work: Path, rev: str, repeat: int) -> dict[str, list[ChildRun]]:
+    """``repeat`` rounds of (b) signed, (a) signed at ``rev`` and (a) signed now; the order reversed each round."""
+    current = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(current / "minimirror")], check=True)
+    trees = {f"(a) at {rev}": baseline_tree(rev, work), "(a) now": current}
+    secret, fingerprint, home = throwaway_key(work)
+    debs = example / "archive" / "pool"
+    runs: dict[str, list[ChildRun]] = {"(b) aptly": [], **{name: [] for name in trees}}
+    for round_ in range(repeat):
+        order = list(runs) if round_ % 2 == 0 else list(reversed(runs))
+        for name in order:
+            if name == "(b) aptly":
+                config = aptly_config(work, f"aptly-ab{round_}")
+                script = aptly_script(config, debs, (fingerprint, home), publish_only=False)
+                runs[name].append(run_child(script, env={**os.environ, "GNUPGHOME": str(home)}))
+                shutil.rmtree(work / config.stem, ignore_errors=True)
+                continue
+            out = work / "public-ab"
+            args = [str(example / "locks"), str(out), str(example / "cache"), str(secret), str(trees[name])]
+            runs[name].append(run_child([sys.executable, "-P", "-c", _PUBLISH_FROM, *args]))
+            shutil.rmtree(out, ignore_errors=True)
+        for name, found in runs.items():
+            if found[-1].returncode != 0:
+                raise SystemExit(f"{name} failed:\n{found[-1].output[-2000:]}")
+    return runs
+
+
+def report_against(runs: dict[str, list[ChildRun]]) -> None:
+    medians = {name: statistics.median(r.seconds for r in found) for name, found in runs.items()}
+    title = f"median of {len(runs['(b) aptly'])} rounds, signed"
+    print(f"{title:40} {'seconds':>8} {'cpu s':>7} {'peak RSS':>9}")
+    for name, found in runs.items():
+        cpu = statistics.median(r.cpu_seconds for r in found)
+        rss = statistics.median(r.peak_rss_kib for r in found) / 1024
+        each = " ".join(f"{r.seconds:.2f}" for r in found)
+        print(f"{name:40} {medians[name]:8.2f} {cpu:7.2f} {rss:6.0f} MiB   ({each})")
+    aptly = medians["(b) aptly"]
+    for name in list(runs)[1:]:
+        print(f"{name}/(b) {medians[name] / aptly:.2f}x (target <= 0.5x)")
+    first, second = list(runs)[1:]
+    print(f"{second}/{first} {medians[second] / medians[first]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packages", type=int, default=300)
@@ -279,6 +345,7 @@ def main() -> None:
     parser.add_argument("--copy-dir", type=Path, default=Path("/dev/shm"), help="Another filesystem, for (c).")
     parser.add_argument("--keep", type=Path, default=None, help="Generate the packages here once, reuse them after.")
     parser.add_argument("--generate-only", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", default=None, help="Signed (a) at this git revision beside (a) now and (b).")
     args = parser.parse_args()
     if args.generate_only:
         if args.fixture_debs:
@@ -301,6 +368,10 @@ def main() -> None:
         generate = [sys.executable, __file__, *sizes, "--generate-only", str(example)]
         generated = best([run_child(generate)]) if not (example / "locks").is_dir() else ChildRun(0, 0, 0, "")
         debs = list((example / "archive" / "pool").rglob("*.deb"))
+        if args.baseline:
+            print(f"{len(debs)} packages in {example}")
+            report_against(measure_against(example, work, args.baseline, args.repeat))
+            return
         rows = measure(example, work, args.repeat)
         copied = measure_copies(example, work, args.copy_dir, args.repeat)
         what = "names and versions from bookworm main"

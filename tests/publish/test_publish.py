@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,10 +24,19 @@ from fixtures.plugin import AptFactory, ArchiveFactory, ServerFactory
 from fixtures.server import LoopbackServer
 
 from minimirror.cli import main
-from minimirror.errors import MinimirrorError
-from minimirror.lock.lockfile import read_lock, read_locks
-from minimirror.publish.repository import PublishError, PublishOptions, ReleaseOverrides, plan_publish, write_tree
+from minimirror.errors import IntegrityError, MinimirrorError
+from minimirror.lock.lockfile import Lock, LockedPackage, read_lock, read_locks
+from minimirror.publish.packages_index import DebInfo
+from minimirror.publish.repository import (
+    PublishError,
+    PublishOptions,
+    ReleaseOverrides,
+    plan_publish,
+    plan_repository,
+    write_tree,
+)
 from minimirror.upstream.cache import Cache
+from minimirror.upstream.debfile import ControlStanza, read_control
 
 PACKAGES = [
     P("web", "1.0", depends="libssl (>= 3), webcommon", source="web-src (1.0)", description="a web server\n long text"),
@@ -274,8 +285,69 @@ def test_two_dists_share_one_pool_and_overrides_apply(work: Work) -> None:
     releases = {d.dist: Deb822(plan.file(d.release).data.decode()) for d in plan.dists}  # type: ignore[union-attr]
     assert (releases["testing"]["Origin"], releases["testing"]["Codename"]) == ("Ours", "t")
     assert (releases["stable"]["Origin"], releases["stable"]["Date"]) == ("Fixture", "Sat, 01 Jun 2024 00:01:00 UTC")
-    pool = [f.path for f in plan.files if "/pool/" in f.path]
+    pool = [f.path for f in plan.all_files() if "/pool/" in f.path]
     assert len(pool) == len(lock.packages) and all(p.startswith("fixture/pool/") for p in pool)
     clash = replace(other.packages[0], sha256="0" * 64)
     with pytest.raises(MinimirrorError):
         plan_publish([lock, replace(other, packages=(clash, *other.packages[1:]))], Cache(work.cache), options)
+
+
+def test_a_cache_blob_unlike_its_lock_entry_is_refused_before_anything_is_written(work: Work) -> None:
+    """The cache is trusted only as far as the lock vouches for it: each .deb's size and sha256, and the identity
+    its control file gives, are checked against the lock; a blob absent or of another size is named as missing."""
+    (lock,) = read_locks(work.locks)
+    cache = Cache(work.cache)
+    web = next(p for p in lock.packages if p.name == "web")
+    blob = cache.blob_path(web.sha256)
+    original = blob.read_bytes()
+    blob.chmod(0o644)
+    blob.write_bytes(bytes(len(original)))  # same size, other bytes
+    with pytest.raises(IntegrityError, match=r"web_1\.0_amd64\.deb .*differ from fixture/stable's lock"):
+        plan_publish([lock], cache, PublishOptions())
+    blob.write_bytes(original)
+    renamed = replace(lock, packages=tuple(replace(p, name="webx") if p is web else p for p in lock.packages))
+    with pytest.raises(
+        IntegrityError, match=r"the package says it is web_1\.0_amd64, the lock fixture/stable says webx"
+    ):
+        plan_publish([renamed], cache, PublishOptions())
+    blob.write_bytes(original[:-1])
+    cache.blob_path(lock.packages[0].sha256).unlink()
+    with pytest.raises(PublishError, match=r"2 locked pool file\(s\) are not in the cache") as caught:
+        plan_publish([lock], cache, PublishOptions())
+    assert web.filename in str(caught.value) and lock.packages[0].filename in str(caught.value)
+    assert main(work.args("--no-sign", "--no-fetch")) == 2
+    assert not work.out.exists()
+
+
+def test_each_control_file_is_let_go_once_its_stanza_is_written(work: Work) -> None:
+    """Publish memory stays flat in the number of packages: a .deb is read when its stanza is due, and nothing
+    of it outlives the stanza (the control files are tracked with weak references)."""
+
+    class Tracked(ControlStanza):  # a subclass without __slots__, so that it can be weakly referenced
+        pass
+
+    cache = Cache(work.cache)
+    controls: list[weakref.ref[Tracked]] = []
+    alive_at_each_read: list[int] = []
+
+    def read(lock: Lock, package: LockedPackage) -> DebInfo:
+        data = cache.blob_path(package.sha256).read_bytes()
+        control = Tracked(read_control(cache.blob_path(package.sha256)).fields)
+        alive_at_each_read.append(sum(ref() is not None for ref in controls))
+        controls.append(weakref.ref(control))
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return DebInfo(hashlib.sha256(data).hexdigest(), md5, len(data), control)
+
+    locks = read_locks(work.locks)
+    plan = plan_repository(locks, read, PublishOptions(), cache)
+    assert alive_at_each_read == [0] * len(locks[0].packages)
+    write_tree(plan, work.out)
+    packages = (work.out / "fixture/dists/stable/main/binary-amd64/Packages").read_text()
+    assert [Deb822(s)["Package"] for s in packages.split("\n\n")] == ["libc", "libssl", "shell", "web", "webcommon"]
+    assert plan.pool.count == len(locks[0].packages) == sum("/pool/" in f.path for f in plan.all_files())
+
+
+def test_every_folder_and_written_file_is_dated_source_date_epoch(work: Work) -> None:
+    assert main(work.args("--sign-key", str(work.key_file))) == 0
+    dated = [work.out, *(p for p in work.out.rglob("*") if p.is_dir() or "/pool/" not in str(p))]
+    assert len(dated) > 20 and {int(p.lstat().st_mtime) for p in dated} == {EPOCH}
