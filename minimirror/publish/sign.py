@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -92,11 +93,12 @@ def read_secret_key(path: Path) -> bytes:
 class GpgSigner:
     """Signs with one secret key, imported into a private GnuPG home; use through :func:`open_signer`."""
 
-    def __init__(self, gpg: gnupg.GPG, fingerprint: str, passphrase: str | None, *, name: str) -> None:
+    def __init__(self, gpg: gnupg.GPG, fingerprint: str, passphrase: str | None, *, name: str, at: int) -> None:
         self._gpg = gpg
         self._fingerprint = fingerprint
         self._passphrase = passphrase
         self._name = name
+        self._at = at
 
     @property
     def fingerprint(self) -> str:
@@ -119,6 +121,7 @@ class GpgSigner:
         return data
 
     def _sign(self, data: bytes, *, clearsign: bool) -> bytes:
+        _outside_second(self._at)
         result = self._gpg.sign(
             data,
             keyid=self._fingerprint,
@@ -130,6 +133,20 @@ class GpgSigner:
         if not result.data or result.status != "signature created":
             raise SignatureError(_sign_failure(self._name, str(result.stderr or ""), self._passphrase is not None))
         return bytes(result.data)
+
+
+# gpg honours --faked-system-time=T! only when T is not the second it starts in: for that second it keeps the real
+# clock (GnuPG's gnupg_set_time: "current == newtime" means no time warp), so a signature begun at the end of
+# second T can carry T+1. T is the key's creation time when the key is newer than SOURCE_DATE_EPOCH, so signing
+# right after `minimirror key generate` met it, and two publishes of the same inputs differed in their signatures.
+_MARGIN = 5  # seconds before T in which a gpg started now could still reach second T on a slow, loaded machine
+
+
+def _outside_second(at: int) -> None:
+    """Wait until the clock is past second ``at`` when it is at, or close before, it (at most ``_MARGIN`` + 1 s;
+    only for a key made this very second or a SOURCE_DATE_EPOCH of now)."""
+    while at - _MARGIN <= (now := time.time()) < at + 1:  # ends: the clock reaches at + 1
+        time.sleep(at + 1 - now + 0.01)
 
 
 def _sign_failure(name: str, stderr: str, had_passphrase: bool) -> str:
@@ -155,7 +172,7 @@ def open_signer(secret_key: bytes, *, epoch: int, passphrase: str | None, name: 
         if at != epoch:
             log.info("%s was created after SOURCE_DATE_EPOCH; signing at its creation time %d", name, at)
         gpg = _gpg(home, [f"--faked-system-time={at}!"])
-        signer = GpgSigner(gpg, fingerprint, passphrase or None, name=name)
+        signer = GpgSigner(gpg, fingerprint, passphrase or None, name=name, at=at)
         _self_check(signer, name)
         yield signer
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fixtures import FixturePackage, build_deb
@@ -55,6 +59,34 @@ def test_signatures_are_deterministic_and_verify(tmp_path: Path) -> None:
     inrelease, detached, keyring = outputs[0]
     assert b"Hash: SHA512" in inrelease
     assert verify_detached(data, detached, keyring, name="Release.gpg").fingerprints
+
+
+def _signature_time(signature: bytes) -> int:
+    packets = subprocess.run(["gpg", "--list-packets"], input=signature, capture_output=True, check=True).stdout
+    return int(re.findall(rb"created (\d+)", packets)[0])
+
+
+def test_no_signature_is_begun_in_the_second_it_is_dated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """gpg keeps the real clock when --faked-system-time names the second it starts in, so a signature begun late
+    in that second is dated a second later (this test's sibling above failed so, once in CI): no gpg signs then."""
+    import gnupg
+
+    assert main(["-q", "key", "generate", "--out", str(tmp_path / "k")]) == 0
+    secret = read_secret_key(tmp_path / "k")
+    begun: list[float] = []
+    real_sign = gnupg.GPG.sign
+
+    def noted(self: gnupg.GPG, *args: Any, **kwargs: Any) -> Any:
+        begun.append(time.time())
+        return real_sign(self, *args, **kwargs)
+
+    monkeypatch.setattr(gnupg.GPG, "sign", noted)
+    at = int(time.time()) + 2  # SOURCE_DATE_EPOCH two seconds ahead, newer than the key
+    with open_signer(secret, epoch=at, passphrase=None, name="k") as signer:
+        time.sleep(max(0.0, at - time.time()) + 0.2)  # the clock now in second `at`
+        signature = signer.detach_sign(b"Suite: stable\n")
+    assert begun and all(int(moment) != at for moment in begun)
+    assert _signature_time(signature) == at
 
 
 def test_not_a_secret_key_is_refused(tmp_path: Path) -> None:
