@@ -148,14 +148,10 @@ _VERSION_CACHE_SIZE = 1 << 17
 
 
 @functools.lru_cache(maxsize=_VERSION_CACHE_SIZE)
-def _version(text: str) -> Version:
-    return Version(text)
-
-
 def debian_version(text: str) -> Version:
     """``text`` as python-debian's ``Version`` (cached: compare two with one operator, one comparison).
     Raises ``ValueError`` for a string that is not a version."""
-    return _version(text)
+    return Version(text)
 
 
 @functools.lru_cache(maxsize=_VERSION_CACHE_SIZE)
@@ -165,7 +161,7 @@ def compare_versions(left: str, right: str) -> int:
     Cached twice (parsed versions and results) because the resolver compares the same few query versions
     against tens of thousands of index versions. Raises ``ValueError`` for a string that is not a version.
     """
-    a, b = _version(left), _version(right)
+    a, b = debian_version(left), debian_version(right)
     return -1 if a < b else (1 if a > b else 0)
 
 
@@ -615,7 +611,7 @@ class _Parser:
     def build_condition(self, op: Operator, value: _Token, *, versioned: bool) -> Condition:
         if versioned and op in _ORDERINGS:
             try:
-                _version(value.text)
+                debian_version(value.text)
             except ValueError:
                 message = f"invalid version {value.text!r}: expected [epoch:]upstream[-revision]"
                 raise self.error(message, value) from None
