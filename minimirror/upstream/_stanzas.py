@@ -20,6 +20,7 @@ parsed in full (its ``fields`` are read), and reported the same way, with the in
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -147,19 +148,11 @@ def quick_field(raw: bytes, name: str) -> str | None:
     return raw[start:end].strip().decode()
 
 
-_NEEDLES: dict[str, tuple[bytes, bytes, bytes]] = {}
-_MAX_NEEDLES = 1024  # field names are a few dozen; a query naming odd ones does not grow this without bound
-
-
+@functools.lru_cache(maxsize=1024)  # field names are a few dozen; a query naming odd ones cannot grow it unbounded
 def _needles(name: str) -> tuple[bytes, bytes, bytes]:
     """``b"\\nName:"``, ``b"Name:"`` (the stanza's first line) and the lower-case name, for field ``name``."""
-    found = _NEEDLES.get(name)
-    if found is None:
-        encoded = name.encode()
-        found = (b"\n" + encoded + b":", encoded + b":", name.lower().encode())
-        if len(_NEEDLES) < _MAX_NEEDLES:
-            _NEEDLES[name] = found
-    return found
+    encoded = name.encode()
+    return b"\n" + encoded + b":", encoded + b":", name.lower().encode()
 
 
 def parse_stanza(raw: bytes, index: str, line: int) -> dict[str, str]:

@@ -41,7 +41,7 @@ class Cache:
     root: Path
 
     def blob_path(self, sha256: str) -> Path:
-        return Path(self.root, "blobs", "sha256", sha256[:2], _checked(sha256))  # one Path, not four joins
+        return Path(self.blob_file(sha256))
 
     def blob_file(self, sha256: str) -> str:
         """:meth:`blob_path` as a string, for loops over thousands of blobs (publish: a ``Path`` each was most
